@@ -1,0 +1,38 @@
+"""audiostyle: neural audio style transfer.
+
+Re-render a sound (the content) in the timbre and texture of another (the style) by matching
+features of a 1-D CNN over a log-magnitude spectrogram, after Ulyanov & Lebedev (2016).
+"""
+
+from .audio import load_audio, save_audio
+from .config import PRESETS, StyleConfig, get_preset
+from .errors import AudioFileError, AudioStyleError, ConfigError, NumericalError, WeightsError
+from .networks import FeatureNetwork, RandomCNN
+from .phase import griffin_lim
+from .spectral import Spectrogram, analyze, synthesize
+from .transfer import Result, stylize, stylize_spectrogram
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "stylize",
+    "stylize_spectrogram",
+    "Result",
+    "analyze",
+    "synthesize",
+    "Spectrogram",
+    "griffin_lim",
+    "load_audio",
+    "save_audio",
+    "StyleConfig",
+    "PRESETS",
+    "get_preset",
+    "FeatureNetwork",
+    "RandomCNN",
+    "AudioStyleError",
+    "AudioFileError",
+    "ConfigError",
+    "WeightsError",
+    "NumericalError",
+    "__version__",
+]

@@ -1,0 +1,257 @@
+"""StyleConfig: every setting of a run, validated once; named presets; device choice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+from .optimize import SOLVERS
+from .spectral import validate_stft_params
+
+__all__ = ["StyleConfig", "PRESETS", "get_preset", "resolve_device"]
+
+INITS = ("content", "noise")
+PHASE_INITS = ("content", "random")
+LOUDNESS_MODES = ("rms", "none")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda, then mps, then cpu; anything else is checked to exist.
+
+    Raises
+    ------
+    ConfigError
+        An unknown device name or one that is not available here.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device={device!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r}: CUDA is not available here; use device='auto' or 'cpu'")
+    if resolved.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(f"device={device!r}: MPS is not available here; use device='auto' or 'cpu'")
+    return resolved
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """All settings of one style transfer. Frozen and validated on creation.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Working sample rate in Hz (8000..192000); inputs are resampled to it and the output
+        back to the content's rate.
+    n_fft, hop_length : int
+        STFT size and hop (``hop_length <= n_fft // 2``).
+    network : str
+        ``"random"`` (seeded random CNN), ``"pretrained"`` (shipped weights) or a path to a
+        ``.safetensors`` file with a JSON architecture beside it.
+    filters : int
+        Random network: number of filters (1..16384), shared among ``kernel_widths``.
+    kernel_widths : tuple of int
+        Random network: odd temporal kernel widths in frames (1..255).
+    seed : int
+        Seeds the network weights and any noise initialisation.
+    content_weight, style_weight : float
+        Weights of the relative content and style losses (>= 0, not both 0).
+    iterations : int
+        Maximum solver iterations (1..100000).
+    solver : {"lbfgs", "adam"}
+    learning_rate : float
+        L-BFGS initial step or Adam learning rate (> 0).
+    tolerance : float
+        Relative loss change under which the solver stops early (0 disables).
+    init : {"content", "noise"}
+        Starting point of the optimisation.
+    griffin_lim_iters : int
+        Phase reconstruction iterations (0..10000).
+    momentum : float
+        Fast Griffin-Lim momentum in [0, 1.5); 0 is the classic algorithm.
+    phase_init : {"content", "random"}
+        Griffin-Lim's starting phase.
+    loudness : {"rms", "none"}
+        Match the output's RMS to the content's (then limit peaks to -1 dBFS in both cases).
+    max_duration : float
+        Longest accepted input in seconds (> 0).
+    device : str
+        ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    network: str = "random"
+    filters: int = 2048
+    kernel_widths: tuple[int, ...] = (3, 7, 15)
+    seed: int = 0
+    content_weight: float = 1.0
+    style_weight: float = 100.0
+    iterations: int = 60
+    solver: str = "lbfgs"
+    learning_rate: float = 1.0
+    tolerance: float = 1e-4
+    init: str = "content"
+    griffin_lim_iters: int = 64
+    momentum: float = 0.99
+    phase_init: str = "content"
+    loudness: str = "rms"
+    max_duration: float = 1200.0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kernel_widths, list):
+            object.__setattr__(self, "kernel_widths", tuple(self.kernel_widths))
+        _require(
+            _is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
+            f"sample_rate={self.sample_rate!r} must be an integer in [8000, 192000] Hz",
+        )
+        validate_stft_params(self.n_fft, self.hop_length)
+        _require(isinstance(self.network, str) and self.network != "", "network must be 'random', 'pretrained' or a .safetensors path")
+        _require(
+            _is_int(self.filters) and 1 <= self.filters <= 16384,
+            f"filters={self.filters!r} must be an integer in [1, 16384]",
+        )
+        _require(
+            isinstance(self.kernel_widths, tuple)
+            and 1 <= len(self.kernel_widths) <= 16
+            and all(_is_int(w) and 1 <= w <= 255 and w % 2 == 1 for w in self.kernel_widths),
+            f"kernel_widths={self.kernel_widths!r} must be 1 to 16 odd integers in [1, 255]",
+        )
+        _require(
+            len(self.kernel_widths) <= self.filters,
+            f"filters={self.filters} must be >= the number of kernel widths ({len(self.kernel_widths)})",
+        )
+        _require(_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
+        for name in ("content_weight", "style_weight"):
+            value = getattr(self, name)
+            _require(_is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
+        _require(
+            self.content_weight > 0 or self.style_weight > 0,
+            "content_weight and style_weight must not both be 0",
+        )
+        _require(
+            _is_int(self.iterations) and 1 <= self.iterations <= 100000,
+            f"iterations={self.iterations!r} must be an integer in [1, 100000]",
+        )
+        _require(self.solver in SOLVERS, f"solver={self.solver!r} must be one of {SOLVERS}")
+        _require(
+            _is_number(self.learning_rate) and 0 < self.learning_rate <= 1e3,
+            f"learning_rate={self.learning_rate!r} must be a number in (0, 1000]",
+        )
+        _require(
+            _is_number(self.tolerance) and 0 <= self.tolerance < 1,
+            f"tolerance={self.tolerance!r} must be a number in [0, 1)",
+        )
+        _require(self.init in INITS, f"init={self.init!r} must be one of {INITS}")
+        _require(
+            _is_int(self.griffin_lim_iters) and 0 <= self.griffin_lim_iters <= 10000,
+            f"griffin_lim_iters={self.griffin_lim_iters!r} must be an integer in [0, 10000]",
+        )
+        _require(
+            _is_number(self.momentum) and 0 <= self.momentum < 1.5,
+            f"momentum={self.momentum!r} must be a number in [0, 1.5)",
+        )
+        _require(self.phase_init in PHASE_INITS, f"phase_init={self.phase_init!r} must be one of {PHASE_INITS}")
+        _require(self.loudness in LOUDNESS_MODES, f"loudness={self.loudness!r} must be one of {LOUDNESS_MODES}")
+        _require(
+            _is_number(self.max_duration) and self.max_duration > 0,
+            f"max_duration={self.max_duration!r} must be a positive number of seconds",
+        )
+        _require(isinstance(self.device, str), f"device={self.device!r} must be a string")
+
+    def replace(self, **changes: Any) -> "StyleConfig":
+        """A copy with some fields changed (validated again).
+
+        Raises
+        ------
+        ConfigError
+            An unknown field name or an invalid value.
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown StyleConfig field(s) {unknown}; valid: {sorted(known)}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of the fields."""
+        data = asdict(self)
+        data["kernel_widths"] = list(self.kernel_widths)
+        return data
+
+    def digest(self) -> str:
+        """Short stable hash of the settings that change the output (not the device)."""
+        data = self.to_dict()
+        data.pop("device")
+        data.pop("max_duration")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, StyleConfig] = {
+    # Ulyanov & Lebedev (2016): 4096 filters of width 11, L-BFGS from noise, 500 plain
+    # Griffin-Lim iterations from random phase.
+    "classic": StyleConfig(
+        filters=4096,
+        kernel_widths=(11,),
+        content_weight=1.0,
+        style_weight=100.0,
+        iterations=300,
+        tolerance=0.0,
+        init="noise",
+        griffin_lim_iters=500,
+        momentum=0.0,
+        phase_init="random",
+    ),
+    "default": StyleConfig(),
+    "fast": StyleConfig(
+        filters=512,
+        kernel_widths=(3, 7, 15),
+        iterations=25,
+        griffin_lim_iters=32,
+    ),
+}
+
+
+def get_preset(name: str) -> StyleConfig:
+    """The preset called ``name``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (the message lists the presets).
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"preset={name!r} must be one of {sorted(PRESETS)}") from None

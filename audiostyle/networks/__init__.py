@@ -1,0 +1,47 @@
+"""Feature networks: spectrogram -> feature maps."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import FeatureNetwork
+from .random import RandomCNN
+
+__all__ = ["FeatureNetwork", "RandomCNN", "build_network"]
+
+
+def build_network(
+    network: str | torch.nn.Module,
+    *,
+    n_freq: int,
+    sample_rate: int,
+    n_fft: int,
+    filters: int = 4096,
+    kernel_widths: tuple[int, ...] = (11,),
+    seed: int = 0,
+    padding: str = "same",
+) -> torch.nn.Module:
+    """The feature network a config names.
+
+    Parameters
+    ----------
+    network : str or torch.nn.Module
+        ``"random"``, ``"pretrained"``, a path to a ``.safetensors`` file (architecture JSON
+        beside it), or a module following :class:`FeatureNetwork` (returned as is).
+    n_freq, sample_rate, n_fft : int
+        The spectrogram the network will see.
+    filters, kernel_widths, seed, padding
+        Settings of the random network.
+
+    Raises
+    ------
+    WeightsError
+        Unreadable, unsafe or mismatched weights.
+    """
+    if isinstance(network, torch.nn.Module):
+        return network
+    if network == "random":
+        return RandomCNN(n_freq, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
+    from .pretrained import load_network
+
+    return load_network(network, sample_rate=sample_rate, n_fft=n_fft)

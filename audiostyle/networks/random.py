@@ -1,0 +1,119 @@
+"""Seeded random-weight 1-D CNN over time, the feature network of Ulyanov & Lebedev (2016).
+
+Frequency bins are the input channels; each filter spans all bins and ``width`` frames, so a
+feature map tells how strongly each random spectro-temporal pattern occurs at each frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+__all__ = ["RandomCNN", "split_filters"]
+
+PADDING_MODES = ("same", "circular")
+
+
+def split_filters(filters: int, n_widths: int) -> list[int]:
+    """Share ``filters`` among ``n_widths`` kernel widths as evenly as possible."""
+    base, extra = divmod(filters, n_widths)
+    return [base + (1 if i < extra else 0) for i in range(n_widths)]
+
+
+class RandomCNN(torch.nn.Module):
+    """One convolution layer with random weights and ReLU, one feature map per kernel width.
+
+    Parameters
+    ----------
+    n_freq : int
+        Number of input frequency bins (``n_fft // 2 + 1``).
+    filters : int
+        Total number of filters, shared among ``kernel_widths`` (4096 in the 2016 paper).
+    kernel_widths : sequence of int
+        Temporal widths in frames (odd, so that output frames stay aligned with input frames).
+    seed : int
+        Seed of the weights; the same seed gives the same network on every device.
+    padding : {"same", "circular"}
+        Zero padding (silence) at the ends, or wrap-around for seamless loops.
+
+    Notes
+    -----
+    Weights are Gaussian with the scale of the paper's code,
+    ``std = sqrt(2) * sqrt(2 / ((n_freq + filters) * width))``, no bias. The convolution runs as
+    one matrix product over unfolded frames, which measured about twice as fast as
+    ``conv1d`` on CPU for these shapes.
+    """
+
+    def __init__(
+        self,
+        n_freq: int,
+        *,
+        filters: int = 4096,
+        kernel_widths: Sequence[int] = (11,),
+        seed: int = 0,
+        padding: str = "same",
+    ) -> None:
+        super().__init__()
+        if n_freq < 1:
+            raise ConfigError(f"n_freq={n_freq} must be >= 1")
+        if not kernel_widths:
+            raise ConfigError("kernel_widths must name at least one width")
+        if filters < len(kernel_widths):
+            raise ConfigError(f"filters={filters} must be >= the number of kernel widths ({len(kernel_widths)})")
+        for width in kernel_widths:
+            if width < 1 or width % 2 == 0:
+                raise ConfigError(f"kernel width {width} must be a positive odd integer")
+        if padding not in PADDING_MODES:
+            raise ConfigError(f"padding={padding!r} must be one of {PADDING_MODES}")
+        self.n_freq = n_freq
+        self.padding = padding
+        self.kernel_widths = tuple(int(w) for w in kernel_widths)
+        generator = torch.Generator().manual_seed(seed)
+        for index, (width, count) in enumerate(
+            zip(self.kernel_widths, split_filters(filters, len(self.kernel_widths)))
+        ):
+            std = math.sqrt(2) * math.sqrt(2.0 / ((n_freq + filters) * width))
+            # Laid out (width * n_freq, filters) to match the unfolded frames' memory order.
+            weight = torch.randn(width * n_freq, count, generator=generator) * std
+            self.register_buffer(f"weight{index}", weight)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [getattr(self, f"weight{i}") for i in range(len(self.kernel_widths))]
+
+    def forward(self, log_magnitude: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps, one per kernel width.
+
+        Parameters
+        ----------
+        log_magnitude : torch.Tensor [shape=(batch, n_freq, frames)]
+
+        Returns
+        -------
+        list of torch.Tensor [shape=(batch, filters_i, frames)]
+        """
+        if log_magnitude.ndim != 3 or log_magnitude.shape[1] != self.n_freq:
+            raise ConfigError(
+                f"input shape {tuple(log_magnitude.shape)} must be (batch, {self.n_freq}, frames)"
+            )
+        # (batch, frames, freq): contiguous frames so that unfold + reshape is one copy.
+        frames_first = log_magnitude.transpose(1, 2)
+        maps = []
+        for width, weight in zip(self.kernel_widths, self.weights):
+            half = width // 2
+            if half:
+                mode = "circular" if self.padding == "circular" else "constant"
+                padded = F.pad(frames_first.transpose(1, 2), (half, half), mode=mode).transpose(1, 2)
+            else:
+                padded = frames_first
+            # (batch, frames, width, freq) -> (batch, frames, width * freq)
+            windows = padded.unfold(1, width, 1).transpose(2, 3).reshape(
+                padded.shape[0], -1, width * self.n_freq
+            )
+            maps.append(torch.relu(windows @ weight.to(windows.dtype)).transpose(1, 2))
+        return maps

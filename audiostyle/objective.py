@@ -1,0 +1,211 @@
+"""Content and style losses on feature maps, with their targets computed once.
+
+Both losses are relative: the content loss is the features' mean squared error divided by the
+content features' mean square, the style loss is the squared Frobenius distance of Gram
+matrices divided by the target Gram's squared norm. Grams are normalised by frame count.
+So the same weights behave alike for a 2 s and a 60 s clip, for 512 or 4096 filters, and for
+quiet or loud inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .errors import ConfigError
+from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
+
+__all__ = ["gram", "StyleStatistics", "ContentTargets", "Objective"]
+
+# Keeps relative losses finite when a target is (numerically) all zeros, e.g. silent content.
+_EPS = 1e-12
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix over time normalised by frame count.
+
+    Parameters
+    ----------
+    features : torch.Tensor [shape=(..., channels, frames)]
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., channels, channels)]
+    """
+    return features @ features.transpose(-1, -2) / features.shape[-1]
+
+
+def _pooled(features: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, frames) -> (channels, batch * frames): all of a style's channels pooled."""
+    return features.transpose(0, 1).reshape(features.shape[1], -1)
+
+
+@dataclass
+class _LayerStyle:
+    gram: torch.Tensor  # (K, K), blend of the styles' pooled Grams
+    frames: list[tuple[float, torch.Tensor]]  # (weight / frames, pooled features (K, N)) per style
+    norm2: torch.Tensor  # ||gram||^2
+
+
+@dataclass
+class StyleStatistics:
+    """Style targets: the (blended) Gram matrix of each style layer.
+
+    Build with :meth:`from_log_magnitudes`; compute once per style and reuse for every content
+    (the batch runner caches them). ``frames`` keeps the style's own feature maps so that the
+    loss can use the frame-product form when that is cheaper (see :meth:`loss`).
+    """
+
+    layers: list[_LayerStyle]
+    layer_indices: tuple[int, ...]
+    n_freq: int
+
+    @classmethod
+    @torch.no_grad()
+    def from_log_magnitudes(
+        cls,
+        network: FeatureNetwork,
+        log_magnitudes: Sequence[torch.Tensor],
+        weights: Sequence[float] | None = None,
+    ) -> "StyleStatistics":
+        """Style statistics of one style or a weighted blend of several.
+
+        Parameters
+        ----------
+        network : FeatureNetwork
+        log_magnitudes : sequence of torch.Tensor [shape=(channels, freq, frames)]
+            One log-magnitude per style; a style's channels are pooled into one Gram.
+        weights : sequence of float, optional
+            Blend weights (non-negative, normalised to sum to 1); default equal.
+        """
+        if not log_magnitudes:
+            raise ConfigError("at least one style is needed")
+        weights = [1.0] * len(log_magnitudes) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(log_magnitudes) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ConfigError(f"style weights {weights} must be non-negative, one per style, not all 0")
+        total = sum(weights)
+        weights = [w / total for w in weights]
+        per_style = [network(log_mag) for log_mag in log_magnitudes]
+        indices = style_layer_indices(network, len(per_style[0]))
+        layers = []
+        for index in indices:
+            pooled = [_pooled(maps[index]) for maps in per_style]
+            blend = sum(w * gram(p) for w, p in zip(weights, pooled))
+            layers.append(
+                _LayerStyle(
+                    gram=blend,
+                    frames=[(w / p.shape[-1], p) for w, p in zip(weights, pooled) if w > 0],
+                    norm2=blend.square().sum(),
+                )
+            )
+        return cls(layers=layers, layer_indices=tuple(indices), n_freq=int(log_magnitudes[0].shape[-2]))
+
+    def to(self, device: torch.device | str) -> "StyleStatistics":
+        layers = [
+            _LayerStyle(
+                gram=layer.gram.to(device),
+                frames=[(w, f.to(device)) for w, f in layer.frames],
+                norm2=layer.norm2.to(device),
+            )
+            for layer in self.layers
+        ]
+        return StyleStatistics(layers=layers, layer_indices=self.layer_indices, n_freq=self.n_freq)
+
+    def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Mean over the batch of the summed relative Gram distances of the style layers.
+
+        When a clip has fewer frames than the layer has channels, ``||G_x - G_s||^2`` is
+        expanded as ``||G_x||^2 - 2 <G_x, G_s> + ||G_s||^2`` and each term computed from
+        frame-by-frame products (``T x T`` instead of ``K x K`` matrices), several times
+        cheaper for 4096 filters and a 10 s clip.
+        """
+        total = maps[0].new_zeros(())
+        for index, layer in zip(self.layer_indices, self.layers):
+            features = maps[index]
+            channels, frames = features.shape[-2], features.shape[-1]
+            style_frames = sum(f.shape[-1] for _, f in layer.frames)
+            if frames + style_frames < channels:
+                self_term = (features.transpose(-1, -2) @ features).square().sum((-1, -2)) / frames**2
+                cross = sum(
+                    w * (features.transpose(-1, -2) @ f).square().sum((-1, -2)) for w, f in layer.frames
+                ) / frames
+                distance = (self_term - 2 * cross + layer.norm2).clamp_min(0)
+            else:
+                distance = (gram(features) - layer.gram).square().sum((-1, -2))
+            total = total + (distance / layer.norm2.clamp_min(_EPS)).mean()
+        return total
+
+
+@dataclass
+class ContentTargets:
+    """The content's feature maps on the content layers, one per batch item (channel)."""
+
+    features: list[torch.Tensor]
+    scales: list[torch.Tensor]
+    layer_indices: tuple[int, ...]
+
+    @classmethod
+    @torch.no_grad()
+    def from_log_magnitude(cls, network: FeatureNetwork, log_magnitude: torch.Tensor) -> "ContentTargets":
+        maps = network(log_magnitude)
+        indices = content_layer_indices(network, len(maps))
+        features = [maps[i] for i in indices]
+        return cls(
+            features=features,
+            scales=[f.square().mean().clamp_min(_EPS) for f in features],
+            layer_indices=tuple(indices),
+        )
+
+    def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Summed relative mean squared error of the content layers."""
+        total = maps[0].new_zeros(())
+        for index, target, scale in zip(self.layer_indices, self.features, self.scales):
+            total = total + (maps[index] - target).square().mean() / scale
+        return total
+
+
+class Objective:
+    """``content_weight * content_loss + style_weight * style_loss`` of a log-magnitude.
+
+    Parameters
+    ----------
+    network : FeatureNetwork
+    style : StyleStatistics
+    content : ContentTargets, optional
+        None for texture synthesis (style only).
+    content_weight, style_weight : float
+        Non-negative weights of the relative losses.
+    """
+
+    def __init__(
+        self,
+        network: FeatureNetwork,
+        style: StyleStatistics,
+        content: ContentTargets | None,
+        *,
+        content_weight: float,
+        style_weight: float,
+    ) -> None:
+        self.network = network
+        self.style = style
+        self.content = content
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+
+    def __call__(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss (differentiable) and its parts, detached (``content``, ``style``).
+
+        Negative entries count as 0 (a log1p magnitude is >= 0). Clamping here instead of
+        projecting the solver's iterate keeps L-BFGS's curvature pairs consistent.
+        """
+        maps = self.network(log_magnitude.clamp_min(0))
+        style_loss = self.style.loss(maps)
+        total = self.style_weight * style_loss
+        parts = {"style": style_loss.detach()}
+        if self.content is not None and self.content_weight > 0:
+            content_loss = self.content.loss(maps)
+            total = total + self.content_weight * content_loss
+            parts["content"] = content_loss.detach()
+        return total, parts

@@ -1,0 +1,108 @@
+"""Griffin-Lim phase reconstruction: a waveform whose STFT magnitude approximates a target."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .errors import ConfigError
+from .spectral import istft, stft, validate_stft_params
+
+__all__ = ["griffin_lim"]
+
+
+def griffin_lim(
+    magnitude: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    length: int,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    init_phase: torch.Tensor | None = None,
+    seed: int = 0,
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Reconstruct a waveform from an STFT magnitude with the fast Griffin-Lim algorithm.
+
+    Alternates projections between the consistent spectrograms (STFT of some signal) and the
+    spectrograms with the target magnitude, accelerated by momentum as in Perraudin, Balazs &
+    Sondergaard (2013), "A fast Griffin-Lim algorithm". ``momentum=0`` is the classic
+    algorithm of Griffin & Lim (1984).
+
+    Parameters
+    ----------
+    magnitude : torch.Tensor [shape=(..., n_fft // 2 + 1, frames)]
+        Non-negative linear magnitude; leading dimensions are a batch.
+    n_fft, hop_length : int
+        STFT settings the magnitude was made with.
+    length : int
+        Length of the returned waveform in samples.
+    n_iter : int
+        Number of iterations (>= 0; 0 returns the initial phase's inverse).
+    momentum : float
+        In [0, 1.5); 0.99 converges much faster than 0 for the same ``n_iter``.
+    init_phase : torch.Tensor, optional [shape=magnitude.shape, complex]
+        Starting phase (unit modulus), e.g. the content's. Default: uniform random phase
+        from ``seed``.
+    seed : int
+        Seed of the random initial phase.
+    callback : callable, optional
+        Called as ``callback(iteration, n_iter)`` after each iteration.
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., length)]
+        The waveform, on the magnitude's device.
+
+    Raises
+    ------
+    ConfigError
+        Bad iteration count, momentum, or phase shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from audiostyle.spectral import stft
+    >>> wave = torch.sin(torch.arange(22050) * 0.05)
+    >>> mag = stft(wave, n_fft=1024, hop_length=256).abs()
+    >>> griffin_lim(mag, n_fft=1024, hop_length=256, length=22050).shape
+    torch.Size([22050])
+    """
+    validate_stft_params(n_fft, hop_length)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ConfigError(f"n_iter={n_iter!r} must be an integer >= 0")
+    if not 0.0 <= momentum < 1.5:
+        raise ConfigError(f"momentum={momentum!r} must be in [0, 1.5)")
+    if magnitude.shape[-2] != n_fft // 2 + 1:
+        raise ConfigError(
+            f"magnitude has {magnitude.shape[-2]} frequency bins; n_fft={n_fft} needs {n_fft // 2 + 1}"
+        )
+    if init_phase is None:
+        generator = torch.Generator().manual_seed(seed)
+        angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)
+        phase = torch.polar(torch.ones_like(angles), 2 * torch.pi * angles).to(magnitude.device)
+    else:
+        if init_phase.shape != magnitude.shape:
+            raise ConfigError(
+                f"init_phase shape {tuple(init_phase.shape)} must equal magnitude shape "
+                f"{tuple(magnitude.shape)}"
+            )
+        phase = init_phase.to(magnitude.device)
+
+    previous = torch.zeros((), dtype=phase.dtype, device=magnitude.device)
+    # Fast Griffin-Lim's extrapolation factor, alpha / (1 + alpha) in Perraudin et al.
+    blend = momentum / (1 + momentum)
+    for iteration in range(n_iter):
+        rebuilt = stft(
+            istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length),
+            n_fft=n_fft,
+            hop_length=hop_length,
+        )
+        phase = rebuilt - blend * previous if momentum else rebuilt
+        phase = phase / phase.abs().clamp_min(1e-16)
+        previous = rebuilt
+        if callback is not None:
+            callback(iteration + 1, n_iter)
+    return istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length)

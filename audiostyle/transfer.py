@@ -1,0 +1,484 @@
+"""stylize(): content + style(s) -> Result, composing the engine's layers.
+
+file -> waveform -> spectrogram -> features -> optimised spectrogram -> waveform -> file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .audio import AudioInfo, audio_info, load_audio, output_format, resample, save_audio
+from .config import StyleConfig, resolve_device
+from .errors import AudioFileError, ConfigError
+from .networks import build_network
+from .objective import ContentTargets, Objective, StyleStatistics
+from .optimize import OptimizationResult, ProgressCallback, optimize
+from .phase import griffin_lim
+from .spectral import Spectrogram, analyze, spectral_convergence
+
+__all__ = ["stylize", "stylize_spectrogram", "Result", "AudioSource", "Audio"]
+
+logger = logging.getLogger("audiostyle")
+
+#: A path to an audio file, or ``(waveform (channels, samples), sample_rate)``.
+AudioSource = Union[str, os.PathLike, Tuple[np.ndarray, int]]
+
+#: -1 dBFS: the output's peak ceiling.
+PEAK_CEILING = 10 ** (-1 / 20)
+
+
+@dataclass
+class Audio:
+    """A waveform at the working rate with where it came from.
+
+    ``waveform`` is float32 ``(channels, samples)`` at the working rate, ``original`` the same
+    audio at its own rate (for loudness), ``info`` the file's facts when it came from a file.
+    """
+
+    name: str
+    waveform: np.ndarray
+    original: np.ndarray
+    original_rate: int
+    info: AudioInfo | None
+
+
+def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
+    if isinstance(source, tuple):
+        if len(source) != 2:
+            raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got a tuple of {len(source)}")
+        waveform, rate = source
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= rate <= 768000:
+            raise ConfigError(f"{role} sample_rate={rate!r} must be an integer in [1000, 768000] Hz")
+        audio = np.asarray(waveform.detach().cpu() if torch.is_tensor(waveform) else waveform)
+        if audio.ndim == 1:
+            audio = audio[np.newaxis]
+        name = f"<{role} array>"
+        if audio.ndim != 2 or not np.issubdtype(audio.dtype, np.number):
+            raise ConfigError(f"{role} waveform must be numeric, shaped (channels, samples); got {audio.shape}")
+        if audio.shape[-1] == 0 or audio.shape[0] == 0:
+            raise AudioFileError(name, "is empty (0 samples)")
+        audio = audio.astype(np.float32)
+        if not np.isfinite(audio).all():
+            raise AudioFileError(name, "contains non-finite samples (NaN or Inf)")
+        if audio.shape[-1] / rate > config.max_duration:
+            raise AudioFileError(
+                name, f"lasts {audio.shape[-1] / rate:.1f} s, over max_duration={config.max_duration:g} s"
+            )
+        info, original, rate = None, audio, int(rate)
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        info = audio_info(name)
+        original, rate = load_audio(name, max_duration=config.max_duration)
+    else:
+        raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got {type(source).__name__}")
+    working = resample(original, rate, config.sample_rate)
+    if working.shape[-1] < config.n_fft:
+        raise AudioFileError(
+            name,
+            f"too short: {original.shape[-1] / rate:.3f} s; at least one FFT frame "
+            f"(n_fft={config.n_fft} samples at {config.sample_rate} Hz = {config.n_fft / config.sample_rate:.3f} s) is needed",
+        )
+    return Audio(name=name, waveform=working, original=original, original_rate=rate, info=info)
+
+
+@dataclass
+class Result:
+    """The output of :func:`stylize`.
+
+    Attributes
+    ----------
+    audio : np.ndarray [shape=(channels, samples), float32]
+        The stylized waveform at ``sample_rate``, peak at most -1 dBFS.
+    sample_rate : int
+    log_magnitude : torch.Tensor [shape=(channels, freq, frames)]
+        The optimised log-magnitude at the working rate (on the CPU).
+    history : list of dict
+        Losses per solver step (``total``, ``style``, ``content``), step 0 first.
+    timings : dict
+        Seconds per stage and ``total``.
+    metrics : dict
+        ``spectral_convergence_db`` of the reconstruction, ``evaluations``, ``stopped``...
+    config : StyleConfig
+    format, subtype : str or None
+        The content file's format and subtype, used by :meth:`save` when the extension
+        matches.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    log_magnitude: torch.Tensor
+    history: list[dict[str, float]]
+    timings: dict[str, float]
+    metrics: dict[str, Any]
+    config: StyleConfig
+    format: str | None = None
+    subtype: str | None = None
+    inputs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Write the audio atomically; the format follows the extension.
+
+        The content file's subtype (bit depth) is kept when the output has the content's
+        format. Input files are never overwritten.
+
+        Raises
+        ------
+        AudioFileError
+            Unsupported extension, missing folder, an input's path, or a failed write.
+        """
+        fmt = output_format(Path(path), None)
+        subtype = self.subtype if self.format is not None and fmt == self.format else None
+        return save_audio(
+            path,
+            self.audio,
+            self.sample_rate,
+            format=fmt,
+            subtype=subtype,
+            protect=self.inputs,
+            overwrite=overwrite,
+        )
+
+
+def _match_loudness(audio: np.ndarray, reference: np.ndarray | None, mode: str) -> np.ndarray:
+    """Scale to the reference's RMS (when asked), then bring peaks down to -1 dBFS."""
+    if mode == "rms" and reference is not None:
+        target = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
+        current = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        audio = audio * (target / current) if current > 0 else audio
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > PEAK_CEILING:
+        audio = audio * (PEAK_CEILING / peak)
+    return audio.astype(np.float32)
+
+
+def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))
+
+
+def _normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | None) -> tuple[list, list[float]]:
+    """A style, a list of styles, or a list of (style, weight) pairs -> (sources, weights)."""
+    if isinstance(style, (str, os.PathLike, tuple)):
+        sources, pair_weights = [style], [1.0]
+    elif isinstance(style, Sequence) and len(style) > 0:
+        sources, pair_weights = [], []
+        for item in style:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) and not isinstance(item[0], np.ndarray):
+                sources.append(item[0])
+                pair_weights.append(float(item[1]))
+            else:
+                sources.append(item)
+                pair_weights.append(1.0)
+    else:
+        raise ConfigError("style must be a path, (waveform, sample_rate), or a non-empty list of them")
+    if weights is not None:
+        if len(weights) != len(sources):
+            raise ConfigError(f"style_weights has {len(weights)} entries for {len(sources)} styles")
+        pair_weights = [float(w) for w in weights]
+    if any(not math.isfinite(w) or w < 0 for w in pair_weights) or sum(pair_weights) <= 0:
+        raise ConfigError(f"style weights {pair_weights} must be finite, >= 0 and not all 0")
+    return sources, pair_weights
+
+
+def stylize_spectrogram(
+    content_log_magnitude: torch.Tensor | None,
+    style_log_magnitude: torch.Tensor | Sequence[torch.Tensor] | StyleStatistics,
+    network: torch.nn.Module,
+    *,
+    content_weight: float = 1.0,
+    style_weight: float = 100.0,
+    style_weights: Sequence[float] | None = None,
+    iterations: int = 60,
+    solver: str = "lbfgs",
+    learning_rate: float = 1.0,
+    tolerance: float = 1e-4,
+    init: str | torch.Tensor = "content",
+    frames: int | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> OptimizationResult:
+    """Optimise a log-magnitude spectrogram towards the content's features and the style's Grams.
+
+    Parameters
+    ----------
+    content_log_magnitude : torch.Tensor or None [shape=(freq, frames) or (batch, freq, frames)]
+        ``log1p`` STFT magnitude of the content; None synthesises a texture (``frames``
+        then gives its length).
+    style_log_magnitude : torch.Tensor, sequence of torch.Tensor, or StyleStatistics
+        One style ``(freq, frames)``/``(channels, freq, frames)``, several (blended with
+        ``style_weights``), or precomputed statistics.
+    network : torch.nn.Module
+        A :class:`~audiostyle.networks.FeatureNetwork` on the tensors' device.
+    content_weight, style_weight : float
+        Weights of the relative content and style losses.
+    iterations, solver, learning_rate, tolerance
+        See :func:`audiostyle.optimize.optimize`.
+    init : {"content", "noise"} or torch.Tensor
+        Starting point; noise is small, non-negative and seeded.
+    frames : int, optional
+        Output length in frames for texture synthesis.
+    seed : int
+        Seed of the noise initialisation.
+    progress : callable, optional
+        ``progress(step, total, losses)``.
+
+    Returns
+    -------
+    OptimizationResult
+        ``solution`` is shaped like the content (``(batch, freq, frames)`` when batched).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from audiostyle.networks import RandomCNN
+    >>> net = RandomCNN(65, filters=32, kernel_widths=(3,))
+    >>> content, style = torch.rand(65, 40), torch.rand(65, 50)
+    >>> out = stylize_spectrogram(content, style, net, iterations=3)
+    >>> out.solution.shape
+    torch.Size([65, 40])
+    """
+
+    def batched(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.ndim == 2:
+            return tensor.unsqueeze(0)
+        if tensor.ndim != 3:
+            raise ConfigError(f"a log-magnitude must be shaped (freq, frames) or (batch, freq, frames); got {tuple(tensor.shape)}")
+        return tensor
+
+    if isinstance(style_log_magnitude, StyleStatistics):
+        style = style_log_magnitude
+    else:
+        styles = [style_log_magnitude] if torch.is_tensor(style_log_magnitude) else list(style_log_magnitude)
+        style = StyleStatistics.from_log_magnitudes(network, [batched(s) for s in styles], style_weights)
+
+    if content_log_magnitude is not None:
+        squeeze = content_log_magnitude.ndim == 2
+        content = batched(content_log_magnitude)
+        targets = ContentTargets.from_log_magnitude(network, content)
+        shape, device = content.shape, content.device
+    else:
+        if frames is None or isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise ConfigError(f"texture synthesis (no content) needs frames >= 1; got {frames!r}")
+        squeeze, content, targets = False, None, None
+        shape, device = (1, style.n_freq, frames), style.layers[0].gram.device
+
+    if torch.is_tensor(init):
+        if tuple(init.shape) != tuple(shape):
+            raise ConfigError(f"init tensor shape {tuple(init.shape)} must be {tuple(shape)}")
+        start = init
+    elif init == "content" and content is not None:
+        start = content
+    elif init in ("noise", "content"):
+        # A texture has no content to start from: both start from seeded small noise.
+        generator = torch.Generator().manual_seed(seed)
+        start = (torch.randn(shape, generator=generator).abs() * 1e-3).to(device)
+    else:
+        raise ConfigError(f"init={init!r} must be 'content', 'noise' or a tensor")
+
+    objective = Objective(network, style, targets, content_weight=content_weight, style_weight=style_weight)
+    result = optimize(
+        start,
+        objective,
+        iterations=iterations,
+        solver=solver,
+        learning_rate=learning_rate,
+        tolerance=tolerance,
+        progress=progress,
+    )
+    result.solution = result.solution.clamp_min(0)
+    if squeeze:
+        result.solution = result.solution.squeeze(0)
+    return result
+
+
+def stylize(
+    content: AudioSource | None,
+    style: AudioSource | Sequence[AudioSource] | Sequence[tuple[AudioSource, float]],
+    config: StyleConfig | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    duration: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> Result:
+    """Re-render ``content`` in the timbre and texture of ``style``.
+
+    Parameters
+    ----------
+    content : path, (waveform, sample_rate), or None
+        The sound whose structure is kept; None synthesises a texture from the style alone.
+    style : path, (waveform, sample_rate), or a list of them (or of ``(source, weight)``)
+        The sound(s) whose statistics are imposed; several are blended.
+    config : StyleConfig, optional
+        Settings (default: ``PRESETS["default"]``).
+    style_weights : sequence of float, optional
+        Blend weights, one per style (override weights given in pairs).
+    duration : float, optional
+        Length in seconds of a texture (``content=None``); default: the first style's length.
+    progress : callable, optional
+        ``progress(step, total, losses)`` after each solver step.
+
+    Returns
+    -------
+    Result
+        Audio at the content's sample rate with its channel count and length.
+
+    Raises
+    ------
+    AudioFileError
+        An input is missing, unreadable, empty, too short, too long or non-finite, or a style
+        is silent.
+    ConfigError
+        A bad setting.
+    WeightsError
+        Unusable network weights.
+    NumericalError
+        The optimisation diverged.
+
+    Examples
+    --------
+    >>> from audiostyle import stylize, PRESETS
+    >>> result = stylize("samples/voice.wav", "samples/cello.flac", PRESETS["fast"])  # doctest: +SKIP
+    >>> result.save("voice-cello.wav")  # doctest: +SKIP
+    """
+    from .config import PRESETS
+
+    config = PRESETS["default"] if config is None else config
+    if not isinstance(config, StyleConfig):
+        raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
+    timings: dict[str, float] = {}
+    started = clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
+    device = resolve_device(config.device)
+    style_sources, blend = _normalise_styles(style, style_weights)
+    content_audio = _load_source(content, config, "content") if content is not None else None
+    style_audio = [_load_source(source, config, "style") for source in style_sources]
+    for audio in style_audio:
+        if not np.any(audio.waveform):
+            raise AudioFileError(audio.name, "is silent (all samples are 0): a style needs sound")
+    lap("load")
+
+    analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
+    content_spec = (
+        analyze(content_audio.waveform, config.sample_rate, **analysis) if content_audio else None
+    )
+    style_specs = [analyze(audio.waveform, config.sample_rate, **analysis) for audio in style_audio]
+    if content_spec is None:
+        seconds = duration if duration is not None else style_audio[0].waveform.shape[-1] / config.sample_rate
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= config.max_duration):
+            raise ConfigError(f"duration={duration!r} must be in (0, max_duration={config.max_duration:g}] seconds")
+        length = max(int(round(seconds * config.sample_rate)), config.n_fft)
+    else:
+        length = content_spec.length
+    lap("analyze")
+
+    network = build_network(
+        config.network,
+        n_freq=config.n_fft // 2 + 1,
+        sample_rate=config.sample_rate,
+        n_fft=config.n_fft,
+        filters=config.filters,
+        kernel_widths=config.kernel_widths,
+        seed=config.seed,
+    ).to(device)
+    style_stats = StyleStatistics.from_log_magnitudes(network, [s.log_magnitude for s in style_specs], blend)
+    lap("targets")
+
+    solved = stylize_spectrogram(
+        content_spec.log_magnitude if content_spec is not None else None,
+        style_stats,
+        network,
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        iterations=config.iterations,
+        solver=config.solver,
+        learning_rate=config.learning_rate,
+        tolerance=config.tolerance,
+        init=config.init,
+        frames=1 + length // config.hop_length,
+        seed=config.seed,
+        progress=progress,
+    )
+    log_mag = solved.solution
+    lap("optimize")
+
+    magnitude = torch.expm1(log_mag).clamp_min(0)
+    phase = content_spec.phase if (content_spec is not None and config.phase_init == "content") else None
+    waveform = griffin_lim(
+        magnitude,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        length=length,
+        n_iter=config.griffin_lim_iters,
+        momentum=config.momentum,
+        init_phase=phase,
+        seed=config.seed,
+    )
+    convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+    lap("griffin_lim")
+
+    audio = waveform.detach().cpu().numpy().astype(np.float32)
+    if content_audio is not None:
+        rate = content_audio.original_rate
+        audio = _fit_length(resample(audio, config.sample_rate, rate), content_audio.original.shape[-1])
+        reference = content_audio.original
+    else:
+        rate, reference = config.sample_rate, style_audio[0].waveform
+    audio = _match_loudness(audio, reference, config.loudness)
+    if not np.isfinite(audio).all():
+        from .errors import NumericalError
+
+        raise NumericalError("the reconstructed audio holds NaN or Inf; nothing was written")
+    lap("finish")
+    timings["total"] = time.perf_counter() - started
+
+    history = solved.history
+    metrics = {
+        "spectral_convergence_db": convergence,
+        "evaluations": solved.evaluations,
+        "iterations": len(history) - 1,
+        "stopped": solved.stopped,
+        "device": str(device),
+    }
+    logger.info(
+        "stylized %s in %.1f s (%d steps, style %.3g -> %.3g, SC %.1f dB)",
+        content_audio.name if content_audio else "texture",
+        timings["total"],
+        metrics["iterations"],
+        history[0]["style"],
+        history[-1]["style"],
+        convergence,
+    )
+    info = content_audio.info if content_audio is not None else None
+    inputs = tuple(a.name for a in ([content_audio] if content_audio else []) + style_audio if a.info is not None)
+    return Result(
+        audio=audio,
+        sample_rate=rate,
+        log_magnitude=log_mag.detach().cpu(),
+        history=history,
+        timings=timings,
+        metrics=metrics,
+        config=config,
+        format=info.format if info else None,
+        subtype=info.subtype if info else None,
+        inputs=inputs,
+    )

@@ -1,0 +1,1 @@
+"""The audiostyle command line (installed as the import package ``audiostyle_cli``)."""

@@ -1,0 +1,493 @@
+"""Tests for audiostyle.audio: reading, writing, resampling and channel layout."""
+
+from __future__ import annotations
+
+import csv
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiostyle.audio import (
+    WRITABLE_EXTENSIONS,
+    AudioInfo,
+    atomic_write,
+    audio_info,
+    load_audio,
+    resample,
+    save_audio,
+    to_channels,
+)
+from audiostyle.errors import AudioFileError, ConfigError
+
+CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20160101)
+
+
+def sine(rng: np.random.Generator, channels: int, samples: int, rate: int) -> np.ndarray:
+    """A quiet random-pitch sine per channel, float32 (channels, samples)."""
+    time = np.arange(samples) / rate
+    freqs = rng.uniform(100.0, min(2000.0, rate / 4), size=(channels, 1))
+    return (0.5 * np.sin(2 * np.pi * freqs * time)).astype(np.float32)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def corpus_files() -> list[Path]:
+    """The shared corpus's audio files; skips the calling test when the corpus is absent."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus folder {CORPUS} not present")
+    return sorted(p for p in CORPUS.iterdir() if p.suffix in {".wav", ".flac", ".ogg"})
+
+
+# --- round trips -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 192000])
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg"])
+def test_round_trip(tmp_path, rng, ext, channels, rate):
+    audio = sine(rng, channels, rate // 8, rate)
+    written = save_audio(tmp_path / f"out.{ext}", audio, rate)
+
+    loaded, loaded_rate = load_audio(written)
+
+    assert written == tmp_path / f"out.{ext}"
+    assert loaded.dtype == np.float32
+    assert loaded.shape == audio.shape
+    assert loaded_rate == rate
+    if ext != "ogg":  # lossless at 16 bits
+        np.testing.assert_allclose(loaded, audio, atol=1e-4)
+    info = audio_info(written)
+    assert isinstance(info, AudioInfo)
+    assert (info.sample_rate, info.channels, info.frames) == (rate, channels, rate // 8)
+    assert info.duration == pytest.approx((rate // 8) / rate)
+    assert listing(tmp_path) == [f"out.{ext}"]
+
+
+@pytest.mark.parametrize("ext", sorted(set(WRITABLE_EXTENSIONS) - {".wav", ".flac", ".ogg"}))
+def test_other_writable_extensions(tmp_path, rng, ext):
+    audio = sine(rng, 2, 4410, 44100)
+    loaded, rate = load_audio(save_audio(tmp_path / f"out{ext}", audio, 44100))
+    assert (loaded.shape[0], rate) == (2, 44100)
+    assert audio_info(tmp_path / f"out{ext}").format == WRITABLE_EXTENSIONS[ext]
+
+
+def test_accepts_str_and_path(tmp_path, rng):
+    audio = sine(rng, 1, 800, 8000)
+    save_audio(str(tmp_path / "a.wav"), audio, 8000)
+    from_str, _ = load_audio(str(tmp_path / "a.wav"))
+    from_path, _ = load_audio(tmp_path / "a.wav")
+    np.testing.assert_array_equal(from_str, from_path)
+
+
+def test_one_dimensional_audio_is_one_channel(tmp_path, rng):
+    save_audio(tmp_path / "a.wav", sine(rng, 1, 800, 8000)[0], 8000)
+    assert load_audio(tmp_path / "a.wav")[0].shape == (1, 800)
+
+
+def test_subtype_kept_when_valid(tmp_path, rng):
+    save_audio(tmp_path / "a.flac", sine(rng, 1, 800, 8000), 8000, subtype="PCM_24")
+    assert audio_info(tmp_path / "a.flac").subtype == "PCM_24"
+
+
+def test_subtype_invalid_for_format_falls_back(tmp_path, rng):
+    save_audio(tmp_path / "a.ogg", sine(rng, 1, 800, 8000), 8000, subtype="PCM_24")
+    assert audio_info(tmp_path / "a.ogg").subtype == sf.default_subtype("OGG")
+
+
+def test_explicit_format_overrides_extension(tmp_path, rng):
+    save_audio(tmp_path / "a.bin", sine(rng, 1, 800, 8000), 8000, format="wav")
+    assert audio_info(tmp_path / "a.bin").format == "WAV"
+    assert listing(tmp_path) == ["a.bin"]
+
+
+def test_unknown_format_or_subtype_is_config_error(tmp_path, rng):
+    audio = sine(rng, 1, 800, 8000)
+    with pytest.raises(ConfigError, match="format='nope'"):
+        save_audio(tmp_path / "a.wav", audio, 8000, format="nope")
+    with pytest.raises(ConfigError, match="PCM_99"):
+        save_audio(tmp_path / "a.wav", audio, 8000, subtype="PCM_99")
+    assert listing(tmp_path) == []
+
+
+# --- resample and channel layout ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("orig_sr", "target_sr"),
+    [(8000, 44100), (44100, 8000), (44100, 192000), (192000, 44100), (8000, 192000)],
+)
+def test_resample_length(rng, orig_sr, target_sr):
+    audio = sine(rng, 2, orig_sr // 10, orig_sr)
+    out = resample(audio, orig_sr, target_sr)
+    assert out.dtype == np.float32
+    assert out.shape[0] == 2
+    assert abs(out.shape[1] - audio.shape[1] * target_sr / orig_sr) <= 1
+
+
+def test_resample_identity(rng):
+    audio = sine(rng, 1, 100, 8000)
+    np.testing.assert_array_equal(resample(audio, 8000, 8000), audio)
+
+
+@pytest.mark.parametrize("bad", [0, -8000, 44100.5, True, "44100"])
+def test_resample_bad_rate(rng, bad):
+    with pytest.raises(ConfigError, match="must be a positive integer"):
+        resample(sine(rng, 1, 100, 8000), 8000, bad)
+
+
+def test_load_resamples(tmp_path, rng):
+    save_audio(tmp_path / "a.wav", sine(rng, 2, 44100 // 4, 44100), 44100)
+    audio, rate = load_audio(tmp_path / "a.wav", 8000)
+    assert rate == 8000
+    assert audio.shape == (2, 2000)
+    assert audio.dtype == np.float32
+
+
+def test_load_mono_averages(tmp_path, rng):
+    stereo = sine(rng, 2, 800, 8000)
+    save_audio(tmp_path / "a.flac", stereo, 8000)
+    mono, _ = load_audio(tmp_path / "a.flac", mono=True)
+    assert mono.shape == (1, 800)
+    np.testing.assert_allclose(mono[0], stereo.mean(axis=0), atol=1e-4)
+
+
+@pytest.mark.parametrize(("source", "target"), [(1, 1), (1, 2), (2, 1), (3, 2), (2, 6)])
+def test_to_channels(rng, source, target):
+    audio = sine(rng, source, 64, 8000)
+    out = to_channels(audio, target)
+    assert out.shape == (target, 64)
+    assert out.dtype == np.float32
+    expected = audio if source == target else np.repeat(audio.mean(0, keepdims=True), target, 0)
+    np.testing.assert_allclose(out, expected, atol=1e-7)
+
+
+def test_to_channels_bad_arguments(rng):
+    with pytest.raises(ConfigError, match="channels=0"):
+        to_channels(sine(rng, 1, 8, 8000), 0)
+    with pytest.raises(ConfigError, match="expected"):
+        to_channels(np.zeros(8, np.float32), 2)
+
+
+# --- bad inputs to load ------------------------------------------------------------------
+
+
+def _write_text(path: Path) -> None:
+    path.write_text("this is not audio\n")
+
+
+def _write_truncated_header(path: Path) -> None:
+    sf.write(path, np.zeros(100, np.float32), 8000)
+    path.write_bytes(path.read_bytes()[:20])
+
+
+def _write_random_bytes(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes())
+
+
+def _write_empty(path: Path) -> None:
+    sf.write(path, np.zeros((0, 1), np.float32), 8000)
+
+
+def _write_zero_bytes(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _write_nan(path: Path) -> None:
+    sf.write(path, np.array([0.0, np.nan, 0.1], np.float32), 8000, subtype="FLOAT")
+
+
+def _write_inf(path: Path) -> None:
+    sf.write(path, np.array([0.0, np.inf, 0.1], np.float32), 8000, subtype="FLOAT")
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "problem"),
+    [
+        ("missing.wav", None, "does not exist"),
+        ("a_folder.wav", Path.mkdir, "is a folder"),
+        ("text.wav", _write_text, "not a readable audio file"),
+        ("truncated.wav", _write_truncated_header, "not a readable audio file"),
+        ("noise.xyz", _write_random_bytes, "not a readable audio file"),
+        ("zero_bytes.flac", _write_zero_bytes, "not a readable audio file"),
+        ("empty.wav", _write_empty, "no audio samples"),
+        ("nan.wav", _write_nan, "non-finite samples (NaN or Inf)"),
+        ("inf.wav", _write_inf, "non-finite samples (NaN or Inf)"),
+    ],
+)
+def test_load_bad_input(tmp_path, name, make, problem):
+    path = tmp_path / name
+    if make is not None:
+        make(path)
+    before = listing(tmp_path)
+
+    with pytest.raises(AudioFileError) as caught:
+        load_audio(path)
+    assert name in str(caught.value)
+    assert problem in str(caught.value)
+    assert "\n" not in str(caught.value)
+    if make not in (None, Path.mkdir, _write_nan, _write_inf):
+        with pytest.raises(AudioFileError, match=name):
+            audio_info(path)
+    assert listing(tmp_path) == before
+
+
+def test_load_over_max_duration(tmp_path, rng):
+    save_audio(tmp_path / "long.wav", sine(rng, 1, 16000, 8000), 8000)
+    with pytest.raises(AudioFileError, match=r"long\.wav.*1 s limit.*--max-duration"):
+        load_audio(tmp_path / "long.wav", max_duration=1.0)
+    assert load_audio(tmp_path / "long.wav", max_duration=2.0)[0].shape == (1, 16000)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "10"])
+def test_load_bad_max_duration(tmp_path, rng, bad):
+    save_audio(tmp_path / "a.wav", sine(rng, 1, 80, 8000), 8000)
+    with pytest.raises(ConfigError, match="max_duration"):
+        load_audio(tmp_path / "a.wav", max_duration=bad)
+
+
+def test_load_truncated_data_loads_or_raises_audio_file_error(tmp_path, rng):
+    path = tmp_path / "cut.wav"
+    sf.write(path, sine(rng, 2, 8000, 8000).T, 8000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 + 3])  # header still claims all 8000 frames
+    try:
+        audio, rate = load_audio(path)
+    except AudioFileError as err:
+        assert "cut.wav" in str(err)
+    else:
+        assert audio.shape[0] == 2
+        assert 0 < audio.shape[1] <= 8000
+        assert rate == 8000
+
+
+def test_wav_header_claiming_huge_length(tmp_path):
+    path = tmp_path / "liar.wav"
+    sf.write(path, np.zeros(100, np.float32), 8000)
+    data = bytearray(path.read_bytes())
+    data[40:44] = struct.pack("<I", 0x7FFFFFF0)  # data chunk size far past the end
+    path.write_bytes(bytes(data))
+    try:
+        audio, _ = load_audio(path)
+    except AudioFileError as err:
+        assert "liar.wav" in str(err)
+    else:
+        assert audio.shape[1] <= 100
+
+
+def test_unexpected_decoder_exception_is_wrapped(tmp_path, rng, monkeypatch):
+    save_audio(tmp_path / "a.wav", sine(rng, 1, 80, 8000), 8000)
+
+    def broken_read(*args, **kwargs):
+        raise ValueError("decoder exploded")
+
+    monkeypatch.setattr(sf, "read", broken_read)
+    with pytest.raises(AudioFileError, match=r"a\.wav.*decoder exploded"):
+        load_audio(tmp_path / "a.wav")
+
+
+def test_bad_sample_rate_argument(tmp_path, rng):
+    save_audio(tmp_path / "a.wav", sine(rng, 1, 80, 8000), 8000)
+    with pytest.raises(ConfigError, match="sample_rate=0"):
+        load_audio(tmp_path / "a.wav", 0)
+
+
+# --- bad outputs -------------------------------------------------------------------------
+
+
+def test_save_unsupported_extension(tmp_path, rng):
+    with pytest.raises(AudioFileError, match=r"out\.xyz.*\.wav.*\.flac"):
+        save_audio(tmp_path / "out.xyz", sine(rng, 1, 80, 8000), 8000)
+    assert listing(tmp_path) == []
+
+
+def test_save_missing_folder(tmp_path, rng):
+    with pytest.raises(AudioFileError, match=r"out\.wav.*folder does not exist"):
+        save_audio(tmp_path / "nope" / "out.wav", sine(rng, 1, 80, 8000), 8000)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_save_non_finite_writes_nothing(tmp_path, rng, bad_value):
+    audio = sine(rng, 2, 80, 8000)
+    audio[1, 40] = bad_value
+    with pytest.raises(AudioFileError, match=r"out\.wav.*NaN or Inf"):
+        save_audio(tmp_path / "out.wav", audio, 8000)
+    assert listing(tmp_path) == []
+
+
+def test_save_empty_audio(tmp_path):
+    with pytest.raises(AudioFileError, match=r"out\.wav.*empty"):
+        save_audio(tmp_path / "out.wav", np.zeros((1, 0), np.float32), 8000)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [np.zeros((8000, 2), np.float32), np.zeros((1, 2, 3), np.float32), np.zeros((1, 8), int)],
+)
+def test_save_bad_array(tmp_path, audio):
+    with pytest.raises(ConfigError, match="audio has"):
+        save_audio(tmp_path / "out.wav", audio, 8000)
+    assert listing(tmp_path) == []
+
+
+def test_save_encoder_refusal_is_audio_file_error(tmp_path, rng):
+    if ".mp3" not in WRITABLE_EXTENSIONS:
+        pytest.skip("this libsndfile cannot write MP3")
+    with pytest.raises(AudioFileError, match=r"out\.mp3.*could not write"):
+        save_audio(tmp_path / "out.mp3", sine(rng, 1, 800, 192000), 192000)
+    assert listing(tmp_path) == []
+
+
+def _existing_input(folder: Path, rng: np.random.Generator) -> tuple[Path, bytes]:
+    path = save_audio(folder / "input.wav", sine(rng, 1, 80, 8000), 8000)
+    return path, path.read_bytes()
+
+
+def test_save_refuses_input_path(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    with pytest.raises(AudioFileError, match=r"input\.wav.*refusing to overwrite an input"):
+        save_audio(source, sine(rng, 1, 80, 8000), 8000, protect=[str(source)])
+    assert source.read_bytes() == original
+    assert listing(tmp_path) == ["input.wav"]
+
+
+def test_save_refuses_input_through_symlink(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    link = tmp_path / "link.wav"
+    link.symlink_to(source)
+    with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+        save_audio(link, sine(rng, 1, 80, 8000), 8000, protect=[source])
+    with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+        save_audio(source, sine(rng, 1, 80, 8000), 8000, protect=[link])
+    assert source.read_bytes() == original
+    assert listing(tmp_path) == ["input.wav", "link.wav"]
+
+
+def test_save_refuses_input_through_folder_symlink_and_dots(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path)
+    target = tmp_path / "sub" / ".." / "alias" / "input.wav"
+    with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+        save_audio(target, sine(rng, 1, 80, 8000), 8000, protect=[source])
+    assert source.read_bytes() == original
+
+
+def test_save_refuses_input_differing_in_case(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+        save_audio(tmp_path / "INPUT.WAV", sine(rng, 1, 80, 8000), 8000, protect=[source])
+    assert source.read_bytes() == original
+    assert listing(tmp_path) in (["input.wav"], ["INPUT.WAV"])  # case-insensitive FS: one file
+
+
+def test_save_overwrite_false(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    with pytest.raises(AudioFileError, match=r"input\.wav.*exists; pass --overwrite"):
+        save_audio(source, sine(rng, 1, 160, 8000), 8000, overwrite=False)
+    assert source.read_bytes() == original
+    save_audio(source, sine(rng, 1, 160, 8000), 8000)  # overwrite=True is the default
+    assert audio_info(source).frames == 160
+    assert listing(tmp_path) == ["input.wav"]
+
+
+def test_save_onto_folder(tmp_path, rng):
+    (tmp_path / "x.wav").mkdir()
+    with pytest.raises(AudioFileError, match=r"x\.wav.*is a folder"):
+        save_audio(tmp_path / "x.wav", sine(rng, 1, 80, 8000), 8000)
+    assert listing(tmp_path) == ["x.wav"]
+
+
+# --- atomic writes -----------------------------------------------------------------------
+
+
+def _failing_write(error: BaseException):
+    real_write = sf.write
+
+    def write(file, data, *args, **kwargs):
+        real_write(file, data[: len(data) // 2], *args, **kwargs)  # a partial file first
+        raise error
+
+    return write
+
+
+def test_disk_full_leaves_no_temp_and_target_untouched(tmp_path, rng, monkeypatch):
+    target, original = _existing_input(tmp_path, rng)
+    monkeypatch.setattr(sf, "write", _failing_write(OSError(28, "No space left on device")))
+    with pytest.raises(AudioFileError, match=r"input\.wav.*could not write.*No space left"):
+        save_audio(target, sine(rng, 1, 800, 8000), 8000)
+    assert target.read_bytes() == original
+    assert listing(tmp_path) == ["input.wav"]
+
+
+def test_interrupt_leaves_no_temp(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(sf, "write", _failing_write(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        save_audio(tmp_path / "out.flac", sine(rng, 1, 800, 8000), 8000)
+    assert listing(tmp_path) == []
+
+
+def test_atomic_write_bytes(tmp_path):
+    target = tmp_path / "report.json"
+    with atomic_write(target) as tmp:
+        assert tmp.parent == tmp_path
+        assert tmp.name.startswith(".report.json.") and tmp.name.endswith(".part.json")
+        tmp.write_bytes(b'{"ok": true}')
+        assert not target.exists()
+    assert target.read_bytes() == b'{"ok": true}'
+    assert listing(tmp_path) == ["report.json"]
+
+
+def test_atomic_write_error_in_block(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_write(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert listing(tmp_path) == ["report.json"]
+
+
+def test_atomic_write_file_mode_follows_umask(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+# --- the shared corpus -------------------------------------------------------------------
+
+
+def test_corpus_files_load():
+    files = corpus_files()
+    manifest = {}
+    if (CORPUS / "MANIFEST.tsv").exists():
+        with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
+            manifest = {row["file"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert files
+    for path in files:
+        audio, rate = load_audio(path)
+        assert audio.dtype == np.float32
+        assert audio.ndim == 2 and audio.shape[1] > 0
+        assert np.isfinite(audio).all()
+        row = manifest.get(path.name)
+        if row is not None:
+            assert rate == int(row["sample_rate"]), path.name
+            assert audio.shape[0] == int(row["channels"]), path.name
+            assert audio.shape[1] / rate == pytest.approx(float(row["duration_s"]), abs=0.05)
