@@ -1,0 +1,237 @@
+"""The quality yardstick (benchmarks/quality_metrics.py) and its baselines (benchmarks/baselines.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from scipy.signal import butter, sosfilt
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import baselines, quality_metrics  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SR = 22050
+TEXTURE_FAMILIES = ("envelope", "modulation", "cross_band")
+
+
+def drum_bursts(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """Decaying noise bursts in three colours (kick-, snare- and hat-like) at random times."""
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * SR)
+    colours = [
+        sosfilt(butter(4, band, btype="bandpass", fs=SR, output="sos"), rng.standard_normal(samples))
+        for band in ((60, 250), (800, 2500), (4000, 9000))
+    ]
+    signal = np.zeros(samples)
+    start = 0
+    while start < samples:
+        colour = colours[rng.integers(len(colours))]
+        length = min(int(rng.uniform(0.06, 0.15) * SR), samples - start)
+        decay = np.exp(-np.arange(length) / (0.04 * SR))
+        signal[start : start + length] += colour[start : start + length] / colour.std() * decay
+        start += length + int(rng.uniform(0.08, 0.3) * SR)
+    return (0.5 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+def harmonic_tone(seconds: float = 3.0) -> np.ndarray:
+    """A steady 220 Hz sawtooth-like tone with 5 Hz vibrato."""
+    time = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(220.0 * (1 + 0.01 * np.sin(2 * np.pi * 5 * time))) / SR
+    tone = sum(np.sin(k * phase) / k for k in range(1, 12))
+    return (0.5 * tone / np.abs(tone).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    return drum_bursts(), harmonic_tone()
+
+
+@pytest.fixture(scope="module")
+def scored(pair):
+    content, style = pair
+    outputs = {
+        "content": content,
+        "style": style,
+        "mix": baselines.mix(content, style, SR),
+        "eq_match": baselines.eq_match(content, style, SR),
+    }
+    return {name: quality_metrics.score(output, content, style, SR) for name, output in outputs.items()}
+
+
+def test_content_itself_scores_no_style_full_content(scored):
+    result = scored["content"]
+    assert result["style"] == pytest.approx(0.0, abs=1e-9)
+    assert result["content"] == pytest.approx(1.0, abs=1e-9)
+    assert result["combined"] == 0.0
+
+
+def test_style_itself_scores_full_style_no_content(scored):
+    result = scored["style"]
+    assert result["style"] == pytest.approx(1.0, abs=1e-9)
+    assert result["content"] == pytest.approx(0.0, abs=1e-9)
+    for family in quality_metrics.STYLE_FAMILIES:
+        assert result[f"style_{family}"] == pytest.approx(1.0)
+        assert result[f"style_{family}_distance"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_mix_lands_in_between(scored):
+    result = scored["mix"]
+    assert 0.1 < result["style"] < 0.9
+    assert 0.1 < result["content"] < 0.97
+    assert 0.0 < result["combined"] < 0.9
+
+
+def test_eq_match_keeps_content_but_not_texture(scored):
+    result = scored["eq_match"]
+    assert result["content"] > 0.8
+    assert result["style_colour"] > 0.5, "the EQ should copy the average spectrum"
+    for family in TEXTURE_FAMILIES:
+        assert abs(result[f"style_{family}"]) < 0.2, family
+    assert result["style"] < 0.4
+
+
+def test_combined_is_harmonic_mean_of_clipped_scores(scored):
+    for result in scored.values():
+        style, content = np.clip(result["style"], 0, 1), np.clip(result["content"], 0, 1)
+        expected = 2 * style * content / (style + content) if style + content > 0 else 0.0
+        assert result["combined"] == pytest.approx(expected)
+
+
+def test_another_take_of_the_content_texture_scores_no_style_no_content(pair):
+    content, style = pair
+    result = quality_metrics.score(drum_bursts(seed=1), content, style, SR)
+    assert abs(result["style"]) < 0.15
+    assert result["content"] < 0.2
+
+
+@pytest.mark.parametrize("seconds", [1.5, 4.0])
+def test_style_statistics_do_not_depend_on_length(pair, seconds):
+    content, style = pair
+    assert quality_metrics.score(harmonic_tone(seconds), content, style, SR)["style"] > 0.9
+
+
+def test_level_channels_and_input_kinds_do_not_change_the_score(pair, scored, tmp_path):
+    content, style = pair
+    output = baselines.mix(content, style, SR)
+    path = tmp_path / "mix.wav"
+    soundfile.write(path, output, SR, subtype="FLOAT")
+    stereo_quiet = 0.1 * np.stack([output, output])
+    for variant in (stereo_quiet, (output, SR), str(path), path):
+        result = quality_metrics.score(variant, (content, SR), style, SR)
+        for key in ("style", "content"):
+            assert result[key] == pytest.approx(scored["mix"][key], abs=1e-4)
+
+
+def test_other_sample_rates_score_alike(pair, scored):
+    import librosa
+
+    content, style = pair
+    output = baselines.mix(content, style, SR)
+    output_44k = librosa.resample(output, orig_sr=SR, target_sr=44100, res_type="soxr_hq")
+    result = quality_metrics.score((output_44k, 44100), content, style, SR)
+    assert result["style"] == pytest.approx(scored["mix"]["style"], abs=0.03)
+    assert result["content"] == pytest.approx(scored["mix"]["content"], abs=0.03)
+
+
+def test_score_is_deterministic(pair):
+    content, style = pair
+    output = baselines.mix(content, style, SR)
+    assert quality_metrics.score(output, content, style, SR) == quality_metrics.score(output, content, style, SR)
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        (np.zeros(SR), ValueError),
+        (np.full(SR, np.nan), ValueError),
+        (np.ones((1, 2, SR)), ValueError),
+        ([0.1, 0.2], TypeError),
+        ((np.ones(SR), SR, 1), TypeError),
+        ((np.ones(SR), 0), ValueError),
+    ],
+)
+def test_bad_inputs_raise(pair, output, error):
+    content, style = pair
+    with pytest.raises(error):
+        quality_metrics.score(output, content, style, SR)
+
+
+def test_too_short_content_raises(pair):
+    _, style = pair
+    with pytest.raises(ValueError, match="at least"):
+        quality_metrics.score(np.ones(500), np.ones(500), style, SR)
+
+
+def test_unknown_family_or_measure_raises():
+    with pytest.raises(ValueError, match="family"):
+        quality_metrics.style_distance("loudness", np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="measure"):
+        quality_metrics.content_similarity("pitch", np.zeros(3), np.zeros(3))
+
+
+@pytest.mark.parametrize(("length", "expected"), [(2, [1, 2]), (7, [1, 2, 3, 1, 2, 3, 1])])
+def test_fit_length_crops_or_tiles(length, expected):
+    waveform = np.array([[1, 2, 3], [4, 5, 6]])
+    fitted = baselines.fit_length(waveform, length)
+    np.testing.assert_array_equal(fitted[0], expected)
+    assert fitted.shape == (2, length)
+
+
+@pytest.mark.parametrize("channels", [None, 2])
+def test_baselines_keep_the_content_layout_and_level(pair, channels):
+    content, style = pair
+    if channels:
+        content = np.stack([content, 0.5 * content])
+    content_rms = np.sqrt(np.mean(content.astype(np.float64) ** 2))
+    for make in (baselines.mix, baselines.eq_match):
+        output = make(content, np.stack([style, style]), SR)
+        assert output.shape == content.shape and output.dtype == np.float32
+        assert np.sqrt(np.mean(output.astype(np.float64) ** 2)) == pytest.approx(content_rms, rel=0.02)
+
+
+def test_eq_match_copies_the_average_spectrum(pair):
+    content, style = pair
+    colour = {
+        name: quality_metrics.style_statistics(quality_metrics.load_mono(audio, sample_rate=SR))["colour"]
+        for name, audio in (("content", content), ("style", style), ("eq", baselines.eq_match(content, style, SR)))
+    }
+    before = quality_metrics.style_distance("colour", colour["content"], colour["style"])
+    after = quality_metrics.style_distance("colour", colour["eq"], colour["style"])
+    assert after < 0.5 * before
+
+
+CORPUS_PAIRS = [
+    ("speech_librispeech_198-209_female.flac", "strings_brahms_hungarian_dance5.ogg"),
+    ("speech_librispeech_198-209_female.flac", "env_rain_synthetic.ogg"),
+]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+@pytest.mark.parametrize(("content_name", "style_name"), CORPUS_PAIRS)
+def test_real_pair_eq_match_scores_well_below_full_style(content_name, style_name):
+    import librosa
+
+    def first_seconds(name: str) -> tuple[np.ndarray, int]:
+        data, rate = soundfile.read(CORPUS / name, dtype="float32", always_2d=True)
+        return data[: 5 * rate].T, rate
+
+    (content, content_rate), (style, style_rate) = first_seconds(content_name), first_seconds(style_name)
+    style_at_content_rate = librosa.resample(style, orig_sr=style_rate, target_sr=content_rate, res_type="soxr_hq")
+    references = ((content, content_rate), (style, style_rate))
+    eq = quality_metrics.score((baselines.eq_match(content, style_at_content_rate, content_rate), content_rate), *references)
+    mixed = quality_metrics.score((baselines.mix(content, style_at_content_rate, content_rate), content_rate), *references)
+
+    assert eq["content"] > 0.9
+    assert eq["style"] < 0.4
+    for family in TEXTURE_FAMILIES:
+        assert abs(eq[f"style_{family}"]) < 0.15, family
+    assert eq["combined"] < 0.45
+    assert 0.2 < mixed["style"] < 0.8
+    assert 0.3 < mixed["content"] < 0.9
