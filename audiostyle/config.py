@@ -8,6 +8,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -41,6 +42,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ConfigError(f"device={device!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from error
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device={device!r}: only auto, cpu, cuda, cuda:N and mps are supported")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r}: CUDA is not available here; use device='auto' or 'cpu'")
     if resolved.type == "mps" and not (
@@ -60,7 +63,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 @dataclass(frozen=True)
@@ -130,8 +138,20 @@ class StyleConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        # numpy scalars and lists (from JSON) are accepted and stored as plain Python values,
+        # so that to_dict() and digest() always serialise.
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, spec.name, int(value))
+            elif isinstance(value, np.floating):
+                object.__setattr__(self, spec.name, float(value))
         if isinstance(self.kernel_widths, list):
-            object.__setattr__(self, "kernel_widths", tuple(self.kernel_widths))
+            object.__setattr__(
+                self,
+                "kernel_widths",
+                tuple(int(w) if isinstance(w, np.integer) else w for w in self.kernel_widths),
+            )
         _require(
             _is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
             f"sample_rate={self.sample_rate!r} must be an integer in [8000, 192000] Hz",

@@ -162,6 +162,9 @@ def optimize(
             completed = state.get("n_iter", 0)
             while len(result.history) <= completed:
                 finish_step(len(result.history))
+            if completed < iterations:
+                # L-BFGS ended by itself: zero gradient, no descent direction or no step left.
+                result.stopped = "converged"
         else:
             optimizer = torch.optim.Adam([x], lr=learning_rate)
             for step in range(iterations):

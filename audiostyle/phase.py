@@ -79,6 +79,13 @@ def griffin_lim(
         raise ConfigError(
             f"magnitude has {magnitude.shape[-2]} frequency bins; n_fft={n_fft} needs {n_fft // 2 + 1}"
         )
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ConfigError(f"length={length!r} must be a positive integer")
+    if magnitude.shape[-1] != 1 + length // hop_length:
+        raise ConfigError(
+            f"length={length} gives {1 + length // hop_length} frames at hop_length={hop_length}, "
+            f"but the magnitude has {magnitude.shape[-1]}"
+        )
     if init_phase is None:
         generator = torch.Generator().manual_seed(seed)
         angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)

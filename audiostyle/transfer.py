@@ -35,6 +35,12 @@ AudioSource = Union[str, os.PathLike, Tuple[np.ndarray, int]]
 #: -1 dBFS: the output's peak ceiling.
 PEAK_CEILING = 10 ** (-1 / 20)
 
+#: Inputs are analysed at -20 dBFS RMS: log1p is not scale-invariant, so without this a quiet
+#: recording would weigh its content loss differently from a loud one.
+ANALYSIS_RMS = 0.1
+#: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
+MAX_ANALYSIS_GAIN = 1e4
+
 
 @dataclass
 class Audio:
@@ -80,7 +86,7 @@ def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
         original, rate = load_audio(name, max_duration=config.max_duration)
     else:
         raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got {type(source).__name__}")
-    working = resample(original, rate, config.sample_rate)
+    working = _normalise_level(resample(original, rate, config.sample_rate))
     if working.shape[-1] < config.n_fft:
         raise AudioFileError(
             name,
@@ -150,6 +156,13 @@ class Result:
             protect=self.inputs,
             overwrite=overwrite,
         )
+
+
+def _normalise_level(audio: np.ndarray) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms == 0:
+        return audio
+    return (audio * min(ANALYSIS_RMS / rms, MAX_ANALYSIS_GAIN)).astype(np.float32)
 
 
 def _match_loudness(audio: np.ndarray, reference: np.ndarray | None, mode: str) -> np.ndarray:

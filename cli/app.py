@@ -16,9 +16,11 @@ from .common import (
     DebugOpt,
     DeviceOpt,
     FiltersOpt,
+    HopLengthOpt,
     IterationsOpt,
     KernelWidthsOpt,
     NetworkOpt,
+    NFftOpt,
     OverwriteOpt,
     PresetOpt,
     QuietOpt,
@@ -105,6 +107,8 @@ def stylize_command(
     seed: SeedOpt = None,
     device: DeviceOpt = "auto",
     sample_rate: SampleRateOpt = None,
+    n_fft: NFftOpt = None,
+    hop_length: HopLengthOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -123,6 +127,8 @@ def stylize_command(
             seed=seed,
             device=device,
             sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
         )
         target = output if output is not None else default_output_name(content, style)
         # Fail before minutes of work, not after: the output must be writable and new.

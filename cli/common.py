@@ -25,6 +25,8 @@ NetworkOpt = Annotated[Optional[str], typer.Option("--network", help="random, pr
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the network weights and noise.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", help="Working sample rate in Hz (output keeps the content's rate).", show_default=False)]
+NFftOpt = Annotated[Optional[int], typer.Option("--n-fft", help="STFT size in samples.", show_default=False)]
+HopLengthOpt = Annotated[Optional[int], typer.Option("--hop-length", help="STFT hop in samples (<= n_fft / 2).", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
@@ -49,6 +51,8 @@ def build_config(
     seed: int | None = None,
     device: str = "auto",
     sample_rate: int | None = None,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
 ) -> StyleConfig:
     """The preset with the options the user gave applied on top."""
     changes = {
@@ -60,6 +64,8 @@ def build_config(
         "network": network,
         "seed": seed,
         "sample_rate": sample_rate,
+        "n_fft": n_fft,
+        "hop_length": hop_length,
     }
     changes = {name: value for name, value in changes.items() if value is not None}
     return get_preset(preset).replace(device=device, **changes)

@@ -106,9 +106,13 @@ class RandomCNN(torch.nn.Module):
         maps = []
         for width, weight in zip(self.kernel_widths, self.weights):
             half = width // 2
-            if half:
-                mode = "circular" if self.padding == "circular" else "constant"
-                padded = F.pad(frames_first.transpose(1, 2), (half, half), mode=mode).transpose(1, 2)
+            if half and self.padding == "circular":
+                # Index arithmetic wraps any number of times, also for clips shorter than half.
+                n_frames = frames_first.shape[1]
+                wrap = torch.arange(-half, n_frames + half, device=frames_first.device) % n_frames
+                padded = frames_first.index_select(1, wrap)
+            elif half:
+                padded = F.pad(frames_first, (0, 0, half, half))
             else:
                 padded = frames_first
             # (batch, frames, width, freq) -> (batch, frames, width * freq)

@@ -1,0 +1,196 @@
+"""The solver loop on small analytic problems: progress, history, early stop, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from audiostyle.errors import ConfigError, NumericalError
+from audiostyle.optimize import SOLVERS, OptimizationResult, optimize
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def quadratic(x: torch.Tensor):
+    """Ill-conditioned quadratic with its minimum 0 at x = 1."""
+    scales = torch.arange(1, x.numel() + 1, dtype=x.dtype, device=x.device).reshape(x.shape)
+    total = (scales * (x - 1) ** 2).sum()
+    return total, {"quadratic": total.detach()}
+
+
+def rosenbrock(x: torch.Tensor, offset: float = 0.0):
+    """Chained Rosenbrock function, minimum ``offset`` at x = 1."""
+    flat = x.reshape(-1)
+    valley = (100 * (flat[1:] - flat[:-1] ** 2) ** 2).sum()
+    slope = ((1 - flat[:-1]) ** 2).sum()
+    return valley + slope + offset, {"valley": valley.detach(), "slope": slope.detach()}
+
+
+PROBLEMS = [
+    pytest.param("lbfgs", 1.0, quadratic, 30, id="lbfgs-quadratic"),
+    pytest.param("lbfgs", 1.0, rosenbrock, 100, id="lbfgs-rosenbrock"),
+    pytest.param("adam", 0.1, quadratic, 150, id="adam-quadratic"),
+    pytest.param("adam", 0.02, rosenbrock, 300, id="adam-rosenbrock"),
+]
+
+
+@pytest.mark.parametrize("solver, learning_rate, problem, iterations", PROBLEMS)
+@pytest.mark.parametrize("shape", [(6,), (2, 3)])
+def test_minimises(device, solver, learning_rate, problem, iterations, shape):
+    initial = torch.zeros(shape, device=device)
+    start = float(problem(initial)[0])
+    result = optimize(initial, problem, iterations=iterations, solver=solver, learning_rate=learning_rate, tolerance=0)
+    assert isinstance(result, OptimizationResult)
+    assert float(problem(result.solution)[0]) < start / 100
+    assert result.history[-1]["total"] < start / 100
+    assert result.solution.shape == initial.shape
+    assert result.solution.dtype == initial.dtype
+    assert result.solution.device.type == device.type
+    assert not result.solution.requires_grad
+
+
+@pytest.mark.parametrize("solver, learning_rate, problem, iterations", PROBLEMS)
+def test_history(solver, learning_rate, problem, iterations):
+    initial = torch.zeros(6)
+    result = optimize(initial, problem, iterations=iterations, solver=solver, learning_rate=learning_rate, tolerance=0)
+    total, parts = problem(initial)
+    assert result.history[0] == pytest.approx({"total": float(total), **{k: float(v) for k, v in parts.items()}})
+    for entry in result.history:
+        assert set(entry) == {"total", *parts}
+        assert all(isinstance(value, float) for value in entry.values())
+        assert entry["total"] == pytest.approx(sum(v for k, v in entry.items() if k != "total"), rel=1e-5)
+    totals = [entry["total"] for entry in result.history]
+    # The history records the best point so far, so it never goes up.
+    assert all(later <= earlier for earlier, later in zip(totals, totals[1:]))
+    if solver == "adam":
+        assert len(result.history) == iterations + 1
+        assert result.evaluations == iterations + 1
+    else:
+        assert 2 <= len(result.history) <= iterations + 1
+        assert result.evaluations >= len(result.history) - 1
+    # The reported solution is the best point, whose loss is the last history entry.
+    assert float(problem(result.solution)[0]) == pytest.approx(totals[-1], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("solver, learning_rate", [("lbfgs", 1.0), ("adam", 0.05)])
+def test_progress_callback(solver, learning_rate):
+    calls = []
+    iterations = 12
+    result = optimize(
+        torch.zeros(8), lambda x: rosenbrock(x, offset=1.0), iterations=iterations, solver=solver,
+        learning_rate=learning_rate, tolerance=0, progress=lambda *args: calls.append(args),
+    )
+    assert calls, "progress was never called"
+    steps = [step for step, _, _ in calls]
+    assert steps == list(range(1, len(calls) + 1))
+    assert all(total == iterations for _, total, _ in calls)
+    assert len(calls) == len(result.history) - 1
+    for (_, _, losses), entry in zip(calls, result.history[1:]):
+        assert dict(losses) == entry
+        assert set(losses) == {"total", "valley", "slope"}
+    if solver == "adam":
+        assert steps[-1] == iterations
+
+
+@pytest.mark.parametrize(
+    "solver, learning_rate, problem, tolerance",
+    [
+        pytest.param("lbfgs", 1.0, lambda x: rosenbrock(x, offset=1000.0), 1e-4, id="lbfgs-flat-offset"),
+        pytest.param("adam", 1e-3, quadratic, 1e-2, id="adam-tiny-steps"),
+    ],
+)
+@pytest.mark.parametrize("patience", [1, 3])
+def test_tolerance_stops_early(solver, learning_rate, problem, tolerance, patience):
+    iterations = 200
+    result = optimize(
+        torch.zeros(10), problem, iterations=iterations, solver=solver, learning_rate=learning_rate,
+        tolerance=tolerance, patience=patience,
+    )
+    assert result.stopped == "converged"
+    assert len(result.history) - 1 < iterations
+    totals = [entry["total"] for entry in result.history]
+    calm = [(a - b) / abs(a) < tolerance for a, b in zip(totals, totals[1:])]
+    assert calm[-patience:] == [True] * patience
+    assert len(calm) >= patience
+
+
+def test_lbfgs_ending_early_is_not_reported_as_budget_exhausted():
+    iterations = 200
+    result = optimize(
+        torch.zeros(10), lambda x: ((torch.log(torch.cosh(x - 1))).sum() + 10, {}),
+        iterations=iterations, tolerance=1e-4,
+    )
+    ran = len(result.history) - 1
+    assert ran == iterations or result.stopped == "converged", (ran, result.stopped)
+
+
+@pytest.mark.parametrize("solver, learning_rate", [("lbfgs", 1.0), ("adam", 1e-4)])
+def test_tolerance_zero_runs_every_iteration(solver, learning_rate):
+    # Adam with a tiny rate barely moves, L-BFGS is still far from Rosenbrock's minimum after
+    # 15 steps; with tolerance 0 both run the whole budget.
+    result = optimize(torch.zeros(8), rosenbrock, iterations=15, solver=solver, learning_rate=learning_rate, tolerance=0)
+    assert result.stopped == "iterations"
+    assert len(result.history) == 16
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_loss_at_start(solver, bad):
+    with pytest.raises(NumericalError, match="step 0"):
+        optimize(torch.zeros(4), lambda x: ((x * 0).sum() + bad, {}), iterations=5, solver=solver)
+
+
+@pytest.mark.parametrize("solver, learning_rate", [("lbfgs", 1.0), ("adam", 0.5)])
+def test_loss_becoming_nan_raises(solver, learning_rate):
+    def loss(x):
+        total, parts = quadratic(x)
+        # Fine at the start, NaN once the iterate has moved towards the minimum.
+        return torch.where(x.min() > 0.3, torch.full_like(total, float("nan")), total), parts
+
+    with pytest.raises(NumericalError, match=r"nan at step [1-9]"):
+        optimize(torch.zeros(4), loss, iterations=50, solver=solver, learning_rate=learning_rate, tolerance=0)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "LBFGS", "", None])
+def test_bad_solver(solver):
+    with pytest.raises(ConfigError, match="solver"):
+        optimize(torch.zeros(3), quadratic, solver=solver)
+
+
+@pytest.mark.parametrize("iterations", [0, -1, 1.5, True, "10", None])
+def test_bad_iterations(iterations):
+    with pytest.raises(ConfigError, match="iterations"):
+        optimize(torch.zeros(3), quadratic, iterations=iterations)
+
+
+@pytest.mark.parametrize("learning_rate", [0.0, -1.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_bad_learning_rate(solver, learning_rate):
+    with pytest.raises(ConfigError, match="learning_rate"):
+        optimize(torch.zeros(3), quadratic, solver=solver, learning_rate=learning_rate)
+
+
+@pytest.mark.parametrize("tolerance", [-1e-4, float("nan"), float("inf")])
+def test_bad_tolerance(tolerance):
+    with pytest.raises(ConfigError, match="tolerance"):
+        optimize(torch.zeros(3), quadratic, tolerance=tolerance)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_initial_tensor_is_not_modified(solver):
+    initial = torch.linspace(-1, 1, 6)
+    before = initial.clone()
+    result = optimize(initial, quadratic, iterations=10, solver=solver, learning_rate=0.1, tolerance=0)
+    assert torch.equal(initial, before)
+    assert initial.grad is None and not initial.requires_grad
+    assert not torch.equal(result.solution, initial)
+    assert result.solution.data_ptr() != initial.data_ptr()
+
+
+def test_non_contiguous_initial_gives_same_shape():
+    initial = torch.zeros(3, 4).T
+    result = optimize(initial, quadratic, iterations=5, tolerance=0)
+    assert result.solution.shape == (4, 3)
+    assert math.isfinite(result.history[-1]["total"])
