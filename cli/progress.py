@@ -37,7 +37,8 @@ class SolverProgress:
             TimeRemainingColumn(),
             console=stderr_console,
             transient=True,
-            disable=not enabled,
+            # Off when stderr is not a terminal: a redrawn bar only litters logs and pipes.
+            disable=not (enabled and stderr_console.is_terminal),
         )
         self._task = None
 

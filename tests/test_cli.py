@@ -1,0 +1,198 @@
+"""The command line: main form, options, and every documented bad input (exit code, one line,
+nothing written)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+import audiostyle
+from audiostyle_cli.app import app
+
+TINY = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "-q"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args], prog_name="audiostyle")
+
+
+def tone(rate: int = 16000, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    return np.stack([wave] * channels, axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    paths = {
+        "content": tmp_path / "content.wav",
+        "stereo": tmp_path / "stereo.flac",
+        "style": tmp_path / "style.flac",
+    }
+    sf.write(paths["content"], tone(), 16000)
+    sf.write(paths["stereo"], tone(22050, 1.0, 2), 22050)
+    sf.write(paths["style"], (0.1 * rng.standard_normal(24000)).astype(np.float32), 24000)
+    return paths
+
+
+def listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("audiostyle: error:")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version_and_help():
+    result = run("--version")
+    assert result.exit_code == 0 and audiostyle.__version__ in result.stdout
+    result = run("--help")
+    assert result.exit_code == 0 and "Examples" in result.stdout and "stylize" in result.stdout
+    result = run("stylize", "--help")
+    assert result.exit_code == 0 and "--style-weight" in result.stdout
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "audiostyle_cli", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and audiostyle.__version__ in done.stdout
+
+
+def test_main_form_writes_output_with_content_format(files, tmp_path):
+    out = tmp_path / "out.wav"
+    result = run(files["stereo"], files["style"], "-o", out, *TINY)
+    assert result.exit_code == 0, result.stderr
+    audio, rate = sf.read(out, always_2d=True)
+    assert rate == 22050 and audio.shape[1] == 2
+    assert abs(audio.shape[0] - 22050) <= 128
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_summary_line_and_default_output_name(files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(files["content"], files["style"], *[a for a in TINY if a != "-q"])
+    assert result.exit_code == 0, result.stderr
+    expected = tmp_path / "content-style.wav"
+    assert expected.exists()
+    assert "wrote" in result.stdout and "content-style.wav" in result.stdout
+    again = run(files["content"], files["style"], *TINY)
+    assert_one_line_error(again, 3, "exists", "--overwrite")
+    replaced = run(files["content"], files["style"], *TINY, "--overwrite")
+    assert replaced.exit_code == 0
+
+
+def test_output_format_from_extension(files, tmp_path):
+    out = tmp_path / "out.flac"
+    assert run(files["content"], files["style"], "-o", out, *TINY).exit_code == 0
+    assert sf.info(out).format == "FLAC"
+
+
+def write_bad(kind: str, folder: Path) -> Path:
+    """Make one bad input file of the given kind."""
+    path = folder / f"bad_{kind}.wav"
+    if kind == "text":
+        path.write_text("this is not audio\n")
+    elif kind == "truncated_header":
+        sf.write(path, tone(), 16000)
+        path.write_bytes(path.read_bytes()[:30])
+    elif kind == "empty":
+        sf.write(path, np.zeros((0, 1), np.float32), 16000)
+    elif kind == "zero_bytes":
+        path.write_bytes(b"")
+    elif kind == "short":
+        sf.write(path, tone(16000, 0.01), 16000)
+    elif kind == "nan":
+        audio = tone()
+        audio[100:200] = np.nan
+        sf.write(path, audio, 16000, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated_header", "empty", "zero_bytes", "short", "nan"])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_input_file_exit_3_and_nothing_written(kind, role, files, tmp_path):
+    bad = write_bad(kind, tmp_path)
+    before = listing(tmp_path)
+    args = (bad, files["style"]) if role == "content" else (files["content"], bad)
+    result = run(*args, "-o", tmp_path / "out.wav", *TINY)
+    assert_one_line_error(result, 3, bad.name)
+    assert listing(tmp_path) == before
+
+
+def test_missing_file_and_folder_exit_3(files, tmp_path):
+    before = listing(tmp_path)
+    assert_one_line_error(run(tmp_path / "nope.wav", files["style"], "-o", tmp_path / "o.wav"), 3, "nope.wav", "does not exist")
+    assert_one_line_error(run(tmp_path, files["style"], "-o", tmp_path / "o.wav"), 3, "folder")
+    assert listing(tmp_path) == before
+
+
+def test_silent_style_is_an_error_and_silent_content_is_quiet(files, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((16000, 1), np.float32), 16000)
+    assert_one_line_error(run(files["content"], silent, "-o", tmp_path / "o.wav", *TINY), 3, "silent")
+    out = tmp_path / "quiet.wav"
+    result = run(silent, files["style"], "-o", out, *TINY)
+    assert result.exit_code == 0, result.stderr
+    audio, _ = sf.read(out)
+    assert np.isfinite(audio).all() and np.abs(audio).max() < 1e-3
+
+
+@pytest.mark.parametrize(
+    "output, fragment",
+    [("out.xyz", "extension"), ("missing_folder/out.wav", "folder does not exist")],
+)
+def test_bad_output_paths_exit_3(output, fragment, files, tmp_path):
+    before = listing(tmp_path)
+    result = run(files["content"], files["style"], "-o", tmp_path / output, *TINY)
+    assert_one_line_error(result, 3, fragment)
+    assert listing(tmp_path) == before
+
+
+def test_output_equal_to_an_input_is_refused(files, tmp_path):
+    original = files["content"].read_bytes()
+    for target in (files["content"], files["style"]):
+        result = run(files["content"], files["style"], "-o", target, *TINY, "--overwrite")
+        assert_one_line_error(result, 3, "input")
+    assert files["content"].read_bytes() == original
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        (["-n", "0"], "iterations"),
+        (["--n-fft", "3"], "n_fft"),
+        (["--n-fft", "512", "--hop-length", "4096"], "hop_length"),
+        (["--filters", "-5"], "filters"),
+        (["--kernel-widths", "4"], "kernel_widths"),
+        (["--kernel-widths", "a,b"], "kernel-widths"),
+        (["--style-weight", "-1"], "style_weight"),
+        (["--sample-rate", "100"], "sample_rate"),
+        (["--preset", "nope"], "preset"),
+        (["--device", "quantum"], "device"),
+    ],
+)
+def test_bad_parameters_exit_2(options, name, files, tmp_path):
+    before = listing(tmp_path)
+    result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", *options)
+    assert_one_line_error(result, 2, name)
+    assert listing(tmp_path) == before
+
+
+def test_usage_error_exit_2(files):
+    result = run(files["content"])
+    assert result.exit_code == 2
