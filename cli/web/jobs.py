@@ -1,0 +1,226 @@
+"""The studio's job queue: one worker thread per device runs ``audiostyle.stylize``.
+
+Jobs on the same device run one at a time, in order; the others wait and know their place.
+Progress (step, losses, ETA) is recorded from the solver's callback, which also checks the
+job's cancel flag: cancelling a running job raises a private exception from that callback,
+which unwinds ``stylize`` between two solver steps.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import audiostyle
+from audiostyle.config import resolve_device
+
+logger = logging.getLogger("audiostyle.studio")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to stop a cancelled job between solver steps."""
+
+
+@dataclass
+class Job:
+    """One request: inputs on disk (server-chosen names), settings, and its progress.
+
+    ``content`` is None for a texture; ``labels`` are the client's file names, for display only.
+    """
+
+    id: str
+    content: Path | None
+    style: Path
+    config: audiostyle.StyleConfig
+    preset: str
+    labels: dict[str, str]
+    folder: Path
+    duration: float | None = None
+    status: str = QUEUED
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    eta: float | None = None
+    error: dict[str, str] | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    result: Path | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def mode(self) -> str:
+        return "texture" if self.content is None else "transfer"
+
+    @property
+    def device(self) -> str:
+        return str(resolve_device(self.config.device))
+
+
+#: Called in the worker after a successful run, with the job and its Result (e.g. to draw plots).
+Finisher = Callable[[Job, audiostyle.Result], None]
+
+
+class JobManager:
+    """Queues jobs per device and runs each device's queue on its own thread."""
+
+    def __init__(self, *, finisher: Finisher | None = None) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._queues: dict[str, collections.deque[Job]] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._lock = threading.Condition()
+        self._closed = False
+        self._finisher = finisher
+
+    # -- queries -----------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
+
+    def position(self, job: Job) -> int:
+        """Jobs ahead of ``job`` on its device (0 when it runs or has finished)."""
+        with self._lock:
+            if job.status != QUEUED:
+                return 0
+            queue = self._queues.get(job.device, ())
+            running = any(j.status == RUNNING and j.device == job.device for j in self._jobs.values())
+            return list(queue).index(job) + int(running) if job in queue else 0
+
+    # -- changes -----------------------------------------------------------------------------
+    def submit(self, job: Job) -> Job:
+        device = job.device  # resolve now: an unavailable device fails the request, not the job
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the studio is shutting down")
+            self._jobs[job.id] = job
+            self._queues.setdefault(device, collections.deque()).append(job)
+            if device not in self._workers:
+                worker = threading.Thread(target=self._work, args=(device,), name=f"studio-{device}", daemon=True)
+                self._workers[device] = worker
+                worker.start()
+            self._lock.notify_all()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """Cancel a queued job at once, a running one at its next solver step."""
+        with self._lock:
+            job.cancel_requested.set()
+            queue = self._queues.get(job.device)
+            if job.status == QUEUED:
+                if queue is not None and job in queue:
+                    queue.remove(job)
+                self._finish(job, CANCELLED)
+            self._lock.notify_all()
+
+    def forget(self, job: Job) -> None:
+        """Drop a finished job from the list."""
+        with self._lock:
+            if job.status in FINISHED:
+                self._jobs.pop(job.id, None)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel everything and wait for the workers to stop."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.status not in FINISHED:
+                self.cancel(job)
+        with self._lock:
+            self._lock.notify_all()
+            workers = list(self._workers.values())
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the worker --------------------------------------------------------------------------
+    def _finish(self, job: Job, status: str, error: BaseException | None = None) -> None:
+        job.status = status
+        job.finished = time.time()
+        job.eta = None if status != DONE else 0.0
+        if error is not None:
+            job.error = {"type": type(error).__name__, "message": str(error)}
+        job.version += 1
+
+    def _work(self, device: str) -> None:
+        queue = self._queues[device]
+        while True:
+            with self._lock:
+                while not queue and not self._closed:
+                    self._lock.wait()
+                if not queue:
+                    return
+                job = queue.popleft()
+                job.status, job.started = RUNNING, time.time()
+                job.version += 1
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        def progress(step: int, total: int, losses: Mapping[str, float]) -> None:
+            if job.cancel_requested.is_set():
+                raise _Cancelled
+            elapsed = time.time() - (job.started or time.time())
+            with self._lock:
+                job.step, job.total = step, total
+                job.losses = {name: float(value) for name, value in losses.items()}
+                job.history.append(job.losses)
+                job.eta = elapsed / step * (total - step) if step else None
+                job.version += 1
+
+        try:
+            result = audiostyle.stylize(
+                str(job.content) if job.content is not None else None,
+                str(job.style),
+                job.config,
+                duration=job.duration,
+                progress=progress,
+            )
+            if job.cancel_requested.is_set():
+                raise _Cancelled
+            target = job.folder / "result.wav"
+            result.save(target)
+            if self._finisher is not None:
+                self._finisher(job, result)
+        except _Cancelled:
+            with self._lock:
+                self._finish(job, CANCELLED)
+            return
+        except Exception as error:  # noqa: BLE001 - a failed job reports its error, the server lives on
+            logger.warning("job %s failed: %s", job.id, error, exc_info=not isinstance(error, audiostyle.AudioStyleError))
+            with self._lock:
+                self._finish(job, FAILED, error)
+            return
+        with self._lock:
+            job.result = target
+            job.step = job.total = max(job.total, len(result.history) - 1)
+            job.history = [dict(entry) for entry in result.history]
+            job.summary = {
+                "duration": result.duration,
+                "sample_rate": result.sample_rate,
+                "channels": int(result.audio.shape[0]),
+                "seconds": result.timings.get("total"),
+                "losses_first": result.history[0],
+                "losses_last": result.history[-1],
+                "stopped": result.metrics.get("stopped"),
+            }
+            self._finish(job, DONE)
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)

@@ -1,0 +1,205 @@
+// The studio page: pick inputs, POST /jobs, follow /jobs/{id}/events, show the result.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const chosen = { content: null, style: null };  // a File, or null when a sample is selected
+let current = null;   // the running job's id
+let events = null;    // its EventSource
+
+function mode() { return document.querySelector("input[name=mode]:checked").value; }
+
+function showError(message) {
+  $("error").textContent = message || "";
+  $("error").hidden = !message;
+}
+
+function setPlayer(role, src) {
+  const player = $("player-" + role);
+  if (src) { player.src = src; } else { player.removeAttribute("src"); player.load(); }
+}
+
+function choose(role, file) {
+  chosen[role] = file;
+  if (file) {
+    $("sample-" + role).value = "";
+    $("chosen-" + role).textContent = file.name + " (" + (file.size / 1048576).toFixed(1) + " MB)";
+    setPlayer(role, URL.createObjectURL(file));
+  }
+}
+
+function chooseSample(role, name) {
+  chosen[role] = null;
+  $("file-" + role).value = "";
+  $("chosen-" + role).textContent = name ? "sample: " + name : "nothing chosen";
+  setPlayer(role, name ? "/samples/" + encodeURIComponent(name) : null);
+}
+
+function ready() {
+  const has = (role) => chosen[role] || $("sample-" + role).value;
+  return has("style") && (mode() === "texture" || has("content"));
+}
+
+function updateButtons() {
+  $("start").disabled = Boolean(current) || !ready();
+  $("cancel").disabled = !current;
+}
+
+function seconds(s) {
+  if (s === null || s === undefined) return "–";
+  return s < 60 ? s.toFixed(0) + " s" : Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+}
+
+function losses(l) {
+  return Object.entries(l || {}).filter(([k]) => k !== "total").map(([k, v]) => k + " " + Number(v).toPrecision(3)).join("  ");
+}
+
+function render(job) {
+  $("progress").value = job.progress;
+  let text;
+  if (job.status === "queued") text = "Queued: " + job.position + " job(s) ahead";
+  else if (job.status === "running") text = job.total
+    ? "Step " + job.step + " / " + job.total + "   " + losses(job.losses) + "   ETA " + seconds(job.eta_seconds)
+    : "Loading and analysing…";
+  else if (job.status === "done") text = "Done in " + seconds(job.summary.seconds) + ": " + job.summary.duration.toFixed(2) + " s of audio, style loss " + Number(job.summary.losses_first.style).toPrecision(3) + " → " + Number(job.summary.losses_last.style).toPrecision(3);
+  else if (job.status === "cancelled") text = "Cancelled.";
+  else text = "Failed.";
+  $("status-text").textContent = text;
+  if (job.error) showError(job.error.type + ": " + job.error.message);
+}
+
+function showResult(job) {
+  const urls = job.urls;
+  if (urls.inputs.content) setPlayer("content", urls.inputs.content);
+  setPlayer("style", urls.inputs.style);
+  setPlayer("result", urls.result.wav);
+  $("download-wav").href = urls.result.wav;
+  $("download-flac").href = urls.result.flac;
+  $("downloads").hidden = false;
+  $("spectrograms").hidden = !urls.spectrograms;
+  if (urls.spectrograms) $("spectrograms").src = urls.spectrograms;
+}
+
+async function refreshHistory() {
+  const jobs = await (await fetch("/jobs")).json();
+  const list = $("results");
+  list.textContent = "";
+  if (!jobs.length) { list.innerHTML = '<li class="empty">none yet</li>'; return; }
+  for (const job of jobs) {
+    const li = document.createElement("li");
+    const name = job.mode === "texture" ? "texture of " + job.inputs.style : job.inputs.content + " × " + job.inputs.style;
+    const label = document.createElement("span");
+    label.textContent = name + " (" + job.settings.preset + ", " + job.settings.iterations + " it.)";
+    const state = document.createElement("span");
+    state.className = "state-" + job.status;
+    state.textContent = job.status;
+    li.append(label, state);
+    if (job.status === "done") {
+      const listen = document.createElement("a");
+      listen.href = "#"; listen.textContent = "show";
+      listen.onclick = (e) => { e.preventDefault(); showResult(job); render(job); };
+      const wav = document.createElement("a");
+      wav.href = job.urls.result.wav; wav.textContent = "WAV"; wav.download = "";
+      const flac = document.createElement("a");
+      flac.href = job.urls.result.flac; flac.textContent = "FLAC"; flac.download = "";
+      li.append(listen, wav, flac);
+    }
+    list.append(li);
+  }
+}
+
+function follow(id) {
+  current = id;
+  updateButtons();
+  events = new EventSource("/jobs/" + id + "/events");
+  const handle = (e) => render(JSON.parse(e.data));
+  events.addEventListener("progress", handle);
+  events.addEventListener("end", (e) => {
+    const job = JSON.parse(e.data);
+    render(job);
+    events.close(); events = null; current = null;
+    if (job.status === "done") showResult(job);
+    updateButtons();
+    refreshHistory();
+  });
+  events.onerror = () => {
+    // The server went away or the stream broke: fall back to one look at the job.
+    if (!events || events.readyState !== EventSource.CLOSED) return;
+    events = null; current = null; updateButtons();
+  };
+}
+
+async function start() {
+  showError("");
+  const form = new FormData();
+  form.append("mode", mode());
+  for (const role of mode() === "texture" ? ["style"] : ["content", "style"]) {
+    if (chosen[role]) form.append(role, chosen[role]);
+    else form.append(role + "_sample", $("sample-" + role).value);
+  }
+  form.append("preset", $("preset").value);
+  form.append("strength", $("strength").value);
+  if ($("iterations").value) form.append("iterations", $("iterations").value);
+  form.append("network", $("network").value);
+  if (mode() === "texture") {
+    form.append("duration", $("duration").value);
+    form.append("loop", $("loop").checked ? "true" : "false");
+  }
+  $("start").disabled = true;
+  $("progress").value = 0;
+  $("downloads").hidden = true;
+  setPlayer("result", null);
+  $("spectrograms").hidden = true;
+  $("status-text").textContent = "Uploading…";
+  const response = await fetch("/jobs", { method: "POST", body: form });
+  const body = await response.json();
+  if (!response.ok) {
+    showError(body.detail || response.statusText);
+    $("status-text").textContent = "Not started.";
+    updateButtons();
+    return;
+  }
+  render(body);
+  follow(body.id);
+  refreshHistory();
+}
+
+async function cancel() {
+  if (current) await fetch("/jobs/" + current, { method: "DELETE" });
+}
+
+async function init() {
+  const options = await (await fetch("/options")).json();
+  for (const [name, preset] of Object.entries(options.presets)) {
+    const option = new Option(name + " (" + preset.iterations + " it.)", name);
+    $("preset").append(option);
+  }
+  $("preset").value = options.default_preset;
+  for (const net of options.networks) $("network").append(new Option(net, net));
+  for (const role of ["content", "style"]) {
+    for (const s of options.samples) $("sample-" + role).append(new Option(s.name, s.name));
+    $("file-" + role).addEventListener("change", (e) => { choose(role, e.target.files[0] || null); updateButtons(); });
+    $("sample-" + role).addEventListener("change", (e) => { chooseSample(role, e.target.value); updateButtons(); });
+    const drop = $("drop-" + role);
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault(); drop.classList.remove("over");
+      if (e.dataTransfer.files.length) { choose(role, e.dataTransfer.files[0]); updateButtons(); }
+    });
+  }
+  $("strength").addEventListener("input", () => { $("strength-value").textContent = Number($("strength").value).toFixed(2); });
+  for (const radio of document.querySelectorAll("input[name=mode]")) {
+    radio.addEventListener("change", () => {
+      document.body.classList.toggle("texture", mode() === "texture");
+      $("drop-content").classList.toggle("disabled", mode() === "texture");
+      $("fig-content").hidden = mode() === "texture";
+      updateButtons();
+    });
+  }
+  $("start").addEventListener("click", start);
+  $("cancel").addEventListener("click", cancel);
+  updateButtons();
+  refreshHistory();
+}
+
+init().catch((error) => showError("could not reach the studio server: " + error));
