@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from .errors import ConfigError
+from .texture import TextureStatistics
 from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
 
 __all__ = ["gram", "StyleStatistics", "ContentTargets", "Objective"]
@@ -167,7 +168,7 @@ class ContentTargets:
 
 
 class Objective:
-    """``content_weight * content_loss + style_weight * style_loss`` of a log-magnitude.
+    """``content_weight * content + style_weight * style + texture_weight * texture`` losses.
 
     Parameters
     ----------
@@ -177,6 +178,10 @@ class Objective:
         None for texture synthesis (style only).
     content_weight, style_weight : float
         Non-negative weights of the relative losses.
+    texture : TextureStatistics, optional
+        Band-envelope statistics of the style (see :mod:`audiostyle.texture`).
+    texture_weight : float
+        Weight of the texture loss.
     """
 
     def __init__(
@@ -187,8 +192,12 @@ class Objective:
         *,
         content_weight: float,
         style_weight: float,
+        texture: "TextureStatistics | None" = None,
+        texture_weight: float = 0.0,
     ) -> None:
         self.network = network
+        self.texture = texture
+        self.texture_weight = float(texture_weight)
         self.style = style
         self.content = content
         self.content_weight = float(content_weight)
@@ -200,10 +209,15 @@ class Objective:
         Negative entries count as 0 (a log1p magnitude is >= 0). Clamping here instead of
         projecting the solver's iterate keeps L-BFGS's curvature pairs consistent.
         """
-        maps = self.network(log_magnitude.clamp_min(0))
+        log_magnitude = log_magnitude.clamp_min(0)
+        maps = self.network(log_magnitude)
         style_loss = self.style.loss(maps)
         total = self.style_weight * style_loss
         parts = {"style": style_loss.detach()}
+        if self.texture is not None and self.texture_weight > 0:
+            texture_loss = self.texture.loss(log_magnitude)
+            total = total + self.texture_weight * texture_loss
+            parts["texture"] = texture_loss.detach()
         if self.content is not None and self.content_weight > 0:
             content_loss = self.content.loss(maps)
             total = total + self.content_weight * content_loss

@@ -1,0 +1,176 @@
+"""Speed and memory per preset: end-to-end seconds, seconds and GFLOP/s per loss evaluation
+against the machine's measured GEMM peak, peak RSS, Griffin-Lim spectral convergence.
+
+Each (preset, duration) runs in its own subprocess so that peak RSS is that run's alone.
+
+    python -m benchmarks.speed                       # classic + default + fast, 10 s clip
+    python -m benchmarks.speed --durations 10 60 --presets default fast
+
+Prints a table and writes benchmarks/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_CONTENT = ROOT / "samples" / "voice.flac"
+DEFAULT_STYLE = ROOT / "samples" / "violin.wav"
+
+
+def gemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matrix-product rate of this machine with torch's current thread count."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm up the BLAS
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def tile_to(audio, samples: int):
+    import numpy as np
+
+    reps = -(-samples // audio.shape[-1])
+    return np.tile(audio, (1, reps))[:, :samples]
+
+
+def measure_one(preset: str, seconds: float, content: Path, style: Path, device: str) -> dict:
+    """Run inside the child process: one stylize() with timing and FLOP counting."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from audiostyle import PRESETS, load_audio, stylize
+    from audiostyle.networks import build_network
+    from audiostyle.objective import ContentTargets, Objective, StyleStatistics
+    from audiostyle.spectral import analyze
+    from audiostyle.texture import TextureStatistics
+
+    config = PRESETS[preset].replace(device=device)
+    rate = config.sample_rate
+    content_audio = tile_to(load_audio(content, rate, mono=True)[0], int(seconds * rate))
+    style_audio = load_audio(style, rate, mono=True)[0]
+
+    # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes.
+    c = analyze(content_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
+    s = analyze(style_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
+    network = build_network(
+        config.network, n_freq=c.shape[-2], sample_rate=rate, n_fft=config.n_fft,
+        filters=config.filters, kernel_widths=config.kernel_widths, seed=config.seed,
+    )
+    texture = (
+        TextureStatistics.from_log_magnitudes([s], [1.0], sample_rate=rate, n_fft=config.n_fft, hop_length=config.hop_length)
+        if config.texture_weight > 0 else None
+    )
+    objective = Objective(
+        network, StyleStatistics.from_log_magnitudes(network, [s]), ContentTargets.from_log_magnitude(network, c),
+        content_weight=config.content_weight, style_weight=config.style_weight,
+        texture=texture, texture_weight=config.texture_weight,
+    )
+    x = c.clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as counter:
+        objective(x)[0].backward()
+    flops_per_evaluation = counter.get_total_flops()
+
+    start = time.perf_counter()
+    result = stylize((content_audio, rate), (style_audio, rate), config)
+    total = time.perf_counter() - start
+    evaluations = max(result.metrics["evaluations"], 1)
+    per_evaluation = result.timings["optimize"] / evaluations
+    return {
+        "preset": preset,
+        "seconds_of_audio": seconds,
+        "end_to_end_s": total,
+        "stage_s": result.timings,
+        "evaluations": evaluations,
+        "iterations": result.metrics["iterations"],
+        "s_per_evaluation": per_evaluation,
+        "gflop_per_evaluation": flops_per_evaluation / 1e9,
+        "loop_gflops": flops_per_evaluation / per_evaluation / 1e9,
+        "spectral_convergence_db": result.metrics["spectral_convergence_db"],
+        "final_losses": result.history[-1],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["classic", "default", "fast"])
+    parser.add_argument("--durations", nargs="+", type=float, default=[10.0])
+    parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
+    parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--child", nargs=2, metavar=("PRESET", "SECONDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        row = measure_one(args.child[0], float(args.child[1]), args.content, args.style, args.device)
+        print(json.dumps(row))
+        return
+
+    import torch
+
+    peak = gemm_peak_gflops()
+    rows = []
+    for seconds in args.durations:
+        for preset in args.presets:
+            command = [sys.executable, "-m", "benchmarks.speed", "--child", preset, str(seconds),
+                       "--content", str(args.content), "--style", str(args.style), "--device", args.device]
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{preset} {seconds:g}s failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row["fraction_of_gemm_peak"] = row["loop_gflops"] / peak
+            rows.append(row)
+            print(
+                f"{preset:8s} {seconds:5.0f}s  total {row['end_to_end_s']:7.1f}s  "
+                f"{row['s_per_evaluation']:.3f} s/eval  {row['evaluations']:4d} evals  "
+                f"{row['loop_gflops']:6.1f} GFLOP/s ({100 * row['fraction_of_gemm_peak']:.0f}% of peak)  "
+                f"SC {row['spectral_convergence_db']:6.1f} dB  RSS {row['peak_rss_mb']:7.0f} MB",
+                flush=True,
+            )
+
+    ratios = {}
+    for seconds in args.durations:
+        by_preset = {r["preset"]: r for r in rows if r["seconds_of_audio"] == seconds}
+        if "classic" in by_preset and "default" in by_preset:
+            classic, default = by_preset["classic"], by_preset["default"]
+            ratios[f"{seconds:g}s"] = {
+                "speedup_end_to_end": classic["end_to_end_s"] / default["end_to_end_s"],
+                "memory_ratio": default["peak_rss_mb"] / classic["peak_rss_mb"],
+            }
+            print(
+                f"{seconds:g} s clip: default is {ratios[f'{seconds:g}s']['speedup_end_to_end']:.1f}x faster "
+                f"than classic, peak RSS {100 * ratios[f'{seconds:g}s']['memory_ratio']:.0f}% of classic's"
+            )
+    print(f"GEMM peak (float32, {torch.get_num_threads()} threads): {peak:.1f} GFLOP/s")
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "gemm_peak_gflops": peak,
+        "rows": rows,
+        "ratios": ratios,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
