@@ -10,13 +10,15 @@ from .errors import AudioFileError, AudioStyleError, ConfigError, NumericalError
 from .networks import FeatureNetwork, RandomCNN
 from .phase import griffin_lim
 from .spectral import Spectrogram, analyze, synthesize
-from .transfer import Result, stylize, stylize_spectrogram
+from .transfer import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
 
 __version__ = "0.1.0"
 
 __all__ = [
     "stylize",
     "stylize_spectrogram",
+    "prepare_style",
+    "PreparedStyle",
     "Result",
     "analyze",
     "synthesize",

@@ -191,7 +191,7 @@ def load_audio(
     ------
     AudioFileError
         If the path does not exist, is a folder, cannot be decoded, holds no samples,
-        holds NaN or Inf, or is longer than ``max_duration``.
+        holds NaN or Inf, is longer than ``max_duration`` or has more than 64 channels.
     ConfigError
         If ``sample_rate`` is not a positive integer or ``max_duration`` not a positive
         number.
@@ -221,6 +221,9 @@ def load_audio(
             f"is {info.duration:.1f} s long, over the {max_duration:g} s limit; "
             "raise the limit with --max-duration",
         )
+    if info.channels > MAX_CHANNELS:
+        # Checked before the work, not when the result cannot be written.
+        raise AudioFileError(path, f"has {info.channels} channels; at most {MAX_CHANNELS} are supported")
     try:
         samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # a header can parse while the data behind it does not decode

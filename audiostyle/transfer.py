@@ -16,16 +16,21 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .audio import AudioInfo, audio_info, load_audio, output_format, resample, save_audio
+from .audio import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_format, resample, save_audio
 from .config import StyleConfig, resolve_device
 from .errors import AudioFileError, ConfigError
 from .networks import build_network
 from .objective import ContentTargets, Objective, StyleStatistics
 from .optimize import OptimizationResult, ProgressCallback, optimize
+from .loop import circular_griffin_lim, circular_stft
 from .phase import griffin_lim
+from .resources import check_memory
+from .segments import segment_frames, stylize_in_segments
 from .spectral import Spectrogram, analyze, spectral_convergence
+from .refine import refine_waveform
+from .texture import TextureStatistics
 
-__all__ = ["stylize", "stylize_spectrogram", "Result", "AudioSource", "Audio"]
+__all__ = ["stylize", "stylize_spectrogram", "prepare_style", "PreparedStyle", "Result", "AudioSource", "Audio"]
 
 logger = logging.getLogger("audiostyle")
 
@@ -68,8 +73,11 @@ def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
         if audio.ndim == 1:
             audio = audio[np.newaxis]
         name = f"<{role} array>"
-        if audio.ndim != 2 or not np.issubdtype(audio.dtype, np.number):
-            raise ConfigError(f"{role} waveform must be numeric, shaped (channels, samples); got {audio.shape}")
+        if audio.ndim != 2 or not np.issubdtype(audio.dtype, np.number) or audio.shape[0] > MAX_CHANNELS:
+            raise ConfigError(
+                f"{role} waveform must be numeric, shaped (channels, samples) with at most "
+                f"{MAX_CHANNELS} channels; got {audio.shape} (transpose a (samples, channels) array)"
+            )
         if audio.shape[-1] == 0 or audio.shape[0] == 0:
             raise AudioFileError(name, "is empty (0 samples)")
         audio = audio.astype(np.float32)
@@ -215,6 +223,8 @@ def stylize_spectrogram(
     content_weight: float = 1.0,
     style_weight: float = 100.0,
     style_weights: Sequence[float] | None = None,
+    texture: TextureStatistics | None = None,
+    texture_weight: float = 0.0,
     iterations: int = 60,
     solver: str = "lbfgs",
     learning_rate: float = 1.0,
@@ -238,6 +248,11 @@ def stylize_spectrogram(
         A :class:`~audiostyle.networks.FeatureNetwork` on the tensors' device.
     content_weight, style_weight : float
         Weights of the relative content and style losses.
+    style_weights : sequence of float, optional
+        Blend weights when several styles are given.
+    texture : TextureStatistics, optional
+        Band-envelope statistics of the style (:mod:`audiostyle.texture`), matched with
+        ``texture_weight``.
     iterations, solver, learning_rate, tolerance
         See :func:`audiostyle.optimize.optimize`.
     init : {"content", "noise"} or torch.Tensor
@@ -302,7 +317,15 @@ def stylize_spectrogram(
     else:
         raise ConfigError(f"init={init!r} must be 'content', 'noise' or a tensor")
 
-    objective = Objective(network, style, targets, content_weight=content_weight, style_weight=style_weight)
+    objective = Objective(
+        network,
+        style,
+        targets,
+        content_weight=content_weight,
+        style_weight=style_weight,
+        texture=texture,
+        texture_weight=texture_weight,
+    )
     result = optimize(
         start,
         objective,
@@ -318,6 +341,155 @@ def stylize_spectrogram(
     return result
 
 
+def _loop_convergence(waveform: torch.Tensor, magnitude: torch.Tensor, config: StyleConfig) -> float:
+    """Spectral convergence in dB of a loop, measured with the circular STFT it was built with."""
+    rebuilt = circular_stft(waveform, n_fft=config.n_fft, hop_length=config.hop_length).abs()
+    error = torch.linalg.vector_norm(rebuilt - magnitude)
+    return float(20 * torch.log10((error / torch.linalg.vector_norm(magnitude).clamp_min(1e-12)).clamp_min(1e-12)))
+
+
+def _load_styles(sources: Sequence[AudioSource], config: StyleConfig) -> list[Audio]:
+    style_audio = [_load_source(source, config, "style") for source in sources]
+    for audio in style_audio:
+        if not np.any(audio.waveform):
+            raise AudioFileError(audio.name, "is silent (all samples are 0): a style needs sound")
+    return style_audio
+
+
+def _style_targets(
+    log_magnitudes: list[torch.Tensor], blend: list[float], config: StyleConfig, device: torch.device
+) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
+    """The feature network and the style's statistics under it: what every content reuses."""
+    network = build_network(
+        config.network,
+        n_freq=config.n_fft // 2 + 1,
+        sample_rate=config.sample_rate,
+        n_fft=config.n_fft,
+        filters=config.filters,
+        kernel_widths=config.kernel_widths,
+        seed=config.seed,
+        padding="circular" if config.loop else "same",
+    ).to(device)
+    style_stats = StyleStatistics.from_log_magnitudes(network, log_magnitudes, blend)
+    texture_stats = (
+        TextureStatistics.from_log_magnitudes(
+            log_magnitudes,
+            blend,
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+        )
+        if config.texture_weight > 0
+        else None
+    )
+    return network, style_stats, texture_stats
+
+
+#: The fields a PreparedStyle's network and statistics depend on.
+_PREPARED_FIELDS = ("sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "seed", "loop")
+
+
+@dataclass
+class PreparedStyle:
+    """A style's loaded audio, the feature network and the style statistics, made once.
+
+    Build with :func:`prepare_style` and pass to :func:`stylize` as ``prepared=`` to stylize
+    many contents with one style without rebuilding the network or recomputing the Grams.
+    Picklable, so it can be sent to worker processes.
+
+    Attributes
+    ----------
+    styles : list of Audio
+        The style inputs at the working rate.
+    network : torch.nn.Module
+    statistics : StyleStatistics
+    texture : TextureStatistics or None
+    config : StyleConfig
+        The settings it was made with.
+    """
+
+    styles: list[Audio]
+    network: torch.nn.Module
+    statistics: StyleStatistics
+    texture: TextureStatistics | None
+    config: StyleConfig
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The style inputs' names (file paths, or ``<style array>``)."""
+        return tuple(audio.name for audio in self.styles)
+
+    def to(self, device: torch.device | str) -> "PreparedStyle":
+        """A copy whose network and statistics live on ``device``."""
+        return PreparedStyle(
+            styles=self.styles,
+            network=self.network.to(device),
+            statistics=self.statistics.to(device),
+            texture=self.texture.to(device) if self.texture is not None else None,
+            config=self.config,
+        )
+
+    def check(self, config: StyleConfig) -> None:
+        """Raise ConfigError unless it was made with settings compatible with ``config``."""
+        changed = [name for name in _PREPARED_FIELDS if getattr(config, name) != getattr(self.config, name)]
+        if config.texture_weight > 0 and self.texture is None:
+            changed.append("texture_weight")
+        if changed:
+            raise ConfigError(
+                f"prepared style was made with other settings ({', '.join(changed)}); "
+                "call prepare_style(style, config) with this config"
+            )
+
+
+def prepare_style(
+    style: AudioSource | Sequence[AudioSource] | Sequence[tuple[AudioSource, float]],
+    config: StyleConfig | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+) -> PreparedStyle:
+    """Load a style (or blend), build the feature network and compute the style statistics.
+
+    Parameters
+    ----------
+    style, style_weights
+        As for :func:`stylize`.
+    config : StyleConfig, optional
+        Settings (default: ``PRESETS["default"]``); only the analysis and network settings
+        matter here.
+
+    Returns
+    -------
+    PreparedStyle
+        Reusable by :func:`stylize` (``prepared=``) for every content with these settings.
+
+    Raises
+    ------
+    AudioFileError
+        A style is missing, unreadable, empty, too short, too long or silent.
+    ConfigError
+        A bad setting.
+
+    Examples
+    --------
+    >>> prepared = prepare_style("samples/cello.flac", PRESETS["fast"])  # doctest: +SKIP
+    >>> results = [stylize(path, None, PRESETS["fast"], prepared=prepared) for path in paths]  # doctest: +SKIP
+    """
+    from .config import PRESETS
+
+    config = PRESETS["default"] if config is None else config
+    if not isinstance(config, StyleConfig):
+        raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
+    device = resolve_device(config.device)
+    sources, blend = _normalise_styles(style, style_weights)
+    style_audio = _load_styles(sources, config)
+    specs = [
+        analyze(audio.waveform, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, device=device)
+        for audio in style_audio
+    ]
+    network, statistics, texture = _style_targets([s.log_magnitude for s in specs], blend, config, device)
+    return PreparedStyle(styles=style_audio, network=network, statistics=statistics, texture=texture, config=config)
+
+
 def stylize(
     content: AudioSource | None,
     style: AudioSource | Sequence[AudioSource] | Sequence[tuple[AudioSource, float]],
@@ -326,6 +498,7 @@ def stylize(
     style_weights: Sequence[float] | None = None,
     duration: float | None = None,
     progress: ProgressCallback | None = None,
+    prepared: PreparedStyle | None = None,
 ) -> Result:
     """Re-render ``content`` in the timbre and texture of ``style``.
 
@@ -343,6 +516,9 @@ def stylize(
         Length in seconds of a texture (``content=None``); default: the first style's length.
     progress : callable, optional
         ``progress(step, total, losses)`` after each solver step.
+    prepared : PreparedStyle, optional
+        From :func:`prepare_style`: its style, network and statistics are used and ``style``
+        and ``style_weights`` are ignored (pass None), so many contents share one style's work.
 
     Returns
     -------
@@ -382,72 +558,123 @@ def stylize(
         clock = now
 
     device = resolve_device(config.device)
-    style_sources, blend = _normalise_styles(style, style_weights)
+    if prepared is None:
+        style_sources, blend = _normalise_styles(style, style_weights)
     content_audio = _load_source(content, config, "content") if content is not None else None
-    style_audio = [_load_source(source, config, "style") for source in style_sources]
-    for audio in style_audio:
-        if not np.any(audio.waveform):
-            raise AudioFileError(audio.name, "is silent (all samples are 0): a style needs sound")
+    if prepared is None:
+        style_audio = _load_styles(style_sources, config)
+    else:
+        prepared = prepared.to(device)
+        prepared.check(config)
+        style_audio = prepared.styles
+    # Fail now with advice, not in an hour when the operating system kills the run.
+    check_memory(
+        config,
+        content_audio.waveform if content_audio else None,
+        [audio.waveform for audio in style_audio],
+        texture_seconds=duration,
+        device=device,
+    )
     lap("load")
 
     analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
     content_spec = (
         analyze(content_audio.waveform, config.sample_rate, **analysis) if content_audio else None
     )
-    style_specs = [analyze(audio.waveform, config.sample_rate, **analysis) for audio in style_audio]
+    if prepared is None:
+        style_specs = [analyze(audio.waveform, config.sample_rate, **analysis) for audio in style_audio]
     if content_spec is None:
         seconds = duration if duration is not None else style_audio[0].waveform.shape[-1] / config.sample_rate
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= config.max_duration):
             raise ConfigError(f"duration={duration!r} must be in (0, max_duration={config.max_duration:g}] seconds")
         length = max(int(round(seconds * config.sample_rate)), config.n_fft)
+        if config.loop:  # a whole number of hops: the circular STFT has length // hop frames
+            length = max(1, round(length / config.hop_length)) * config.hop_length
+    elif config.loop:
+        raise ConfigError("loop=True is for texture synthesis (content=None)")
     else:
         length = content_spec.length
     lap("analyze")
 
-    network = build_network(
-        config.network,
-        n_freq=config.n_fft // 2 + 1,
-        sample_rate=config.sample_rate,
-        n_fft=config.n_fft,
-        filters=config.filters,
-        kernel_widths=config.kernel_widths,
-        seed=config.seed,
-    ).to(device)
-    style_stats = StyleStatistics.from_log_magnitudes(network, [s.log_magnitude for s in style_specs], blend)
+    if prepared is None:
+        network, style_stats, texture_stats = _style_targets(
+            [s.log_magnitude for s in style_specs], blend, config, device
+        )
+    else:
+        network, style_stats, texture_stats = prepared.network, prepared.statistics, prepared.texture
     lap("targets")
 
-    solved = stylize_spectrogram(
-        content_spec.log_magnitude if content_spec is not None else None,
-        style_stats,
-        network,
-        content_weight=config.content_weight,
-        style_weight=config.style_weight,
+    # strength maps onto the content/style balance; a texture has no content to balance.
+    content_weight, style_weight = (
+        config.loss_weights() if content_spec is not None else (config.content_weight, config.style_weight)
+    )
+    settings = dict(
+        content_weight=content_weight,
+        style_weight=style_weight,
+        texture=texture_stats,
+        texture_weight=config.texture_weight,
         iterations=config.iterations,
         solver=config.solver,
         learning_rate=config.learning_rate,
         tolerance=config.tolerance,
         init=config.init,
-        frames=1 + length // config.hop_length,
         seed=config.seed,
-        progress=progress,
     )
+    per_segment = segment_frames(config.segment_seconds, config.sample_rate, config.hop_length)
+    if content_spec is not None and content_spec.log_magnitude.shape[-1] > per_segment:
+        solved = stylize_in_segments(
+            content_spec.log_magnitude,
+            lambda part, report: stylize_spectrogram(part, style_stats, network, progress=report, **settings),
+            segment_length=per_segment,
+            progress=progress,
+        )
+    else:
+        solved = stylize_spectrogram(
+            content_spec.log_magnitude if content_spec is not None else None,
+            style_stats,
+            network,
+            frames=length // config.hop_length if config.loop else 1 + length // config.hop_length,
+            progress=progress,
+            **settings,
+        )
     log_mag = solved.solution
     lap("optimize")
 
     magnitude = torch.expm1(log_mag).clamp_min(0)
     phase = content_spec.phase if (content_spec is not None and config.phase_init == "content") else None
-    waveform = griffin_lim(
-        magnitude,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        length=length,
-        n_iter=config.griffin_lim_iters,
-        momentum=config.momentum,
-        init_phase=phase,
-        seed=config.seed,
-    )
-    convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+    reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
+    if config.loop:
+        waveform = circular_griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, **reconstruction)
+        convergence = _loop_convergence(waveform, magnitude, config)
+    else:
+        waveform = griffin_lim(
+            magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=length, init_phase=phase, **reconstruction
+        )
+        convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
     lap("griffin_lim")
+
+    refined_convergence = None
+    segmented = content_spec is not None and content_spec.log_magnitude.shape[-1] > per_segment
+    if config.refine_steps > 0 and not config.loop and not segmented:
+        # Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
+        # itself lands on one a real signal has (long segmented inputs skip this stage).
+        objective = Objective(
+            network,
+            style_stats,
+            ContentTargets.from_log_magnitude(network, content_spec.log_magnitude) if content_spec is not None else None,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            texture=texture_stats,
+            texture_weight=config.texture_weight,
+        )
+        refined = refine_waveform(
+            waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
+        )
+        waveform = refined.solution
+        refined_convergence = spectral_convergence(
+            waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length
+        )
+        lap("refine")
 
     audio = waveform.detach().cpu().numpy().astype(np.float32)
     if content_audio is not None:
@@ -467,6 +694,8 @@ def stylize(
     history = solved.history
     metrics = {
         "spectral_convergence_db": convergence,
+        "refined_spectral_convergence_db": refined_convergence,
+        "refined_losses": refined.history[-1] if refined_convergence is not None else None,
         "evaluations": solved.evaluations,
         "iterations": len(history) - 1,
         "stopped": solved.stopped,

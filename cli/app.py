@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,6 +19,7 @@ from .common import (
     HopLengthOpt,
     IterationsOpt,
     KernelWidthsOpt,
+    MaxDurationOpt,
     NetworkOpt,
     NFftOpt,
     OverwriteOpt,
@@ -32,7 +33,12 @@ from .common import (
     default_output_name,
     guarded,
 )
+from .creative import PlotOpt, ReportOpt, SegmentOpt, StrengthOpt, apply_creative, check_extra_outputs, parse_weighted, write_extras
+from .batch import EPILOG as BATCH_EXAMPLES, batch_command
+from .plot import plot_command
+from .texture import EXAMPLES as TEXTURE_EXAMPLES, texture_command
 from .progress import SolverProgress, format_losses
+from .serve import serve_command
 
 DEFAULT_COMMAND = "stylize"
 
@@ -109,6 +115,15 @@ def stylize_command(
     sample_rate: SampleRateOpt = None,
     n_fft: NFftOpt = None,
     hop_length: HopLengthOpt = None,
+    max_duration: MaxDurationOpt = None,
+    blend: Annotated[
+        Optional[List[str]],
+        typer.Option("--blend", help="Blend in another style: FILE or FILE:WEIGHT (repeatable; STYLE has weight 1; weights are normalised).", show_default=False),
+    ] = None,
+    strength: StrengthOpt = None,
+    segment_seconds: SegmentOpt = None,
+    plot: PlotOpt = None,
+    report: ReportOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -129,13 +144,18 @@ def stylize_command(
             sample_rate=sample_rate,
             n_fft=n_fft,
             hop_length=hop_length,
+            max_duration=max_duration,
         )
+        config = apply_creative(config, strength=strength, segment_seconds=segment_seconds)
+        styles = [(style, 1.0), *(parse_weighted(text) for text in blend or [])]
         target = output if output is not None else default_output_name(content, style)
         # Fail before minutes of work, not after: the output must be writable and new.
         output_format(target)
-        check_output_path(target, protect=(content, style), overwrite=overwrite)
+        inputs = (content, *(path for path, _ in styles))
+        check_output_path(target, protect=inputs, overwrite=overwrite)
+        check_extra_outputs([plot, report], protect=(*inputs, target), overwrite=overwrite)
         with SolverProgress(f"{content.name} × {style.name}", enabled=not quiet) as progress:
-            result = audiostyle.stylize(content, style, config, progress=progress)
+            result = audiostyle.stylize(content, styles if blend else style, config, progress=progress)
         written = result.save(target, overwrite=overwrite)
         if not quiet:
             first, last = result.history[0], result.history[-1]
@@ -144,6 +164,13 @@ def stylize_command(
                 f"{result.audio.shape[0]} ch) in {result.timings['total']:.1f} s; "
                 f"style {first['style']:.3g} -> {last['style']:.3g}; final {format_losses(last)}"
             )
+        write_extras(result, content=content, styles=styles, output=written, plot=plot, report=report, quiet=quiet)
+
+
+app.command("serve")(serve_command)
+app.command("batch", epilog=BATCH_EXAMPLES)(batch_command)
+app.command("plot")(plot_command)
+app.command("texture", epilog=TEXTURE_EXAMPLES)(texture_command)
 
 
 def main() -> None:

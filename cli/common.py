@@ -14,6 +14,8 @@ import typer
 
 from audiostyle import AudioStyleError, ConfigError, StyleConfig, get_preset
 
+from .signals import INTERRUPTED_EXIT, TERMINATED_EXIT, Terminated, terminate_as_interrupt
+
 # Option declarations used by every command that runs the engine, declared once.
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Settings preset: fast, default or classic.")]
 IterationsOpt = Annotated[Optional[int], typer.Option("--iterations", "-n", help="Solver iterations (overrides the preset).", show_default=False)]
@@ -30,6 +32,7 @@ HopLengthOpt = Annotated[Optional[int], typer.Option("--hop-length", help="STFT 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+MaxDurationOpt = Annotated[Optional[float], typer.Option("--max-duration", help="Refuse inputs longer than this many seconds (default 1200).", show_default=False)]
 
 
 def parse_kernel_widths(text: str) -> tuple[int, ...]:
@@ -53,6 +56,7 @@ def build_config(
     sample_rate: int | None = None,
     n_fft: int | None = None,
     hop_length: int | None = None,
+    max_duration: float | None = None,
 ) -> StyleConfig:
     """The preset with the options the user gave applied on top."""
     changes = {
@@ -66,6 +70,7 @@ def build_config(
         "sample_rate": sample_rate,
         "n_fft": n_fft,
         "hop_length": hop_length,
+        "max_duration": max_duration,
     }
     changes = {name: value for name, value in changes.items() if value is not None}
     return get_preset(preset).replace(device=device, **changes)
@@ -88,16 +93,20 @@ def fail(message: str, code: int) -> "typer.Exit":
 def guarded(debug: bool) -> Iterator[None]:
     """Turn library errors into one line on stderr and the documented exit code.
 
-    2 usage/config, 3 input file, 4 runtime failure, 130 interrupted.
+    2 usage/config, 3 input file, 4 runtime failure, 130 interrupted (Ctrl-C), 143 terminated
+    (SIGTERM, which unwinds like Ctrl-C inside the block so no partial file is left).
     """
     try:
-        yield
+        with terminate_as_interrupt():
+            yield
     except AudioStyleError as error:
         if debug:
             traceback.print_exc()
         raise fail(str(error), error.exit_code) from None
+    except Terminated:
+        raise fail("terminated; no partial output was left", TERMINATED_EXIT) from None
     except KeyboardInterrupt:
-        raise fail("interrupted; no partial output was left", 130) from None
+        raise fail("interrupted; no partial output was left", INTERRUPTED_EXIT) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except MemoryError:

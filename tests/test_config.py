@@ -37,6 +37,11 @@ INVALID = {
     "loudness": ["lufs", "RMS", "", None, 0],
     "max_duration": [0, 0.0, -1.0, NAN, INF, True, "10", None],
     "device": [None, 0, b"cpu"],
+    "strength": [-0.1, 1.01, NAN, INF, True, "0.5", None],
+    "texture_weight": [-1.0, 2e9, NAN, INF, True, "1", None],
+    "refine_steps": [-1, 10001, 2.0, True, "20", None],
+    "loop": [1, 0, "yes", None],
+    "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
 }
 
 # A valid, output-changing new value per field (device and max_duration do not change the output).
@@ -59,6 +64,11 @@ CHANGED = {
     "momentum": 0.0,
     "phase_init": "random",
     "loudness": "none",
+    "strength": 0.7,
+    "loop": True,
+    "segment_seconds": 10.0,
+    "texture_weight": 3.0,
+    "refine_steps": 5,
 }
 
 
@@ -140,8 +150,9 @@ def test_classic_preset_follows_the_paper():
     assert classic.phase_init == "random"
 
 
-def test_default_preset_is_the_default_config():
-    assert get_preset("default") == StyleConfig()
+def test_default_preset_is_the_tuned_config():
+    # StyleConfig() holds neutral engine defaults; the preset adds the tuned balance.
+    assert get_preset("default") == StyleConfig(style_weight=300.0, refine_steps=20)
 
 
 def test_get_preset_unknown_lists_the_presets():

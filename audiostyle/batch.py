@@ -1,0 +1,725 @@
+"""Many jobs: plan a sample library's stylization, prepare each style once, run on an executor.
+
+:func:`plan_batch` turns input files and folders plus one or more styles into a list of
+:class:`Job` (one content x one style -> one output file, mirroring the input tree), already
+marking what an earlier run finished. :func:`run_batch` runs them in this process, in local
+worker processes, or on a Dask cluster, and appends one JSON line per finished job to the
+manifest, from which a later run resumes.
+
+Every style's network and statistics are made once (:func:`~audiostyle.transfer.prepare_style`)
+in the calling process and shipped to the workers, so each worker builds nothing per job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .audio import WRITABLE_EXTENSIONS, audio_info
+from .config import PRESETS, StyleConfig
+from .errors import AudioStyleError, ConfigError
+from .transfer import PreparedStyle, prepare_style, stylize
+
+__all__ = [
+    "Job",
+    "BatchReport",
+    "plan_batch",
+    "run_batch",
+    "read_manifest",
+    "estimate_rate",
+    "summarize_plan",
+    "MANIFEST_NAME",
+    "DEFAULT_PATTERNS",
+    "EXECUTORS",
+]
+
+logger = logging.getLogger("audiostyle")
+
+MANIFEST_NAME = "manifest.jsonl"
+#: The audio files a folder is searched for when no pattern is given (case-insensitive).
+DEFAULT_PATTERNS = ("*.wav", "*.flac", "*.ogg", "*.oga", "*.aiff", "*.aif", "*.mp3")
+EXECUTORS = ("local", "dask")
+
+#: ``progress(record, report)`` after each job's record is written.
+BatchProgress = Callable[[dict, "BatchReport"], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One content file stylized with one style into one output file.
+
+    Attributes
+    ----------
+    input, output, style : str
+        Paths of the content, the file to write and the style.
+    config : StyleConfig
+    config_hash : str
+        Identity of the settings and the style file; a finished output with the same hash is
+        not redone.
+    duration : float or None
+        The input's length in seconds from its header (None if the header is unreadable).
+    skip_reason : str or None
+        Set when the job is not to run (finished earlier, link out of the tree, ...).
+    relative : str
+        ``output`` relative to the output folder (how the manifest matches it on a rerun).
+    """
+
+    input: str
+    output: str
+    style: str
+    config: StyleConfig
+    config_hash: str
+    duration: float | None = None
+    skip_reason: str | None = None
+    relative: str = ""
+
+
+@dataclass
+class BatchReport:
+    """What :func:`run_batch` did: one record per job (as in the manifest), in finishing order."""
+
+    records: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    total: int = 0
+
+    def _with(self, status: str) -> list[dict]:
+        return [r for r in self.records if r["status"] == status]
+
+    @property
+    def done(self) -> list[dict]:
+        return self._with("done")
+
+    @property
+    def failed(self) -> list[dict]:
+        return self._with("failed")
+
+    @property
+    def skipped(self) -> list[dict]:
+        return self._with("skipped")
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio stylized (finished jobs only)."""
+        return sum(r.get("duration") or 0.0 for r in self.done)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and nothing was left unfinished."""
+        return not self.failed and not self.interrupted
+
+
+# ---------------------------------------------------------------------------------------
+# Manifest
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """The records of a manifest, oldest first; a missing file is empty.
+
+    Lines that are not JSON objects (a partial last line after a crash) are ignored.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict) and "output" in record and "status" in record:
+                    records.append(record)
+    return records
+
+
+class _Manifest:
+    """Appends one JSON line per record, flushed and fsynced, so a crash loses at most one line."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._file = None
+
+    def __enter__(self) -> "_Manifest":
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+b")
+            self._file.seek(0, os.SEEK_END)
+            if self._file.tell() > 0:
+                self._file.seek(-1, os.SEEK_END)
+                if self._file.read(1) != b"\n":
+                    # A partial line from an interrupted run: end it so ours start clean.
+                    self._file.write(b"\n")
+        return self
+
+    def write(self, record: dict) -> None:
+        if self._file is None:
+            return
+        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Planning
+
+
+def _style_identity(style: Path) -> dict[str, Any]:
+    stat = style.stat()
+    return {"path": str(style.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _config_hash(config: StyleConfig, style: Path) -> str:
+    identity = json.dumps({"config": config.digest(), "style": _style_identity(style)}, sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _scan_folder(
+    root: Path, patterns: Sequence[str], recursive: bool, exclude: Path
+) -> Iterable[tuple[Path, Path, str | None]]:
+    """(file, path relative to root, skip reason) for each matching file under root.
+
+    Hidden files and folders, the output folder and links to folders are not entered; a
+    file link whose target lies outside ``root`` is reported with a skip reason.
+    """
+    real_root = root.resolve()
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        kept = []
+        for name in sorted(subfolders):
+            sub = here / name
+            if name.startswith(".") or sub.resolve() == exclude:
+                continue
+            if sub.is_symlink():
+                logger.warning("%s: linked folder not followed", sub)
+                continue
+            kept.append(name)
+        subfolders[:] = kept if recursive else []
+        for name in sorted(files):
+            path = here / name
+            if name.startswith(".") or not _matches(name, patterns):
+                continue
+            reason = None
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.exists():
+                    reason = f"broken link (to {target})"
+                elif not _inside(target, real_root):
+                    reason = f"link outside the input folder (to {target})"
+            if reason is not None:
+                logger.warning("%s: skipped, %s", path, reason)
+            yield path, path.relative_to(root), reason
+
+
+def _output_suffix(path: Path, format: str | None) -> str:
+    if format is not None:
+        suffix = "." + format.lower().lstrip(".")
+        if suffix not in WRITABLE_EXTENSIONS:
+            raise ConfigError(f"format={format!r} must be one of {[e[1:] for e in WRITABLE_EXTENSIONS]}")
+        return suffix
+    return path.suffix if path.suffix.lower() in WRITABLE_EXTENSIONS else ".wav"
+
+
+def plan_batch(
+    inputs: Sequence[str | os.PathLike],
+    styles: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    config: StyleConfig | None = None,
+    *,
+    patterns: Sequence[str] | None = None,
+    recursive: bool = True,
+    overwrite: bool = False,
+    format: str | None = None,
+) -> list[Job]:
+    """The jobs that stylize every matching input file with every style.
+
+    Outputs mirror the input tree under ``output_dir`` (under ``output_dir/<style stem>/`` when
+    there are several styles). With one input folder its contents are mirrored directly;
+    with several inputs each folder keeps its own name and each file lands at the top.
+    Each output keeps its input's format (``.wav`` when that cannot be written) unless
+    ``format`` is given; sample rate and channels follow the input.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Audio files and folders.
+    styles : sequence of path
+        Style files; each makes its own set of outputs.
+    output_dir : path
+        Where outputs and ``manifest.jsonl`` go; it may lie inside an input folder (it is
+        then not searched). It need not exist.
+    config : StyleConfig, optional
+        Settings (default: ``PRESETS["default"]``).
+    patterns : sequence of str, optional
+        Shell patterns for file names in folders, case-insensitive (default: the audio
+        extensions, :data:`DEFAULT_PATTERNS`). Files named directly are always taken.
+    recursive : bool
+        Search sub-folders.
+    overwrite : bool
+        Redo outputs that exist, even when an earlier run finished them with these settings.
+    format : str, optional
+        Output extension for every job (``"wav"``, ``"flac"``, ...).
+
+    Returns
+    -------
+    list of Job
+        In input order, styles innermost; jobs not to run carry a ``skip_reason``.
+
+    Raises
+    ------
+    ConfigError
+        No inputs or styles, an input or style that does not exist, nothing matched, two
+        jobs writing the same file, or styles with the same name.
+    """
+    config = PRESETS["default"] if config is None else config
+    if not isinstance(config, StyleConfig):
+        raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
+    if not inputs:
+        raise ConfigError("no inputs: give at least one audio file or folder")
+    if not styles:
+        raise ConfigError("no style: give at least one --style file")
+    patterns = tuple(patterns) if patterns else DEFAULT_PATTERNS
+    output_dir = Path(output_dir)
+    real_output = output_dir.resolve()
+    style_paths = [Path(s) for s in styles]
+    for style in style_paths:
+        if not style.is_file():
+            raise ConfigError(f"style {style}: no such file")
+    stems = [s.stem for s in style_paths]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"styles must have different names (outputs go to OUTDIR/<style name>/); got {stems}")
+
+    contents: list[tuple[Path, Path, str | None]] = []
+    single_folder = len(inputs) == 1 and Path(inputs[0]).is_dir()
+    for given in map(Path, inputs):
+        if given.is_dir():
+            found = list(_scan_folder(given, patterns, recursive, real_output))
+            if not found:
+                raise ConfigError(
+                    f"{given}: no files match {', '.join(patterns)}"
+                    + ("" if recursive else " (sub-folders not searched: --recursive)")
+                )
+            prefix = Path() if single_folder else Path(given.resolve().name)
+            contents.extend((path, prefix / rel, reason) for path, rel, reason in found)
+        elif given.exists():
+            contents.append((given, Path(given.name), None))
+        else:
+            raise ConfigError(f"input {given}: no such file or folder")
+
+    hashes = {style: _config_hash(config, style) for style in style_paths}
+    finished = {
+        record.get("relative") or Path(os.path.relpath(record["output"], output_dir)).as_posix(): record.get("config_hash")
+        for record in read_manifest(output_dir / MANIFEST_NAME)
+        if record.get("status") == "done"
+    }
+    jobs, seen = [], {}
+    for path, rel, reason in contents:
+        duration = None
+        if reason is None:
+            with contextlib.suppress(AudioStyleError):
+                duration = audio_info(path).duration
+        for style in style_paths:
+            base = output_dir / style.stem if len(style_paths) > 1 else output_dir
+            output = base / rel.with_suffix(_output_suffix(rel, format))
+            if not _inside(output.resolve(), real_output):
+                raise ConfigError(f"{path}: its output {output} would lie outside {output_dir}")
+            if str(output) in seen:
+                raise ConfigError(f"{path} and {seen[str(output)]} would both be written to {output}")
+            seen[str(output)] = path
+            relative = output.relative_to(output_dir).as_posix()
+            skip = reason
+            if skip is None and not overwrite and output.exists():
+                if finished.get(relative) == hashes[style]:
+                    skip = "finished earlier with the same settings"
+                else:
+                    skip = "output exists, made otherwise; --overwrite replaces it"
+            jobs.append(Job(str(path), str(output), str(style), config, hashes[style], duration, skip, relative))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------
+# Running one job (in whatever process the executor picks)
+
+_worker_styles: dict[str, PreparedStyle] = {}
+_worker_busy = False
+_worker_interrupted = False
+
+
+def _record(job: Job, status: str, **fields: Any) -> dict:
+    return {
+        "input": job.input,
+        "output": job.output,
+        "relative": job.relative,
+        "style": job.style,
+        "config_hash": job.config_hash,
+        "status": status,
+        "duration": job.duration,
+        **fields,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _execute(job: Job, prepared: PreparedStyle) -> dict:
+    """Stylize one job; every failure but an interrupt becomes a ``failed`` record."""
+    started = time.perf_counter()
+    try:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        result = stylize(job.input, None, job.config, prepared=prepared)
+        result.save(job.output, overwrite=True)
+    except AudioStyleError as error:
+        return _record(job, "failed", error=str(error), seconds=time.perf_counter() - started)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - one bad file must not stop the others
+        logger.debug("job %s failed", job.input, exc_info=True)
+        message = f"unexpected {type(error).__name__}: {error}"
+        return _record(job, "failed", error=message, seconds=time.perf_counter() - started)
+    first, last = result.history[0], result.history[-1]
+    return _record(
+        job,
+        "done",
+        duration=result.duration,
+        sample_rate=result.sample_rate,
+        channels=int(result.audio.shape[0]),
+        losses={"first": first, "last": last, "steps": len(result.history) - 1},
+        timings={stage: round(seconds, 4) for stage, seconds in result.timings.items()},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _on_worker_interrupt(signum: int, frame: Any) -> None:
+    # Interrupt the running job once (its output's temporary file is removed on the way
+    # out) and refuse queued ones; an idle worker or one already unwinding is not disturbed.
+    global _worker_interrupted
+    if _worker_interrupted:
+        return
+    _worker_interrupted = True
+    if _worker_busy:
+        raise KeyboardInterrupt
+
+
+def _init_worker(threads: int, styles: dict[str, PreparedStyle]) -> None:
+    torch.set_num_threads(threads)
+    _worker_styles.update(styles)
+    signal.signal(signal.SIGINT, _on_worker_interrupt)
+
+
+def _execute_in_worker(job: Job) -> dict:
+    global _worker_busy
+    if _worker_interrupted:
+        raise KeyboardInterrupt
+    _worker_busy = True
+    try:
+        return _execute(job, _worker_styles[job.config_hash])
+    finally:
+        _worker_busy = False
+
+
+def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> dict:
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return _execute(job, prepared)
+
+
+# ---------------------------------------------------------------------------------------
+# Executors
+
+
+#: Times a job is run again, alone, after a worker process died while it was queued or running.
+WORKER_RETRIES = 2
+
+
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _run_here(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Callable[[dict], None]) -> None:
+    for job in jobs:
+        emit(_execute(job, styles[job.config_hash]))
+
+
+def _run_processes(
+    jobs: list[Job], styles: dict[str, PreparedStyle], emit: Callable[[dict], None], workers: int
+) -> None:
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        # Workers fork from a server that has torch imported already: seconds saved per worker.
+        context.set_forkserver_preload(["audiostyle.batch"])
+    lost = _run_pool(jobs, styles, emit, workers, context)
+    # A worker that dies (killed, out of memory, a crashing decoder) breaks the pool and every
+    # job still in it, and the pool cannot say which job killed it: run each lost job again
+    # alone, so that only the culprit is recorded as failed.
+    for job in lost:
+        for _ in range(WORKER_RETRIES):
+            logger.info("a worker process died; running %s again", job.input)
+            if not _run_pool([job], styles, emit, 1, context):
+                break
+        else:
+            error = f"its worker process died {WORKER_RETRIES + 1} times (killed, or out of memory?)"
+            emit(_record(job, "failed", error=error))
+
+
+def _run_pool(
+    jobs: list[Job],
+    styles: dict[str, PreparedStyle],
+    emit: Callable[[dict], None],
+    workers: int,
+    context: Any,
+) -> list[Job]:
+    """Run ``jobs`` on one pool, recording each; returns the jobs lost when a worker died."""
+    lost: list[Job] = []
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(_threads_per_worker(workers), styles),
+    )
+    pending = {pool.submit(_execute_in_worker, job): job for job in jobs}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool):
+                    lost.append(job)
+                else:
+                    emit(_future_record(job, error, future))
+    except KeyboardInterrupt:
+        for future in pending:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)
+        # Jobs that finished in the meantime still get their record.
+        for future, job in pending.items():
+            if future.cancelled():
+                continue
+            with contextlib.suppress(BaseException):
+                error = future.exception(timeout=60)
+                if error is None:
+                    emit(future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return lost
+
+
+def _future_record(job: Job, error: BaseException | None, future: Any) -> dict:
+    if error is None:
+        return future.result()
+    if isinstance(error, KeyboardInterrupt):
+        raise KeyboardInterrupt
+    return _record(job, "failed", error=f"worker failed: {type(error).__name__}: {error}")
+
+
+def _run_dask(
+    jobs: list[Job],
+    styles: dict[str, PreparedStyle],
+    emit: Callable[[dict], None],
+    workers: int,
+    scheduler: str | None,
+) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError("executor='dask' needs Dask distributed: pip install 'audiostyle[dask]'") from None
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            client = stack.enter_context(Client(cluster))
+            threads = _threads_per_worker(workers)
+        else:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="30s"))
+            except (OSError, TimeoutError) as error:
+                raise ConfigError(f"scheduler={scheduler!r}: cannot connect ({error})") from None
+            threads = None
+        shipped = client.scatter(styles, broadcast=True)
+        futures = {
+            client.submit(_execute_on_dask, job, shipped[job.config_hash], threads, pure=False): job for job in jobs
+        }
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                if future.status == "error":
+                    emit(_record(job, "failed", error=f"worker failed: {future.exception()}"))
+                else:
+                    emit(future.result())
+        except KeyboardInterrupt:
+            client.cancel(list(futures))
+            raise
+
+
+def _remove_partial_files(jobs: Iterable[Job]) -> None:
+    """Remove temporary files a killed worker may have left beside the outputs."""
+    for job in jobs:
+        output = Path(job.output)
+        pattern = f".{glob.escape(output.name)}.*.part{glob.escape(output.suffix)}"
+        for leftover in output.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    executor: str = "local",
+    progress: BatchProgress | None = None,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    manifest: str | os.PathLike | None = None,
+) -> BatchReport:
+    """Run planned jobs and record each in the manifest as it finishes.
+
+    Each style is prepared once here (network and statistics) and shared by all workers.
+    A job that fails (unreadable, too short, vanished file...) is recorded with its error and
+    the others go on. Outputs are written atomically: an interrupt leaves finished files
+    complete and no partial ones.
+
+    Parameters
+    ----------
+    jobs : sequence of Job
+        From :func:`plan_batch`; jobs with a ``skip_reason`` are recorded as skipped.
+    executor : {"local", "dask"}
+        ``"local"``: this process (``workers=1``) or ``workers`` processes; ``"dask"``: a Dask
+        cluster at ``scheduler``, or a ``LocalCluster`` of ``workers`` processes. Workers
+        must see the input, style and output paths at the same names (a shared file system).
+    progress : callable, optional
+        ``progress(record, report)`` after each job.
+    workers : int
+        Local processes (torch threads are divided among them).
+    scheduler : str, optional
+        Dask scheduler address such as ``tcp://host:8786``.
+    manifest : path, optional
+        JSON-lines file to append the records to.
+
+    Returns
+    -------
+    BatchReport
+        ``interrupted`` is True after Ctrl-C (the remaining jobs are not recorded).
+
+    Raises
+    ------
+    ConfigError
+        Bad executor, workers or scheduler, or Dask not installed.
+    AudioFileError
+        A style file is unusable (nothing is run).
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r} must be one of {EXECUTORS}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
+        raise ConfigError(f"workers={workers!r} must be an integer in [1, 1024]")
+    if scheduler is not None and executor != "dask":
+        raise ConfigError("a scheduler address needs executor='dask'")
+    report = BatchReport(total=len(jobs))
+    started = time.perf_counter()
+    runnable = [job for job in jobs if job.skip_reason is None]
+    styles: dict[str, PreparedStyle] = {}
+    for job in runnable:
+        # config_hash names one style file under one config: what a PreparedStyle holds.
+        if job.config_hash not in styles:
+            prepared = prepare_style(job.style, job.config)
+            # Shipped to other processes from the CPU; each worker moves it to its device.
+            styles[job.config_hash] = prepared.to("cpu") if executor == "dask" or workers > 1 else prepared
+
+    with _Manifest(manifest) as log:
+
+        def emit(record: dict) -> None:
+            log.write(record)
+            report.records.append(record)
+            if record["status"] == "failed":
+                logger.info("failed: %s", record["error"])
+            if progress is not None:
+                progress(record, report)
+
+        for job in jobs:
+            if job.skip_reason is not None:
+                emit(_record(job, "skipped", reason=job.skip_reason))
+        try:
+            if executor == "dask" and runnable:
+                _run_dask(runnable, styles, emit, workers, scheduler)
+            elif workers > 1 and len(runnable) > 1:
+                _run_processes(runnable, styles, emit, min(workers, len(runnable)))
+            else:
+                _run_here(runnable, styles, emit)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            _remove_partial_files(runnable)
+    report.elapsed = time.perf_counter() - started
+    return report
+
+
+def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None) -> tuple[float, str]:
+    """Audio seconds stylized per second of one worker, and where the figure comes from.
+
+    From the manifest's finished jobs with the same settings when there are some; otherwise
+    measured by stylizing two seconds of noise with the first job's style.
+    """
+    hashes = {job.config_hash for job in jobs}
+    history = [
+        r for r in (read_manifest(manifest) if manifest is not None else [])
+        if r.get("status") == "done" and r.get("config_hash") in hashes and r.get("seconds")
+    ]
+    if history:
+        rate = sum(r["duration"] for r in history) / sum(r["seconds"] for r in history)
+        return rate, f"from {len(history)} earlier jobs"
+    job = jobs[0]
+    prepared = prepare_style(job.style, job.config)
+    rate = job.config.sample_rate
+    noise = (0.1 * np.random.default_rng(0).standard_normal(2 * rate)).astype(np.float32)
+    # The first run pays one-off costs (lazy imports, allocator warm-up): time the second.
+    stylize((noise[: rate // 4], rate), None, job.config, prepared=prepared)
+    started = time.perf_counter()
+    stylize((noise, rate), None, job.config, prepared=prepared)
+    return 2.0 / (time.perf_counter() - started), "measured on 2 s of noise"
+
+
+def summarize_plan(jobs: Sequence[Job]) -> dict[str, Any]:
+    """Counts and durations of a plan, for a dry run."""
+    runnable = [job for job in jobs if job.skip_reason is None]
+    reasons: dict[str, int] = {}
+    for job in jobs:
+        if job.skip_reason is not None:
+            key = job.skip_reason.split(" (")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "jobs": len(jobs),
+        "inputs": len({job.input for job in jobs}),
+        "styles": len({job.style for job in jobs}),
+        "to_run": len(runnable),
+        "skipped": reasons,
+        "unreadable_headers": sum(1 for job in runnable if job.duration is None),
+        "audio_seconds": sum(job.duration or 0.0 for job in runnable),
+    }

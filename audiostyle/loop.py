@@ -1,0 +1,128 @@
+"""Seamless loops: a circular STFT and Griffin-Lim on it.
+
+A loop of ``length`` samples is treated as one period of a periodic signal: frame ``t`` is
+centred on sample ``t * hop_length`` and wraps around the ends, so the signal has exactly
+``length // hop_length`` frames and nothing marks where it starts. Reconstructing with this
+transform (and optimising with a circularly padded network) gives a waveform whose end runs
+into its start as smoothly as any two neighbouring samples inside it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .errors import ConfigError
+from .spectral import _window, validate_stft_params
+
+__all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim"]
+
+
+def loop_frames(length: int, hop_length: int) -> int:
+    """Frames of a loop of ``length`` samples (a multiple of ``hop_length``)."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < hop_length or length % hop_length:
+        raise ConfigError(f"loop length={length!r} must be a positive multiple of hop_length={hop_length}")
+    return length // hop_length
+
+
+def _frame_indices(frames: int, n_fft: int, hop_length: int, length: int, device: torch.device) -> torch.Tensor:
+    """(frames, n_fft) sample indices of each frame, wrapped around the period."""
+    starts = torch.arange(frames, device=device) * hop_length - n_fft // 2
+    return (starts[:, None] + torch.arange(n_fft, device=device)[None, :]) % length
+
+
+def circular_stft(waveform: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Complex STFT of one period [shape=(..., length)] -> [shape=(..., n_fft // 2 + 1, length // hop)].
+
+    Hann window; frame ``t`` is centred on sample ``t * hop_length`` and wraps around.
+    """
+    validate_stft_params(n_fft, hop_length)
+    length = waveform.shape[-1]
+    frames = loop_frames(int(length), hop_length)
+    index = _frame_indices(frames, n_fft, hop_length, length, waveform.device)
+    window = _window(n_fft, waveform.device, waveform.dtype)
+    segments = waveform[..., index] * window  # (..., frames, n_fft)
+    return torch.fft.rfft(segments, n=n_fft).transpose(-1, -2)
+
+
+def circular_istft(spec: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Least-squares inverse of :func:`circular_stft` [shape=(..., freq, frames)] -> (..., frames * hop)."""
+    validate_stft_params(n_fft, hop_length)
+    frames = spec.shape[-1]
+    length = frames * hop_length
+    real_dtype = spec.real.dtype
+    window = _window(n_fft, spec.device, real_dtype)
+    segments = torch.fft.irfft(spec.transpose(-1, -2), n=n_fft) * window  # (..., frames, n_fft)
+    index = _frame_indices(frames, n_fft, hop_length, length, spec.device).reshape(-1)
+    lead = segments.shape[:-2]
+    flat = segments.reshape(-1, frames * n_fft)
+    waveform = torch.zeros(flat.shape[0], length, dtype=real_dtype, device=spec.device)
+    waveform.index_add_(1, index, flat)
+    envelope = torch.zeros(length, dtype=real_dtype, device=spec.device)
+    envelope.index_add_(0, index, window.square().repeat(frames))
+    return (waveform / envelope.clamp_min(1e-8)).reshape(*lead, length)
+
+
+def circular_griffin_lim(
+    magnitude: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    seed: int = 0,
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Fast Griffin-Lim on the circular STFT: one seamless period of a waveform.
+
+    Parameters
+    ----------
+    magnitude : torch.Tensor [shape=(..., n_fft // 2 + 1, frames)]
+        Non-negative linear magnitude of one period.
+    n_fft, hop_length : int
+    n_iter : int
+        Iterations (>= 0).
+    momentum : float
+        In [0, 1.5), as in :func:`audiostyle.phase.griffin_lim`.
+    seed : int
+        Seed of the random initial phase.
+    callback : callable, optional
+        ``callback(iteration, n_iter)`` after each iteration.
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., frames * hop_length)]
+        One period; tiled end to end it has no seam.
+
+    Examples
+    --------
+    >>> import torch
+    >>> mag = torch.rand(257, 40)
+    >>> circular_griffin_lim(mag, n_fft=512, hop_length=128, n_iter=2).shape
+    torch.Size([5120])
+    """
+    validate_stft_params(n_fft, hop_length)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ConfigError(f"n_iter={n_iter!r} must be an integer >= 0")
+    if not 0.0 <= momentum < 1.5:
+        raise ConfigError(f"momentum={momentum!r} must be in [0, 1.5)")
+    if magnitude.shape[-2] != n_fft // 2 + 1:
+        raise ConfigError(f"magnitude has {magnitude.shape[-2]} frequency bins; n_fft={n_fft} needs {n_fft // 2 + 1}")
+    generator = torch.Generator().manual_seed(seed)
+    angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)
+    phase = torch.polar(torch.ones_like(angles), 2 * torch.pi * angles).to(magnitude.device)
+    previous = torch.zeros((), dtype=phase.dtype, device=magnitude.device)
+    blend = momentum / (1 + momentum)
+    for iteration in range(n_iter):
+        rebuilt = circular_stft(
+            circular_istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length),
+            n_fft=n_fft,
+            hop_length=hop_length,
+        )
+        phase = rebuilt - blend * previous if momentum else rebuilt
+        phase = phase / phase.abs().clamp_min(1e-16)
+        previous = rebuilt
+        if callback is not None:
+            callback(iteration + 1, n_iter)
+    return circular_istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length)

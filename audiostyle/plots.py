@@ -1,0 +1,243 @@
+"""Spectrogram figures: a run's content, style(s) and output on one dB scale, plus its losses.
+
+matplotlib is an optional dependency (``pip install "audiostyle[plot]"``), imported only when
+a figure is drawn, with the non-interactive Agg backend so it works on a server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .audio import atomic_write, load_audio, resample
+from .errors import ConfigError
+from .spectral import stft, validate_stft_params
+
+__all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB"]
+
+#: Every panel shows the same range: from the loudest bin of all panels down this many dB.
+DYNAMIC_RANGE_DB = 80.0
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError('plots need matplotlib: pip install "audiostyle[plot]"') from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _waveform(source: Any, sample_rate: int) -> np.ndarray:
+    """A path or ``(waveform, rate)`` -> mono float32 at ``sample_rate``."""
+    if isinstance(source, tuple):
+        audio, rate = source
+        audio = np.asarray(audio, dtype=np.float32)
+        audio = audio[np.newaxis] if audio.ndim == 1 else audio
+        audio = resample(audio, int(rate), sample_rate)
+    else:
+        audio, _ = load_audio(source, sample_rate, mono=True)
+    return audio.mean(axis=0)
+
+
+def _decibels(magnitude: np.ndarray) -> np.ndarray:
+    return 20 * np.log10(np.maximum(magnitude, 1e-10))
+
+
+def _spectrum_db(waveform: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    if waveform.shape[-1] < n_fft:
+        waveform = np.pad(waveform, (0, n_fft - waveform.shape[-1]))
+    return _decibels(stft(torch.from_numpy(np.ascontiguousarray(waveform)), n_fft=n_fft, hop_length=hop_length).abs().numpy())
+
+
+def _styles_and_weights(style: Any) -> tuple[list[Any], list[float]]:
+    """As :func:`stylize` takes them: a source, a list of sources or of ``(source, weight)``."""
+    items = [style] if isinstance(style, (str, os.PathLike, tuple)) else list(style)
+    styles, weights = [], []
+    for item in items:
+        weighted = isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) and not isinstance(item[0], np.ndarray)
+        styles.append(item[0] if weighted else item)
+        weights.append(float(item[1]) if weighted else 1.0)
+    return styles, weights
+
+
+def _label(source: Any, fallback: str) -> str:
+    return Path(source).name if isinstance(source, (str, os.PathLike)) else fallback
+
+
+def _draw_panels(axes: Sequence[Any], panels: list[tuple[str, np.ndarray, float, int]]) -> Any:
+    """imshow each ``(title, dB (freq, frames), seconds, sample_rate)`` on one colour scale."""
+    top = max(float(db.max()) for _, db, _, _ in panels)
+    image = None
+    for axis, (title, db, seconds, rate) in zip(axes, panels):
+        image = axis.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=top - DYNAMIC_RANGE_DB,
+            vmax=top,
+            extent=(0.0, seconds, 0.0, rate / 2000),
+            interpolation="nearest",
+        )
+        axis.set_title(title, fontsize=9)
+        axis.set_ylabel("kHz")
+        axis.set_xlabel("seconds")
+    return image
+
+
+def _save(figure: Any, path: str | os.PathLike, protect: Sequence[Any]) -> Path:
+    target = Path(path)
+    if target.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"figure path {os.fspath(path)!r} must end in .png, .pdf or .svg")
+    fmt = target.suffix[1:].lower()
+    with atomic_write(target, protect=protect) as temporary:
+        if fmt != "png":
+            figure.savefig(temporary, format=fmt, dpi=80)
+        else:
+            # A 256-colour palette keeps a spectrogram figure small enough to commit (several
+            # times smaller than RGBA, and the colour map has at most 256 shades anyway).
+            import io
+
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=80)
+            buffer.seek(0)
+            with Image.open(buffer) as image:
+                image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+                    temporary, format="PNG", optimize=True
+                )
+    return target
+
+
+def plot_result(
+    result: Any,
+    content: Any,
+    style: Any,
+    path: str | os.PathLike,
+) -> Path:
+    """One figure of a run: content, style(s) and output log-spectrograms, then the losses.
+
+    All spectrograms are analysed at the run's working rate with its ``n_fft`` and
+    ``hop_length``, so they share the frequency axis, and drawn on one dB scale (the loudest
+    bin of all panels down :data:`DYNAMIC_RANGE_DB`).
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`audiostyle.stylize` returned.
+    content : path, (waveform, sample_rate) or None
+        The content as given to :func:`stylize` (None for a texture).
+    style : path, (waveform, sample_rate), or a list of them or of ``(source, weight)``
+        The style(s) as given to :func:`stylize`.
+    path : str or os.PathLike
+        A ``.png``, ``.pdf`` or ``.svg`` file, written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        matplotlib is missing or the extension is not a figure format.
+    AudioFileError
+        An input is unreadable, or the figure would overwrite an input.
+    """
+    plt = _pyplot()
+    config = result.config
+    rate, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
+    styles, weights = _styles_and_weights(style)
+    panels = []
+    if content is not None:
+        wave = _waveform(content, rate)
+        panels.append((f"content: {_label(content, 'array')}", _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))
+    for index, (source, weight) in enumerate(zip(styles, weights)):
+        wave = _waveform(source, rate)
+        title = f"style: {_label(source, f'array {index + 1}')}"
+        if len(styles) > 1:
+            title += f" (weight {weight / sum(weights):.2f})"
+        panels.append((title, _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))
+    output = np.asarray(result.audio, dtype=np.float32)
+    output_wave = resample(output, result.sample_rate, rate).mean(axis=0)
+    panels.append(("output", _spectrum_db(output_wave, n_fft, hop), output_wave.shape[-1] / rate, rate))
+
+    figure, axes = plt.subplots(len(panels) + 1, 1, figsize=(8, 2.1 * (len(panels) + 1)), constrained_layout=True)
+    image = _draw_panels(axes[:-1], panels)
+    figure.colorbar(image, ax=list(axes[:-1]), label="dB", shrink=0.9)
+    losses = axes[-1]
+    for name in ("total", "style", "content", "texture"):
+        values = [step[name] for step in result.history if name in step]
+        if values:
+            losses.plot(range(len(values)), values, label=name)
+    losses.set_yscale("log")
+    losses.set_xlabel("solver step")
+    losses.set_ylabel("loss")
+    losses.set_title("losses", fontsize=9)
+    losses.legend(fontsize=8)
+    protect = [s for s in [content, *styles] if isinstance(s, (str, os.PathLike))]
+    try:
+        return _save(figure, path, protect)
+    finally:
+        plt.close(figure)
+
+
+def plot_files(
+    paths: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+) -> Path:
+    """Log-spectrograms of audio files side by side, on one dB scale and frequency axis.
+
+    Each file is analysed at the highest sample rate among them (the others are resampled),
+    so the frequency axes match.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Audio files (at least one).
+    path : str or os.PathLike
+        The figure (``.png``, ``.pdf`` or ``.svg``), written atomically.
+    n_fft, hop_length : int
+        STFT settings.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        No files, bad STFT settings, missing matplotlib or a bad extension.
+    AudioFileError
+        A file is missing or unreadable.
+    """
+    if not paths:
+        raise ConfigError("plot_files needs at least one audio file")
+    validate_stft_params(n_fft, hop_length)
+    plt = _pyplot()
+    from .audio import audio_info
+
+    rate = max(audio_info(p).sample_rate for p in paths)
+    panels = []
+    for source in paths:
+        wave = _waveform(source, rate)
+        panels.append((Path(source).name, _spectrum_db(wave, n_fft, hop_length), wave.shape[-1] / rate, rate))
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 1, 3.2), sharey=True, constrained_layout=True, squeeze=False
+    )
+    image = _draw_panels(axes[0], panels)
+    figure.colorbar(image, ax=list(axes[0]), label="dB")
+    try:
+        return _save(figure, path, list(paths))
+    finally:
+        plt.close(figure)

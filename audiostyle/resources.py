@@ -1,0 +1,229 @@
+"""Memory check before a run: estimate the peak, compare it with what the machine has free.
+
+A run that does not fit should stop at once with a message that says which setting to
+lower, not minutes later when the operating system kills the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import StyleConfig
+from .errors import ConfigError
+from .networks.random import split_filters
+from .segments import segment_frames
+
+__all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
+
+logger = logging.getLogger("audiostyle")
+
+FLOAT_BYTES = 4
+#: L-BFGS keeps this many (step, gradient-change) pairs; see optimize.py.
+LBFGS_HISTORY = 20
+#: Allocator slack, temporaries and the interpreter itself.
+SAFETY_FACTOR = 1.5
+#: Floats per optimised spectrogram bin that the optional stages add, measured (ru_maxrss) on
+#: CPU: waveform refinement (an STFT under autograd plus L-BFGS on the waveform) and the
+#: band-envelope texture loss.
+REFINE_FLOATS_PER_BIN = 64
+TEXTURE_FLOATS_PER_BIN = 96
+#: torch, librosa and friends once imported.
+BASELINE_BYTES = 300 * 2**20
+
+
+def estimate_peak_bytes(
+    config: StyleConfig,
+    content_columns: int,
+    style_columns: Sequence[int],
+) -> int:
+    """Estimate the peak memory of one :func:`~audiostyle.stylize` run, in bytes.
+
+    Parameters
+    ----------
+    config : StyleConfig
+        The run's settings (FFT size, filters, kernel widths, solver).
+    content_columns : int
+        Spectrogram frames of the content times its channels (of the texture, when there
+        is no content): the size of the optimised variable.
+    style_columns : sequence of int
+        Frames times channels of each style.
+
+    Returns
+    -------
+    int
+        Estimated peak bytes, safety factor included.
+
+    Notes
+    -----
+    The random network convolves by unfolding frames, so each kernel width of size ``w``
+    holds a ``w * n_freq * frames`` float32 copy (and its gradient in the backward pass).
+    Feature maps are ``filters * frames``, Gram matrices ``filters_i ** 2`` per width, and
+    L-BFGS keeps ``2 * history`` copies of the variable. Pretrained networks are smaller
+    than the random one at the same frame count, so the estimate errs on the safe side.
+    """
+    n_freq = config.n_fft // 2 + 1
+    widths = config.kernel_widths
+    per_width = split_filters(config.filters, len(widths))
+    weights = sum(w * n_freq * f for w, f in zip(widths, per_width))
+    grams = sum(f * f for f in per_width)
+
+    def network_pass(columns: int, *, backward: bool) -> int:
+        unfolded = sum(widths) * n_freq * columns
+        maps = config.filters * columns
+        return (unfolded + maps) * (2 if backward else 1)
+
+    # Targets: the style's (and content's) features, one style at a time, then only Grams kept.
+    largest_style = max(style_columns, default=0)
+    targets = network_pass(max(largest_style, content_columns), backward=False)
+    # Optimisation: variable, gradient, content target, spectrogram/phase, solver state.
+    solver_state = 2 * LBFGS_HISTORY if config.solver == "lbfgs" else 2
+    variable = n_freq * content_columns * (4 + solver_state)
+    optimise = variable + network_pass(content_columns, backward=True) + config.filters * content_columns
+    styles = sum(n_freq * c * 3 for c in style_columns)  # log-magnitude, complex STFT
+    if getattr(config, "refine_steps", 0) > 0:
+        optimise += REFINE_FLOATS_PER_BIN * n_freq * content_columns
+    if getattr(config, "texture_weight", 0) > 0:
+        optimise += TEXTURE_FLOATS_PER_BIN * n_freq * content_columns
+    total_floats = weights + 3 * grams + styles + max(targets, optimise)
+    return int(total_floats * FLOAT_BYTES * SAFETY_FACTOR) + BASELINE_BYTES
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_headroom() -> int | None:
+    # A container's limit (cgroup v2, then v1) kills the process long before the host's.
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        limit, usage = _read_int(Path(limit_file)), _read_int(Path(usage_file))
+        if limit is not None and usage is not None and limit < 2**60:
+            return max(limit - usage, 0)
+    return None
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes free for a run on ``device``, or None when this machine does not say.
+
+    CPU: ``MemAvailable`` from ``/proc/meminfo`` (Linux), capped by a container's cgroup
+    limit, else ``os.sysconf`` free pages. CUDA: the driver's free memory. MPS: unknown.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except (RuntimeError, AssertionError):
+            return None
+        return int(free)
+    if device.type != "cpu":
+        return None
+    available = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        available = None
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = None
+    headroom = _cgroup_headroom()
+    if headroom is not None:
+        available = headroom if available is None else min(available, headroom)
+    return available
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def _columns(waveform: np.ndarray, hop_length: int) -> int:
+    # analyze() turns channels into the batch: frames per channel times channels.
+    return waveform.shape[0] * (1 + waveform.shape[-1] // hop_length)
+
+
+def check_memory(
+    config: StyleConfig,
+    content: np.ndarray | None,
+    styles: Sequence[np.ndarray],
+    *,
+    texture_seconds: float | None = None,
+    device: torch.device | str = "cpu",
+) -> int:
+    """Refuse a run whose estimated peak exceeds the free memory of ``device``.
+
+    Parameters
+    ----------
+    config : StyleConfig
+        The run's settings.
+    content : np.ndarray [shape=(channels, samples)] or None
+        The content at the working rate; None for a texture.
+    styles : sequence of np.ndarray [shape=(channels, samples)]
+        The styles at the working rate.
+    texture_seconds : float, optional
+        Length of a texture (``content=None``); default: the first style's length.
+    device : torch.device or str
+        Where the run will happen.
+
+    Returns
+    -------
+    int
+        The estimate in bytes (returned also when free memory is unknown and the check
+        is skipped).
+
+    Raises
+    ------
+    ConfigError
+        The estimate is larger than the free memory; the message names the settings to
+        lower (``--filters``, ``--preset fast``, ``--n-fft``, ``--segment-seconds``, a
+        shorter clip).
+    """
+    hop = config.hop_length
+    style_columns = [_columns(style, hop) for style in styles]
+    long_buffers = 0
+    if content is not None:
+        content_columns = _columns(content, hop)
+        # Longer content is solved one segment at a time (audiostyle.segments); only its
+        # full-length spectrograms and Griffin-Lim buffers grow with it: about 96 bytes
+        # a bin, measured with benchmarks/long_input.py (2.6 GB peak for 10 minutes, fast preset).
+        solved_columns = min(
+            content_columns, content.shape[0] * segment_frames(config.segment_seconds, config.sample_rate, hop)
+        )
+        long_buffers = (content_columns - solved_columns) * (config.n_fft // 2 + 1) * 96
+        content_columns = solved_columns
+    else:
+        valid = isinstance(texture_seconds, (int, float)) and 0 < texture_seconds <= config.max_duration
+        samples = texture_seconds * config.sample_rate if valid else styles[0].shape[-1]
+        content_columns = 1 + int(samples) // hop
+    needed = estimate_peak_bytes(config, content_columns, style_columns) + long_buffers
+    free = available_memory(device)
+    if free is None:
+        logger.debug("free memory on %s unknown; skipping the memory check", device)
+        return needed
+    logger.debug("estimated peak %s of %s free on %s", _gib(needed), _gib(free), device)
+    if needed > free:
+        longest = max(w.shape[-1] for w in ([content] if content is not None else []) + list(styles))
+        raise ConfigError(
+            f"this run needs about {_gib(needed)} of memory on {torch.device(device)} but only "
+            f"{_gib(free)} is free; lower --filters (now {config.filters}), use --preset fast, "
+            f"a smaller --n-fft (now {config.n_fft}), shorter --segment-seconds (now "
+            f"{config.segment_seconds:g}), or a shorter clip (the longest input lasts "
+            f"{longest / config.sample_rate:.0f} s)"
+        )
+    return needed

@@ -1,0 +1,452 @@
+"""Robustness benchmark: throw bad waveforms, bad settings and corrupt files at audiostyle.
+
+Every case must either succeed with a finite output of the right shape or fail with an
+``AudioStyleError`` (through the CLI: exit code 2/3, one line on stderr, no output file).
+Anything else is a crash. The same generators drive the property and fuzz tests
+(``tests/test_properties.py``, ``tests/test_fuzz_files.py``), which run a bounded sample.
+
+Run::
+
+    python -m benchmarks.robustness              # ~300 cases, prints a table
+    python -m benchmarks.robustness --cases 60   # quicker
+
+Writes ``benchmarks/results/robustness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Waveform contents: ordinary, degenerate (silence, DC, full-scale square) and invalid.
+SIGNAL_KINDS = (
+    "noise",
+    "tone",
+    "zeros",
+    "dc",
+    "square",
+    "denormal",
+    "huge",
+    "nan",
+    "posinf",
+    "neginf",
+    "one_nan",
+)
+#: Ways to damage an audio file's bytes.
+MUTATIONS = (
+    "none",
+    "zero_length",
+    "truncate_header",
+    "truncate_half",
+    "flip_header",
+    "flip_data",
+    "huge_length",
+    "wrong_extension",
+    "garbage",
+)
+#: Rates the tests draw from (the issue's 1 kHz to 192 kHz).
+RATES = (1000, 4000, 8000, 11025, 16000, 22050, 32000, 44100, 48000, 96000, 192000)
+
+#: A run cheap enough for hundreds of cases on a laptop core.
+TINY_SETTINGS = dict(
+    sample_rate=16000,
+    n_fft=512,
+    hop_length=128,
+    filters=48,
+    kernel_widths=(3, 7),
+    iterations=3,
+    griffin_lim_iters=4,
+    device="cpu",
+)
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+RESULTS = Path(__file__).resolve().parent / "results" / "robustness.json"
+
+
+def make_waveform(kind: str, *, channels: int, samples: int, seed: int = 0) -> np.ndarray:
+    """A ``(channels, samples)`` float32 waveform of the given ``kind`` (see ``SIGNAL_KINDS``)."""
+    rng = np.random.default_rng(seed)
+    shape = (channels, samples)
+    if kind == "noise":
+        return (0.3 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "tone":
+        t = np.arange(samples) / max(samples, 1)
+        return np.broadcast_to(0.5 * np.sin(2 * np.pi * 40 * t), shape).astype(np.float32)
+    if kind == "zeros":
+        return np.zeros(shape, np.float32)
+    if kind == "dc":
+        return np.full(shape, rng.choice([-1.0, 0.25, 1.0]), np.float32)
+    if kind == "square":
+        period = int(rng.integers(2, 200))
+        return np.where((np.arange(samples) // period) % 2 == 0, 1.0, -1.0).astype(np.float32) * np.ones(shape, np.float32)
+    if kind == "denormal":
+        return (rng.standard_normal(shape) * 1e-40).astype(np.float32)
+    if kind == "huge":
+        return (rng.standard_normal(shape) * 1e30).astype(np.float32)
+    if kind in ("nan", "posinf", "neginf"):
+        value = {"nan": np.nan, "posinf": np.inf, "neginf": -np.inf}[kind]
+        return np.full(shape, value, np.float32)
+    if kind == "one_nan":
+        audio = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+        if audio.size:
+            audio.flat[int(rng.integers(audio.size))] = np.nan
+        return audio
+    raise ValueError(f"unknown signal kind {kind!r}")
+
+
+def _huge_declared_length(data: bytearray, suffix: str) -> bytearray:
+    if data[:4] == b"RIFF":
+        data[4:8] = (0xFFFFFFF0).to_bytes(4, "little")
+        index = data.find(b"data", 12)
+        if index >= 0:
+            data[index + 4 : index + 8] = (0x7FFFFFF0).to_bytes(4, "little")
+    elif data[:4] == b"fLaC" and len(data) >= 26:
+        # STREAMINFO's 36-bit total-samples field: all ones.
+        data[21] |= 0x0F
+        data[22:26] = b"\xff\xff\xff\xff"
+    elif len(data) >= 8:
+        data[4:8] = b"\xff\xff\xff\xff"
+    return data
+
+
+def mutate(data: bytes, kind: str, *, suffix: str, seed: int = 0) -> tuple[bytes, str]:
+    """Damage a file's bytes; returns ``(new bytes, new suffix)`` (see ``MUTATIONS``)."""
+    rng = np.random.default_rng(seed)
+    buffer = bytearray(data)
+    if kind == "none":
+        return bytes(buffer), suffix
+    if kind == "zero_length":
+        return b"", suffix
+    if kind == "truncate_header":
+        return bytes(buffer[: int(rng.integers(1, 44))]), suffix
+    if kind == "truncate_half":
+        return bytes(buffer[: len(buffer) // 2]), suffix
+    if kind in ("flip_header", "flip_data"):
+        if not buffer:
+            return b"", suffix
+        low, high = (0, min(64, len(buffer))) if kind == "flip_header" else (min(64, len(buffer) - 1), len(buffer))
+        for _ in range(int(rng.integers(1, 6))):
+            index = int(rng.integers(low, max(high, low + 1)))
+            buffer[index] ^= 1 << int(rng.integers(8))
+        return bytes(buffer), suffix
+    if kind == "huge_length":
+        return bytes(_huge_declared_length(buffer, suffix)), suffix
+    if kind == "wrong_extension":
+        others = {".wav": ".flac", ".flac": ".ogg", ".ogg": ".wav"}
+        return bytes(buffer), others.get(suffix.lower(), ".wav")
+    if kind == "garbage":
+        return rng.integers(0, 256, max(len(buffer) // 8, 16), dtype=np.uint8).tobytes(), suffix
+    raise ValueError(f"unknown mutation {kind!r}")
+
+
+def write_reference_files(folder: Path) -> list[Path]:
+    """A short stereo WAV, a mono FLAC and a mono OGG to mutate when the corpus is absent."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    paths = [folder / "ref_stereo.wav", folder / "ref_mono.flac", folder / "ref_mono.ogg"]
+    sf.write(paths[0], np.stack([tone, -tone], axis=1), 16000, subtype="PCM_16")
+    sf.write(paths[1], tone, 16000, subtype="PCM_16")
+    sf.write(paths[2], tone, 16000)
+    return paths
+
+
+def corpus_files(limit: int | None = None) -> list[Path]:
+    """Audio files of ``../shared/corpus`` (none when it is not there), smallest first."""
+    if not CORPUS.is_dir():
+        return []
+    files = sorted(
+        (p for p in CORPUS.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg")),
+        key=lambda p: (p.stat().st_size, p.name),
+    )
+    return files[:limit] if limit is not None else files
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files atomic_write would leave if it failed to clean up."""
+    return sorted(p for p in folder.iterdir() if ".part" in p.name)
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+@dataclass
+class Tally:
+    tried: int = 0
+    succeeded: int = 0
+    clean_errors: int = 0
+    crashes: int = 0
+    nan_outputs: int = 0
+    partial_files: int = 0
+    seconds: float = 0.0
+    crash_examples: list[str] = field(default_factory=list)
+
+    def crash(self, case: str, error: BaseException | str) -> None:
+        self.crashes += 1
+        if len(self.crash_examples) < 10:
+            detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            self.crash_examples.append(f"{case}: {detail}"[:300])
+
+
+def _stylize_cases(tally: Tally, count: int, rng: np.random.Generator, folder: Path) -> None:
+    from audiostyle import AudioStyleError, StyleConfig, stylize
+
+    config = StyleConfig(**TINY_SETTINGS)
+    for index in range(count):
+        kind = SIGNAL_KINDS[index % len(SIGNAL_KINDS)]
+        rate = int(rng.choice(RATES))
+        channels = int(rng.integers(1, 9))
+        samples = int(rng.integers(0, int(rate * rng.choice([0.05, 0.5, 2.0])) + 1))
+        style_kind = str(rng.choice(["noise", "tone", kind]))
+        case = f"stylize {kind}/{style_kind} {channels}ch {samples} samples @ {rate} Hz"
+        content = make_waveform(kind, channels=channels, samples=samples, seed=index)
+        style = make_waveform(style_kind, channels=int(rng.integers(1, 3)), samples=int(rate * 0.6), seed=index + 1)
+        tally.tried += 1
+        try:
+            result = stylize((content, rate), (style, rate), config)
+            out = folder / f"out{index}.wav"
+            result.save(out)
+        except AudioStyleError:
+            tally.clean_errors += 1
+            continue
+        except Exception as error:  # noqa: BLE001 - counting crashes is the point
+            tally.crash(case, error)
+            continue
+        if not np.isfinite(result.audio).all():
+            tally.nan_outputs += 1
+        if result.audio.shape != content.shape or result.sample_rate != rate:
+            tally.crash(case, f"output shape {result.audio.shape} @ {result.sample_rate} Hz")
+            continue
+        import soundfile as sf
+
+        written, _ = sf.read(out, dtype="float32")
+        if not np.isfinite(written).all():
+            tally.nan_outputs += 1
+        out.unlink()
+        tally.succeeded += 1
+    tally.partial_files += len(leftovers(folder))
+
+
+def random_config_value(name: str, rng: np.random.Generator):
+    """A value for StyleConfig field ``name``: valid, at the edges, or well outside."""
+    wild = [None, True, -1, 0, 1, 10**30, -1e-9, math.nan, math.inf, -math.inf, "x", "", [3], (3,), 2.5]
+    choices = {
+        "sample_rate": [7999, 8000, 16000, 192000, 192001, 16000.0],
+        "n_fft": [15, 16, 256, 512, 65537, 511],
+        "hop_length": [0, 1, 64, 128, 256, 257],
+        "network": ["random", "pretrained", "missing.safetensors", "weights.pt"],
+        "filters": [1, 2, 48, 16384, 16385],
+        "kernel_widths": [(1,), (3, 7), (2,), (255,), (257,), (), tuple(range(1, 40, 2)), [3, 7]],
+        "seed": [0, 2**63 - 1, 2**63, -5],
+        "content_weight": [0.0, 1.0, 1e9, 1e10, -1.0],
+        "style_weight": [0.0, 100.0, 1e9, 2e9],
+        "iterations": [1, 3, 100001, 0],
+        "solver": ["lbfgs", "adam", "sgd", "LBFGS"],
+        "learning_rate": [1e-12, 1.0, 1000.0, 1000.5, 0.0],
+        "tolerance": [0.0, 1e-4, 0.999, 1.0],
+        "init": ["content", "noise", "zeros"],
+        "griffin_lim_iters": [0, 4, 10000, 10001],
+        "momentum": [0.0, 0.99, 1.49, 1.5],
+        "phase_init": ["content", "random", "zero"],
+        "loudness": ["rms", "none", "peak"],
+        "max_duration": [1e-9, 0.5, 1200.0, 1e300],
+        "device": ["cpu", "auto", "cuda:99", "tpu", "mps", 3],
+    }
+    # Mostly the field's own edge values (about half valid), sometimes anything at all.
+    options = choices.get(name) if name in choices and rng.random() < 0.7 else wild
+    return options[int(rng.integers(len(options)))]
+
+
+def _config_cases(tally: Tally, count: int, rng: np.random.Generator, folder: Path) -> None:
+    from dataclasses import fields
+
+    from audiostyle import AudioStyleError, StyleConfig, stylize
+
+    names = [f.name for f in fields(StyleConfig)]
+    tone = make_waveform("tone", channels=1, samples=8000, seed=0)
+    noise = make_waveform("noise", channels=1, samples=8000, seed=1)
+    for index in range(count):
+        changed = {name: random_config_value(name, rng) for name in rng.choice(names, size=int(rng.integers(1, 3)), replace=False)}
+        case = f"config {changed!r}"
+        tally.tried += 1
+        try:
+            config = StyleConfig(**{**TINY_SETTINGS, **changed})
+            cheap = config.filters <= 512 and config.n_fft <= 4096 and config.iterations <= 10 and config.griffin_lim_iters <= 64 and config.sample_rate <= 48000 and sum(config.kernel_widths) <= 64
+            if cheap:
+                result = stylize((tone, 16000), (noise, 16000), config)
+                if not np.isfinite(result.audio).all():
+                    tally.nan_outputs += 1
+                if result.audio.shape != tone.shape:
+                    tally.crash(case, f"output shape {result.audio.shape}")
+                    continue
+        except AudioStyleError:
+            tally.clean_errors += 1
+            continue
+        except Exception as error:  # noqa: BLE001
+            tally.crash(case, error)
+            continue
+        tally.succeeded += 1
+
+
+def check_cli_case(path: Path, folder: Path) -> tuple[str, str]:
+    """Run the CLI in-process on ``path`` (as content) and judge it: ``(outcome, detail)``.
+
+    ``outcome`` is ``"ok"`` (exit 0, finite output), ``"clean"`` (exit 3, one line on
+    stderr, no traceback, no output), ``"crash"``, ``"nan"`` or ``"partial"``. Only the
+    content is damaged, so any other exit code is a crash.
+    """
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from audiostyle_cli.app import app
+
+    style = folder / "style.wav"
+    if not style.exists():
+        sf.write(style, make_waveform("noise", channels=1, samples=16000, seed=3).T, 16000)
+    output = folder / "out.wav"
+    output.unlink(missing_ok=True)
+    args = [str(path), str(style), "-o", str(output), "--preset", "fast", "-q"]
+    settings = {"-n": 2, "--filters": 32, "--sample-rate": 16000, "--n-fft": 512, "--hop-length": 128, "--device": "cpu"}
+    for flag, value in settings.items():
+        args += [flag, str(value)]
+    result = CliRunner().invoke(app, args, prog_name="audiostyle")
+    if leftovers(folder):
+        for leftover in leftovers(folder):
+            leftover.unlink()
+        return "partial", "a .part file was left"
+    if result.exit_code == 0:
+        if not output.exists():
+            return "crash", "exit 0 without an output file"
+        audio, _ = sf.read(output, dtype="float32")
+        output.unlink()
+        return ("ok", "") if np.isfinite(audio).all() else ("nan", "NaN in the output")
+    lines = result.stderr.strip().splitlines()
+    if result.exit_code == 3 and len(lines) == 1 and "Traceback" not in result.stderr and not output.exists():
+        return "clean", lines[0]
+    return "crash", f"exit {result.exit_code}: {result.stderr.strip()[:200]}"
+
+
+def check_load_case(path: Path) -> tuple[str, str]:
+    """Call load_audio on ``path`` and judge it like :func:`check_cli_case`."""
+    from audiostyle import AudioStyleError, load_audio
+
+    try:
+        audio, rate = load_audio(path)
+    except AudioStyleError as error:
+        return "clean", str(error)
+    except Exception as error:  # noqa: BLE001
+        return "crash", f"{type(error).__name__}: {error}"
+    if audio.dtype != np.float32 or audio.ndim != 2 or audio.shape[1] == 0 or rate <= 0:
+        return "crash", f"shape {audio.shape} dtype {audio.dtype} rate {rate}"
+    return ("ok", "") if np.isfinite(audio).all() else ("nan", "non-finite samples returned")
+
+
+def _file_cases(tally_load: Tally, tally_cli: Tally, count: int, rng: np.random.Generator, folder: Path) -> None:
+    sources = corpus_files(limit=12) or []
+    sources += write_reference_files(folder / "reference")
+    work = folder / "fuzz"
+    work.mkdir()
+    for index in range(count):
+        source = sources[int(rng.integers(len(sources)))]
+        kind = MUTATIONS[index % len(MUTATIONS)]
+        data, suffix = mutate(source.read_bytes(), kind, suffix=source.suffix, seed=index)
+        path = work / f"case{index}{suffix}"
+        path.write_bytes(data)
+        case = f"{source.name} {kind}"
+        for tally, judge in ((tally_load, lambda: check_load_case(path)), (tally_cli, lambda: check_cli_case(path, work))):
+            tally.tried += 1
+            started = time.perf_counter()
+            outcome, detail = judge()
+            tally.seconds += time.perf_counter() - started
+            if outcome == "ok":
+                tally.succeeded += 1
+            elif outcome == "clean":
+                tally.clean_errors += 1
+            elif outcome == "nan":
+                tally.nan_outputs += 1
+            elif outcome == "partial":
+                tally.partial_files += 1
+            else:
+                tally.crash(case, detail)
+        path.unlink()
+
+
+def run(cases: int, seed: int = 0) -> dict[str, Tally]:
+    """Run every group with about ``cases`` cases each; returns a tally per group."""
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    tallies = {name: Tally() for name in ("waveforms", "configs", "files:load_audio", "files:cli")}
+    with tempfile.TemporaryDirectory(prefix="audiostyle-robustness-") as tmp:
+        folder = Path(tmp)
+        for name, job in (
+            ("waveforms", lambda: _stylize_cases(tallies["waveforms"], cases, rng, folder)),
+            ("configs", lambda: _config_cases(tallies["configs"], cases, rng, folder)),
+            ("files", lambda: _file_cases(tallies["files:load_audio"], tallies["files:cli"], cases, rng, folder)),
+        ):
+            started = time.perf_counter()
+            job()
+            if name in tallies:  # the file groups time themselves, case by case
+                tallies[name].seconds = time.perf_counter() - started
+    return tallies
+
+
+def format_table(tallies: dict[str, Tally]) -> str:
+    columns = ("tried", "succeeded", "clean_errors", "crashes", "nan_outputs", "partial_files")
+    header = f"{'group':<18}" + "".join(f"{c:>14}" for c in columns) + f"{'seconds':>10}"
+    lines = [header, "-" * len(header)]
+    total = Tally()
+    for name, tally in tallies.items():
+        lines.append(f"{name:<18}" + "".join(f"{getattr(tally, c):>14}" for c in columns) + f"{tally.seconds:>10.1f}")
+        for c in columns:
+            setattr(total, c, getattr(total, c) + getattr(tally, c))
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<18}" + "".join(f"{getattr(total, c):>14}" for c in columns))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100, help="cases per group (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.disable(logging.WARNING)
+    tallies = run(args.cases, args.seed)
+    print(format_table(tallies))
+    bad = sum(t.crashes + t.nan_outputs + t.partial_files for t in tallies.values())
+    for name, tally in tallies.items():
+        for example in tally.crash_examples:
+            print(f"CRASH [{name}] {example}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "cases_per_group": args.cases,
+        "seed": args.seed,
+        "corpus": str(CORPUS) if CORPUS.is_dir() else None,
+        "python": sys.version.split()[0],
+        "machine": platform.platform(),
+        "groups": {name: vars(tally) for name, tally in tallies.items()},
+        "passed": bad == 0,
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0 if bad == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

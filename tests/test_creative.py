@@ -1,0 +1,311 @@
+"""Creative controls: seamless loops, style blends, strength, long inputs in segments,
+figures and run reports (library and CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from audiostyle import PRESETS, ConfigError, StyleConfig, stylize
+from audiostyle.loop import circular_griffin_lim, circular_istft, circular_stft
+from audiostyle.networks import RandomCNN
+from audiostyle.objective import StyleStatistics, gram
+from audiostyle.optimize import OptimizationResult
+from audiostyle.segments import crossfade_weights, segment_bounds, stylize_in_segments
+from audiostyle_cli.app import app
+from audiostyle_cli.creative import parse_weighted
+
+RATE = 16000
+TINY = StyleConfig(
+    sample_rate=RATE,
+    n_fft=512,
+    hop_length=128,
+    filters=48,
+    kernel_widths=(3, 7),
+    iterations=3,
+    griffin_lim_iters=4,
+    content_weight=1.0,
+    style_weight=100.0,  # pinned: the strength test reads the trade-off at this balance
+    device="cpu",
+)
+TINY_CLI = ["--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--filters", "48",
+            "--kernel-widths", "3,7", "-n", "3", "--device", "cpu", "--quiet"]
+
+
+def tone(rng, seconds, frequency, noise=0.05):
+    t = np.arange(int(seconds * RATE)) / RATE
+    wave = 0.3 * np.sin(2 * np.pi * frequency * t) + noise * rng.standard_normal(t.size)
+    return wave.astype(np.float32)[np.newaxis]
+
+
+@pytest.fixture
+def style_wave(rng):
+    return tone(rng, 1.0, 440.0, noise=0.1)
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    content, style, other = tmp_path / "content.wav", tmp_path / "style.wav", tmp_path / "other.wav"
+    sf.write(content, tone(rng, 1.0, 220.0)[0], RATE)
+    sf.write(style, tone(rng, 1.0, 660.0, noise=0.2)[0], RATE)
+    sf.write(other, tone(rng, 1.0, 1320.0, noise=0.01)[0], RATE)
+    return content, style, other
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], prog_name="audiostyle")
+
+
+# --- seamless loops -------------------------------------------------------------------------
+
+
+def test_circular_stft_inverts_exactly_and_wraps(rng):
+    wave = torch.from_numpy(rng.standard_normal((2, 40 * 128)).astype(np.float32))
+    spec = circular_stft(wave, n_fft=512, hop_length=128)
+    assert spec.shape == (2, 257, 40)
+    assert torch.allclose(circular_istft(spec, n_fft=512, hop_length=128), wave, atol=1e-5)
+    # A circular shift by whole hops shifts the frames: nothing marks the start.
+    shifted = circular_stft(torch.roll(wave, 3 * 128, dims=-1), n_fft=512, hop_length=128)
+    assert torch.allclose(shifted, torch.roll(spec, 3, dims=-1), atol=1e-3)
+
+
+def test_circular_griffin_lim_needs_whole_hops():
+    assert circular_griffin_lim(torch.rand(257, 10), n_fft=512, hop_length=128, n_iter=1).shape == (1280,)
+    with pytest.raises(ConfigError):
+        circular_stft(torch.zeros(1000), n_fft=512, hop_length=128)
+
+
+def test_loop_texture_has_no_seam(style_wave, single_thread):
+    result = stylize(None, (style_wave, RATE), TINY.replace(loop=True, iterations=5), duration=1.0)
+    audio = result.audio[0]
+    assert audio.shape[-1] % TINY.hop_length == 0 and np.isfinite(audio).all()
+    inside = np.abs(np.diff(audio))
+    tiled = np.concatenate([audio, audio])
+    seam = abs(float(tiled[audio.size] - tiled[audio.size - 1]))
+    # The jump where the file meets its own start is no larger than one inside the file,
+    # and is typical rather than extreme (below the 99th percentile of neighbour jumps).
+    assert seam <= inside.max()
+    assert seam <= np.percentile(inside, 99)
+    assert result.metrics["spectral_convergence_db"] < 0
+
+
+def test_loop_with_content_is_refused(style_wave):
+    with pytest.raises(ConfigError, match="loop"):
+        stylize((style_wave, RATE), (style_wave, RATE), TINY.replace(loop=True))
+
+
+# --- style blends ---------------------------------------------------------------------------
+
+
+def test_blend_statistics_are_the_weighted_grams():
+    net = RandomCNN(65, filters=16, kernel_widths=(3,), seed=1)
+    a, b = torch.rand(1, 65, 30), torch.rand(1, 65, 50) * 2
+    blended = StyleStatistics.from_log_magnitudes(net, [a, b], [7, 3])  # normalised to 0.7, 0.3
+    grams = [gram(net(x)[0][0]) for x in (a, b)]
+    assert torch.allclose(blended.layers[0].gram, 0.7 * grams[0] + 0.3 * grams[1], atol=1e-5)
+    alone = StyleStatistics.from_log_magnitudes(net, [a, b], [1, 0])
+    assert torch.allclose(alone.layers[0].gram, grams[0], atol=1e-5)
+
+
+def test_blend_pairs_equal_style_weights(files, single_thread):
+    content, style, other = files
+    pairs = stylize(content, [(style, 0.7), (other, 0.3)], TINY)
+    weights = stylize(content, [style, other], TINY, style_weights=[7, 3])
+    assert np.allclose(pairs.audio, weights.audio, atol=1e-6)
+    single = stylize(content, style, TINY)
+    assert not np.allclose(pairs.audio, single.audio, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("a.wav", ("a.wav", 1.0)), ("a.wav:0.3", ("a.wav", 0.3)), ("C:/x/b.flac:2", ("C:/x/b.flac", 2.0)), ("dir:x/a.wav", ("dir:x/a.wav", 1.0))],
+)
+def test_parse_weighted(text, expected):
+    path, weight = parse_weighted(text)
+    assert (path.as_posix(), weight) == expected
+
+
+def test_negative_blend_weight_is_a_usage_error(files):
+    content, style, other = files
+    result = run(content, style, "--blend", f"{other}:-1", *TINY_CLI)
+    assert result.exit_code == 2
+
+
+# --- strength -------------------------------------------------------------------------------
+
+
+def test_strength_mapping_is_monotonic_and_keeps_the_default_balance():
+    base = StyleConfig(content_weight=2.0, style_weight=50.0)
+    assert base.loss_weights() == (2.0, 50.0)
+    assert StyleConfig(content_weight=2.0, style_weight=50.0, strength=0).loss_weights() == (2.0, 0.0)
+    assert StyleConfig(content_weight=2.0, style_weight=50.0, strength=1).loss_weights() == (0.0, 50.0)
+    ratios = [
+        (lambda w: w[1] / max(w[0], 1e-12))(StyleConfig(strength=s).loss_weights()) for s in np.linspace(0, 1, 11)
+    ]
+    assert all(later > earlier for earlier, later in zip(ratios, ratios[1:]))
+    for bad in (-0.1, 1.01, float("nan"), "0.5"):
+        with pytest.raises(ConfigError, match="strength"):
+            StyleConfig(strength=bad)
+    with pytest.raises(ConfigError, match="strength"):
+        StyleConfig(style_weight=0.0, strength=1.0)
+
+
+def test_strength_trades_content_for_style(files, single_thread):
+    # The presets weigh style 100:1, so the trade-off shows below the default strength.
+    content, style, _ = files
+    finals = [
+        stylize(content, style, TINY.replace(strength=s, iterations=8, griffin_lim_iters=1)).history[-1]
+        for s in (0.1, 0.3, 0.5)
+    ]
+    styles = [f["style"] for f in finals]
+    contents = [f["content"] for f in finals]
+    assert styles[0] > styles[1] > styles[2]
+    assert contents[0] < contents[1] < contents[2]
+
+
+# --- long inputs in segments ----------------------------------------------------------------
+
+
+def test_segment_bounds_cover_and_overlap():
+    bounds = segment_bounds(1000, 128, 16)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 1000
+    assert all(stop - start == 128 for start, stop in bounds)
+    assert all(b[0] <= a[1] - 16 for a, b in zip(bounds, bounds[1:]))
+    assert segment_bounds(100, 128, 16) == [(0, 100)]
+    with pytest.raises(ConfigError):
+        segment_bounds(1000, 128, 128)
+
+
+def test_crossfade_weights_sum_to_one_after_normalising():
+    bounds = segment_bounds(700, 100, 20)
+    coverage = torch.zeros(700)
+    for index, (start, stop) in enumerate(bounds):
+        weights = crossfade_weights(bounds, index)
+        assert (weights > 0).all() and (weights <= 1).all()
+        coverage[start:stop] += weights
+    assert (coverage > 0.99).all()
+
+
+def _identity_solver(offsets):
+    def solve(part, progress):
+        value = offsets.pop(0)
+        if progress is not None:
+            progress(1, 1, {"total": value})
+        return OptimizationResult(solution=part + value, history=[{"total": value, "style": value}], evaluations=1)
+
+    return solve
+
+
+def test_segments_join_exactly_and_without_jumps():
+    content = torch.rand(1, 33, 600)
+    # Segments that return the input unchanged rebuild it exactly.
+    joined = stylize_in_segments(content, _identity_solver([0.0] * 20), segment_length=100, overlap=20)
+    assert torch.allclose(joined.solution, content, atol=1e-6)
+    # Segments that disagree by a constant are cross-faded: the largest frame-to-frame step
+    # is a fraction of the disagreement, never the whole jump of a hard cut.
+    flat = torch.zeros(1, 33, 600)
+    offsets = [float(i % 2) for i in range(20)]
+    steps = []
+    joined = stylize_in_segments(flat, _identity_solver(offsets), segment_length=100, overlap=20, progress=lambda s, t, l: steps.append((s, t)))
+    jumps = joined.solution.diff(dim=-1).abs().max()
+    assert jumps <= 1 / 20 + 1e-5
+    assert [s for s, _ in steps] == sorted(s for s, _ in steps) and steps[-1][0] == steps[-1][1]
+
+
+def test_long_content_is_stylized_in_segments(rng, style_wave, single_thread):
+    content = tone(rng, 3.2, 330.0)
+    config = TINY.replace(segment_seconds=1.0, iterations=2)
+    steps = []
+    result = stylize((content, RATE), (style_wave, RATE), config, progress=lambda s, t, l: steps.append((s, t)))
+    assert result.audio.shape == content.shape and np.isfinite(result.audio).all()
+    assert steps[-1][1] == 4 * 2  # 3.2 s in 1 s segments overlapping by 16 frames: 4 segments
+    # No discontinuity spike at the joins: the spectral flux (mean |change| of the log-magnitude
+    # between frames) near each join is no larger than the flux elsewhere in the file.
+    log_mag = result.log_magnitude[0]
+    flux = log_mag.diff(dim=-1).abs().mean(0)
+    bounds = segment_bounds(log_mag.shape[-1], 125, 16)
+    joins = [b[0] for b in bounds[1:]] + [a[1] for a in bounds[:-1]]
+    near = torch.stack([flux[max(j - 3, 0): j + 3].max() for j in joins]).max()
+    assert near <= flux.max()
+    assert near <= 2 * torch.quantile(flux, 0.99)
+
+
+# --- figures and reports --------------------------------------------------------------------
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_files_and_result_write_pngs(files, tmp_path, single_thread):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    from audiostyle.plots import plot_files, plot_result
+
+    content, style, other = files
+    figure = plot_files([content, style], tmp_path / "files.png", n_fft=512, hop_length=128)
+    assert figure.read_bytes()[:8] == PNG_MAGIC and matplotlib.image.imread(figure).ndim == 3
+    result = stylize(content, [(style, 0.5), (other, 0.5)], TINY)
+    figure = plot_result(result, content, [(style, 0.5), (other, 0.5)], tmp_path / "run.png")
+    assert figure.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ConfigError, match="png"):
+        plot_files([content], tmp_path / "fig.txt")
+    assert not (tmp_path / "fig.txt").exists()
+
+
+def test_report_has_everything_to_reproduce(files, tmp_path):
+    from audiostyle.report import build_report, write_report
+
+    content, style, _ = files
+    result = stylize(content, style, TINY)
+    path = write_report(build_report(result, content=content, styles=[(style, 1.0)]), tmp_path / "r.json")
+    report = json.loads(path.read_text())
+    for key in ("config", "config_digest", "versions", "device", "losses", "timings", "quality", "audio", "loss_weights"):
+        assert key in report
+    assert StyleConfig(**report["config"]) == result.config
+    assert len(report["losses"]) == len(result.history)
+    assert report["timings"]["total"] > 0 and "griffin_lim" in report["timings"]
+    assert report["versions"]["torch"] == torch.__version__
+    assert report["quality"]["spectral_convergence_db"] < 0
+
+
+def test_cli_texture_loop_with_plot_and_report(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, style, other = files
+    out, fig, rep = tmp_path / "loop.wav", tmp_path / "loop.png", tmp_path / "loop.json"
+    result = run("texture", style, "--style", other, "--weight", "0.7", "--weight", "0.3", "-d", "0.5",
+                 "--loop", "-o", out, "--plot", fig, "--report", rep, *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    audio, rate = sf.read(out)
+    assert rate == RATE and audio.shape[0] % 128 == 0 and abs(audio.shape[0] - RATE // 2) <= 128
+    assert fig.read_bytes()[:8] == PNG_MAGIC
+    report = json.loads(rep.read_text())
+    assert report["config"]["loop"] is True
+    assert [s["weight"] for s in report["inputs"]["styles"]] == [0.7, 0.3]
+
+
+def test_cli_main_command_strength_blend_report_and_plot_command(files, tmp_path):
+    content, style, other = files
+    out, rep = tmp_path / "out.wav", tmp_path / "out.json"
+    result = run(content, style, "--blend", f"{other}:0.5", "--strength", "0.8", "-o", out, "--report", rep, *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    report = json.loads(rep.read_text())
+    assert report["config"]["strength"] == 0.8 and len(report["inputs"]["styles"]) == 2
+    # strength 0.8 multiplies the style/content ratio by (0.8 / 0.2) ** 3 = 64 (the content weight is divided).
+    preset = PRESETS["default"]
+    assert report["loss_weights"]["style"] == pytest.approx(preset.style_weight)
+    assert report["loss_weights"]["content"] == pytest.approx(preset.content_weight / 4**3)
+    assert run(content, style, "--strength", "2", "-o", tmp_path / "x.wav", *TINY_CLI).exit_code == 2
+    assert run("texture", style, "--weight", "1", "--weight", "2", "-o", tmp_path / "y.wav", *TINY_CLI).exit_code == 2
+    # A report may never be written over an input.
+    assert run(content, style, "-o", tmp_path / "z.wav", "--report", content, *TINY_CLI).exit_code == 3
+    pytest.importorskip("matplotlib")
+    fig = tmp_path / "cmp.png"
+    assert run("plot", content, out, "-o", fig, "--quiet").exit_code == 0
+    assert fig.read_bytes()[:8] == PNG_MAGIC
+    assert run("plot", tmp_path / "missing.wav", "-o", tmp_path / "m.png").exit_code == 3
