@@ -200,3 +200,9 @@ def test_stylize_spectrogram_shapes_and_batches():
 def test_bad_array_inputs_raise_documented_errors(source, error, style):
     with pytest.raises(error):
         stylize(source, style, TINY)
+
+
+def test_shipped_pretrained_network_stylizes_a_short_clip(content, style):
+    out = stylize(content, style, TINY.replace(network="pretrained", iterations=4))
+    assert out.audio.shape == content[0].shape and np.isfinite(out.audio).all()
+    assert out.history[-1]["style"] < out.history[0]["style"]
