@@ -676,6 +676,9 @@ def run_batch(
                 _run_here(runnable, styles, emit)
         except KeyboardInterrupt:
             report.interrupted = True
+        finally:
+            # A worker killed mid-write (SIGKILL, OOM) cannot remove its own temporary file;
+            # its job was retried under another temporary name, so sweep them all up here.
             _remove_partial_files(runnable)
     report.elapsed = time.perf_counter() - started
     return report
