@@ -199,13 +199,15 @@ def check_memory(
     long_buffers = 0
     if content is not None:
         content_columns = _columns(content, hop)
-        # Longer content is solved one segment at a time (audiostyle.segments); only its
-        # full-length spectrograms and Griffin-Lim buffers grow with it: about 96 bytes
-        # a bin, measured with benchmarks/long_input.py (2.6 GB peak for 10 minutes, fast preset).
+        # Longer content is analysed, solved and reconstructed one segment at a time
+        # (audiostyle.segments.stylize_waveform_in_segments); only the output grows with it:
+        # the waveform copies (working rate, resampled, loudness-matched) and the joined
+        # float32 log-magnitude of Result.log_magnitude, about 16 bytes a bin all told
+        # (see benchmarks/long_input.py).
         solved_columns = min(
             content_columns, content.shape[0] * segment_frames(config.segment_seconds, config.sample_rate, hop)
         )
-        long_buffers = (content_columns - solved_columns) * (config.n_fft // 2 + 1) * 96
+        long_buffers = (content_columns - solved_columns) * (config.n_fft // 2 + 1) * 16
         content_columns = solved_columns
     else:
         valid = isinstance(texture_seconds, (int, float)) and 0 < texture_seconds <= config.max_duration

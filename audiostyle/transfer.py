@@ -25,7 +25,7 @@ from .optimize import OptimizationResult, ProgressCallback, optimize
 from .loop import circular_griffin_lim, circular_stft
 from .phase import griffin_lim
 from .resources import check_memory
-from .segments import segment_frames, stylize_in_segments
+from .segments import segment_frames, stylize_waveform_in_segments
 from .spectral import Spectrogram, analyze, spectral_convergence
 from .refine import refine_waveform
 from .texture import TextureStatistics
@@ -114,7 +114,10 @@ class Result:
         The stylized waveform at ``sample_rate``, peak at most -1 dBFS.
     sample_rate : int
     log_magnitude : torch.Tensor [shape=(channels, freq, frames)]
-        The optimised log-magnitude at the working rate (on the CPU).
+        The optimised log-magnitude at the working rate (on the CPU). For content longer than
+        ``segment_seconds`` it is the segments' optimised log-magnitudes cross-faded into one
+        (the audio is reconstructed and joined per segment, so it is not the exact STFT of
+        ``audio``).
     history : list of dict
         Losses per solver step (``total``, ``style``, ``content``), step 0 first.
     timings : dict
@@ -578,12 +581,18 @@ def stylize(
     lap("load")
 
     analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
+    per_segment = segment_frames(config.segment_seconds, config.sample_rate, config.hop_length)
+    # Content longer than a segment is analysed, solved and reconstructed one segment at a
+    # time (segments.stylize_waveform_in_segments): its full-length STFT is never held.
+    segmented = content_audio is not None and 1 + content_audio.waveform.shape[-1] // config.hop_length > per_segment
     content_spec = (
-        analyze(content_audio.waveform, config.sample_rate, **analysis) if content_audio else None
+        analyze(content_audio.waveform, config.sample_rate, **analysis)
+        if content_audio is not None and not segmented
+        else None
     )
     if prepared is None:
         style_specs = [analyze(audio.waveform, config.sample_rate, **analysis) for audio in style_audio]
-    if content_spec is None:
+    if content_audio is None:
         seconds = duration if duration is not None else style_audio[0].waveform.shape[-1] / config.sample_rate
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= config.max_duration):
             raise ConfigError(f"duration={duration!r} must be in (0, max_duration={config.max_duration:g}] seconds")
@@ -593,7 +602,7 @@ def stylize(
     elif config.loop:
         raise ConfigError("loop=True is for texture synthesis (content=None)")
     else:
-        length = content_spec.length
+        length = content_audio.waveform.shape[-1]
     lap("analyze")
 
     if prepared is None:
@@ -606,7 +615,7 @@ def stylize(
 
     # strength maps onto the content/style balance; a texture has no content to balance.
     content_weight, style_weight = (
-        config.loss_weights() if content_spec is not None else (config.content_weight, config.style_weight)
+        config.loss_weights() if content_audio is not None else (config.content_weight, config.style_weight)
     )
     settings = dict(
         content_weight=content_weight,
@@ -620,13 +629,25 @@ def stylize(
         init=config.init,
         seed=config.seed,
     )
-    per_segment = segment_frames(config.segment_seconds, config.sample_rate, config.hop_length)
-    if content_spec is not None and content_spec.log_magnitude.shape[-1] > per_segment:
-        solved = stylize_in_segments(
-            content_spec.log_magnitude,
-            lambda part, report: stylize_spectrogram(part, style_stats, network, progress=report, **settings),
+    reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
+    if segmented:
+
+        def reconstruct(magnitude, samples, phase):
+            phase = phase if config.phase_init == "content" else None
+            wave = griffin_lim(
+                magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=samples, init_phase=phase, **reconstruction
+            )
+            return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+
+        waveform, log_mag, solved, convergence = stylize_waveform_in_segments(
+            content_audio.waveform,
+            hop_length=config.hop_length,
             segment_length=per_segment,
+            analyse=lambda part: analyze(part, config.sample_rate, **analysis),
+            solve=lambda part, report: stylize_spectrogram(part, style_stats, network, progress=report, **settings),
+            reconstruct=reconstruct,
             progress=progress,
+            stage=lap,
         )
     else:
         solved = stylize_spectrogram(
@@ -637,24 +658,21 @@ def stylize(
             progress=progress,
             **settings,
         )
-    log_mag = solved.solution
-    lap("optimize")
-
-    magnitude = torch.expm1(log_mag).clamp_min(0)
-    phase = content_spec.phase if (content_spec is not None and config.phase_init == "content") else None
-    reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
-    if config.loop:
-        waveform = circular_griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, **reconstruction)
-        convergence = _loop_convergence(waveform, magnitude, config)
-    else:
-        waveform = griffin_lim(
-            magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=length, init_phase=phase, **reconstruction
-        )
-        convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
-    lap("griffin_lim")
+        log_mag = solved.solution
+        lap("optimize")
+        magnitude = torch.expm1(log_mag).clamp_min(0)
+        phase = content_spec.phase if (content_spec is not None and config.phase_init == "content") else None
+        if config.loop:
+            waveform = circular_griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, **reconstruction)
+            convergence = _loop_convergence(waveform, magnitude, config)
+        else:
+            waveform = griffin_lim(
+                magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=length, init_phase=phase, **reconstruction
+            )
+            convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+        lap("griffin_lim")
 
     refined_convergence = None
-    segmented = content_spec is not None and content_spec.log_magnitude.shape[-1] > per_segment
     if config.refine_steps > 0 and not config.loop and not segmented:
         # Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
         # itself lands on one a real signal has (long segmented inputs skip this stage).

@@ -4,9 +4,10 @@ Each duration runs in its own process (so one run's peak cannot hide another's) 
 shipped voice sample tiled to length, stylized by the violin sample; the process reports its
 peak resident set size (``getrusage``), the RSS before stylizing (interpreter, torch and the
 input), the time, and the size of the output waveform. Long content is stylized in
-``segment_seconds`` segments, so the solver's working set is that of one segment; what still
-grows with length is the full-length spectrogram of the content (log-magnitude and phase),
-the joined output spectrogram, the Griffin-Lim buffers and the waveforms.
+``segment_seconds`` segments end to end (analysis, solver and Griffin-Lim per segment), so
+what still grows with length is only the output: the waveforms (input, working-rate output,
+resampled and loudness-matched copies) and the joined float32 log-magnitude kept in
+``Result.log_magnitude``.
 
 Not run in CI (it takes many minutes). Usage::
 
