@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from .errors import ConfigError
+from .phase import check_griffin_lim_settings, iterate_phase, random_phase
 from .spectral import _window, validate_stft_params
 
 __all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim"]
@@ -102,27 +103,13 @@ def circular_griffin_lim(
     >>> circular_griffin_lim(mag, n_fft=512, hop_length=128, n_iter=2).shape
     torch.Size([5120])
     """
-    validate_stft_params(n_fft, hop_length)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise ConfigError(f"n_iter={n_iter!r} must be an integer >= 0")
-    if not 0.0 <= momentum < 1.5:
-        raise ConfigError(f"momentum={momentum!r} must be in [0, 1.5)")
-    if magnitude.shape[-2] != n_fft // 2 + 1:
-        raise ConfigError(f"magnitude has {magnitude.shape[-2]} frequency bins; n_fft={n_fft} needs {n_fft // 2 + 1}")
-    generator = torch.Generator().manual_seed(seed)
-    angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)
-    phase = torch.polar(torch.ones_like(angles), 2 * torch.pi * angles).to(magnitude.device)
-    previous = torch.zeros((), dtype=phase.dtype, device=magnitude.device)
-    blend = momentum / (1 + momentum)
-    for iteration in range(n_iter):
-        rebuilt = circular_stft(
-            circular_istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length),
-            n_fft=n_fft,
-            hop_length=hop_length,
-        )
-        phase = rebuilt - blend * previous if momentum else rebuilt
-        phase = phase / phase.abs().clamp_min(1e-16)
-        previous = rebuilt
-        if callback is not None:
-            callback(iteration + 1, n_iter)
+    check_griffin_lim_settings(magnitude, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter, momentum=momentum)
+    phase = iterate_phase(
+        magnitude,
+        random_phase(magnitude, seed),
+        lambda spec: circular_stft(circular_istft(spec, n_fft=n_fft, hop_length=hop_length), n_fft=n_fft, hop_length=hop_length),
+        n_iter=n_iter,
+        momentum=momentum,
+        callback=callback,
+    )
     return circular_istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length)

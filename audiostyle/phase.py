@@ -70,6 +70,41 @@ def griffin_lim(
     >>> griffin_lim(mag, n_fft=1024, hop_length=256, length=22050).shape
     torch.Size([22050])
     """
+    check_griffin_lim_settings(magnitude, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter, momentum=momentum)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ConfigError(f"length={length!r} must be a positive integer")
+    if magnitude.shape[-1] != 1 + length // hop_length:
+        raise ConfigError(
+            f"length={length} gives {1 + length // hop_length} frames at hop_length={hop_length}, "
+            f"but the magnitude has {magnitude.shape[-1]}"
+        )
+    if init_phase is None:
+        phase = random_phase(magnitude, seed)
+    else:
+        if init_phase.shape != magnitude.shape:
+            raise ConfigError(
+                f"init_phase shape {tuple(init_phase.shape)} must equal magnitude shape "
+                f"{tuple(magnitude.shape)}"
+            )
+        phase = init_phase.to(magnitude.device)
+
+    phase = iterate_phase(
+        magnitude,
+        phase,
+        lambda spec: stft(
+            istft(spec, n_fft=n_fft, hop_length=hop_length, length=length), n_fft=n_fft, hop_length=hop_length
+        ),
+        n_iter=n_iter,
+        momentum=momentum,
+        callback=callback,
+    )
+    return istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length)
+
+
+def check_griffin_lim_settings(
+    magnitude: torch.Tensor, *, n_fft: int, hop_length: int, n_iter: int, momentum: float
+) -> None:
+    """Raise ConfigError unless the settings shared by every Griffin-Lim variant are valid."""
     validate_stft_params(n_fft, hop_length)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise ConfigError(f"n_iter={n_iter!r} must be an integer >= 0")
@@ -79,37 +114,33 @@ def griffin_lim(
         raise ConfigError(
             f"magnitude has {magnitude.shape[-2]} frequency bins; n_fft={n_fft} needs {n_fft // 2 + 1}"
         )
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ConfigError(f"length={length!r} must be a positive integer")
-    if magnitude.shape[-1] != 1 + length // hop_length:
-        raise ConfigError(
-            f"length={length} gives {1 + length // hop_length} frames at hop_length={hop_length}, "
-            f"but the magnitude has {magnitude.shape[-1]}"
-        )
-    if init_phase is None:
-        generator = torch.Generator().manual_seed(seed)
-        angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)
-        phase = torch.polar(torch.ones_like(angles), 2 * torch.pi * angles).to(magnitude.device)
-    else:
-        if init_phase.shape != magnitude.shape:
-            raise ConfigError(
-                f"init_phase shape {tuple(init_phase.shape)} must equal magnitude shape "
-                f"{tuple(magnitude.shape)}"
-            )
-        phase = init_phase.to(magnitude.device)
 
+
+def random_phase(magnitude: torch.Tensor, seed: int) -> torch.Tensor:
+    """Seeded uniform random unit-modulus phase shaped like ``magnitude``, on its device."""
+    generator = torch.Generator().manual_seed(seed)
+    angles = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype)
+    return torch.polar(torch.ones_like(angles), 2 * torch.pi * angles).to(magnitude.device)
+
+
+def iterate_phase(
+    magnitude: torch.Tensor,
+    phase: torch.Tensor,
+    project: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    n_iter: int,
+    momentum: float,
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Fast Griffin-Lim iterations; ``project(spec)`` is STFT(iSTFT(spec)) of the variant used."""
     previous = torch.zeros((), dtype=phase.dtype, device=magnitude.device)
     # Fast Griffin-Lim's extrapolation factor, alpha / (1 + alpha) in Perraudin et al.
     blend = momentum / (1 + momentum)
     for iteration in range(n_iter):
-        rebuilt = stft(
-            istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length),
-            n_fft=n_fft,
-            hop_length=hop_length,
-        )
+        rebuilt = project(magnitude * phase)
         phase = rebuilt - blend * previous if momentum else rebuilt
         phase = phase / phase.abs().clamp_min(1e-16)
         previous = rebuilt
         if callback is not None:
             callback(iteration + 1, n_iter)
-    return istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length)
+    return phase
