@@ -22,6 +22,7 @@ __all__ = [
     "log_magnitude",
     "spectral_convergence",
     "validate_stft_params",
+    "mel_filters",
 ]
 
 _window_cache: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
@@ -223,3 +224,57 @@ def spectral_convergence(
     error = torch.linalg.vector_norm(rebuilt - magnitude)
     reference = torch.linalg.vector_norm(magnitude).clamp_min(1e-12)
     return float(20 * torch.log10((error / reference).clamp_min(1e-12)))
+
+
+def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa's default)."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    linear = frequencies / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(frequencies, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(frequencies >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    return np.where(mels >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels - 15.0)), mels * (200.0 / 3))
+
+
+def mel_filters(
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    *,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    norm: str | None = "slaney",
+) -> np.ndarray:
+    """Triangular mel filterbank [shape=(n_mels, n_fft // 2 + 1)], float32.
+
+    The same filters as ``librosa.filters.mel`` (Slaney's mel scale), computed here because
+    importing librosa's filter module loads numba and scipy (~130 MB per process).
+
+    Parameters
+    ----------
+    sample_rate, n_fft : int
+    n_mels : int
+        Number of bands.
+    fmin, fmax : float
+        Band edges in Hz (``fmax`` defaults to ``sample_rate / 2``); bands above the Nyquist
+        frequency come out empty.
+    norm : {"slaney", None}
+        ``"slaney"`` divides each triangle by its width in Hz (constant energy per band);
+        None keeps peaks at 1.
+    """
+    fmax = sample_rate / 2 if fmax is None else fmax
+    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, np.newaxis] - bins[np.newaxis, :]
+    lower = -ramps[:-2] / widths[:-1, np.newaxis]
+    upper = ramps[2:] / widths[1:, np.newaxis]
+    filters = np.maximum(0, np.minimum(lower, upper))
+    if norm == "slaney":
+        filters *= (2.0 / (edges[2:] - edges[:-2]))[:, np.newaxis]
+    elif norm is not None:
+        raise ConfigError(f"norm={norm!r} must be 'slaney' or None")
+    return filters.astype(np.float32)

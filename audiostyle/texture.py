@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import librosa
 import torch
+
+from .spectral import mel_filters
 
 __all__ = ["TextureStatistics", "band_envelopes", "texture_statistics"]
 
@@ -30,7 +31,7 @@ _BOUNDED = ("skew", "correlation")
 def band_filters(sample_rate: int, n_fft: int, n_bands: int = N_BANDS) -> torch.Tensor:
     """Mel band filters [shape=(n_bands, n_fft // 2 + 1)], each summing to 1."""
     filters = torch.from_numpy(
-        librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_bands, fmin=40.0, norm=None)
+        mel_filters(sample_rate, n_fft, n_bands, fmin=40.0, norm=None)
     ).float()
     return filters / filters.sum(-1, keepdim=True).clamp_min(_EPS)
 

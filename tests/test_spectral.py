@@ -218,3 +218,28 @@ def test_with_log_magnitude_shape_mismatch(rng, shape):
     spec = analyze(_noise(rng, (2, SAMPLES)), SAMPLE_RATE, n_fft=512, hop_length=128)
     with pytest.raises(ConfigError, match="shape"):
         spec.with_log_magnitude(torch.zeros(shape))
+
+
+@pytest.mark.parametrize(
+    "sample_rate, n_fft, n_mels, fmin, fmax, norm",
+    [(22050, 2048, 32, 40.0, None, None), (16000, 2048, 128, 0.0, 11025.0, "slaney"), (44100, 1024, 64, 20.0, 8000.0, "slaney")],
+)
+def test_mel_filters_match_librosa(sample_rate, n_fft, n_mels, fmin, fmax, norm):
+    import warnings
+
+    from audiostyle.spectral import mel_filters
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # librosa warns about empty bands above Nyquist
+        expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm=norm)
+    ours = mel_filters(sample_rate, n_fft, n_mels, fmin=fmin, fmax=fmax, norm=norm)
+    assert ours.shape == expected.shape == (n_mels, n_fft // 2 + 1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-7 * expected.max())
+
+
+def test_resample_matches_librosa_soxr_hq():
+    from audiostyle.audio import resample
+
+    audio = np.random.default_rng(0).standard_normal((2, 16001)).astype(np.float32)
+    expected = librosa.resample(audio, orig_sr=16000, target_sr=22050, res_type="soxr_hq")
+    np.testing.assert_array_equal(resample(audio, 16000, 22050), expected)

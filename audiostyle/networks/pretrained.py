@@ -26,7 +26,6 @@ import json
 import math
 import os
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, WeightsError
+from ..spectral import mel_filters
 
 __all__ = [
     "TimbreCNN",
@@ -65,14 +65,7 @@ def mel_filterbank(
 
     Band edges are fixed in Hz; bands above ``sample_rate / 2`` come out empty on purpose.
     """
-    import librosa
-
-    with warnings.catch_warnings():
-        # librosa warns about the empty bands above a low sample rate's Nyquist; they are intended.
-        warnings.simplefilter("ignore", UserWarning)
-        bank = librosa.filters.mel(
-            sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm="slaney"
-        )
+    bank = mel_filters(sample_rate, n_fft, n_mels, fmin=fmin, fmax=fmax, norm="slaney")
     return torch.from_numpy((bank * (reference_n_fft / (n_fft * mel_floor))).astype(np.float32))
 
 

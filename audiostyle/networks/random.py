@@ -79,7 +79,8 @@ class RandomCNN(torch.nn.Module):
         ):
             std = math.sqrt(2) * math.sqrt(2.0 / ((n_freq + filters) * width))
             # Laid out (width * n_freq, filters) to match the unfolded frames' memory order.
-            weight = torch.randn(width * n_freq, count, generator=generator) * std
+            # Scaled in place: a 4096-filter network would otherwise peak at twice its size.
+            weight = torch.randn(width * n_freq, count, generator=generator).mul_(std)
             self.register_buffer(f"weight{index}", weight)
 
     @property
