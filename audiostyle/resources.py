@@ -153,14 +153,19 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.1f} GiB"
 
 
-def _columns(waveform: np.ndarray, hop_length: int) -> int:
+def _shape(waveform: np.ndarray | tuple[int, int]) -> tuple[int, int]:
+    return tuple(waveform) if isinstance(waveform, tuple) else waveform.shape
+
+
+def _columns(waveform: np.ndarray | tuple[int, int], hop_length: int) -> int:
     # analyze() turns channels into the batch: frames per channel times channels.
-    return waveform.shape[0] * (1 + waveform.shape[-1] // hop_length)
+    channels, samples = _shape(waveform)
+    return channels * (1 + samples // hop_length)
 
 
 def check_memory(
     config: StyleConfig,
-    content: np.ndarray | None,
+    content: np.ndarray | tuple[int, int] | None,
     styles: Sequence[np.ndarray],
     *,
     texture_seconds: float | None = None,
@@ -172,8 +177,9 @@ def check_memory(
     ----------
     config : StyleConfig
         The run's settings.
-    content : np.ndarray [shape=(channels, samples)] or None
-        The content at the working rate; None for a texture.
+    content : np.ndarray [shape=(channels, samples)], (channels, samples) or None
+        The content at the working rate, or just its shape (long content is never resampled
+        whole); None for a texture.
     styles : sequence of np.ndarray [shape=(channels, samples)]
         The styles at the working rate.
     texture_seconds : float, optional
@@ -199,15 +205,14 @@ def check_memory(
     long_buffers = 0
     if content is not None:
         content_columns = _columns(content, hop)
-        # Longer content is analysed, solved and reconstructed one segment at a time
-        # (audiostyle.segments.stylize_waveform_in_segments); only the output grows with it:
-        # the waveform copies (working rate, resampled, loudness-matched) and the joined
-        # float32 log-magnitude of Result.log_magnitude, about 16 bytes a bin all told
-        # (see benchmarks/long_input.py).
-        solved_columns = min(
-            content_columns, content.shape[0] * segment_frames(config.segment_seconds, config.sample_rate, hop)
-        )
-        long_buffers = (content_columns - solved_columns) * (config.n_fft // 2 + 1) * 16
+        # Longer content is resampled, analysed, solved and reconstructed one segment at a
+        # time (audiostyle.segments.stylize_waveform_in_segments); only the float32 output
+        # at the content's rate grows with it, counted here at twice the working rate's
+        # samples to cover 44.1 and 48 kHz content (see benchmarks/long_input.py).
+        channels, samples = _shape(content)
+        solved_columns = min(content_columns, channels * segment_frames(config.segment_seconds, config.sample_rate, hop))
+        if solved_columns < content_columns:
+            long_buffers = 2 * channels * samples * FLOAT_BYTES
         content_columns = solved_columns
     else:
         valid = isinstance(texture_seconds, (int, float)) and 0 < texture_seconds <= config.max_duration
@@ -220,7 +225,7 @@ def check_memory(
         return needed
     logger.debug("estimated peak %s of %s free on %s", _gib(needed), _gib(free), device)
     if needed > free:
-        longest = max(w.shape[-1] for w in ([content] if content is not None else []) + list(styles))
+        longest = max(_shape(w)[-1] for w in ([content] if content is not None else []) + list(styles))
         raise ConfigError(
             f"this run needs about {_gib(needed)} of memory on {torch.device(device)} but only "
             f"{_gib(free)} is free; lower --filters (now {config.filters}), use --preset fast, "

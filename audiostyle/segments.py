@@ -1,29 +1,30 @@
-"""Long inputs: stylize overlapping segments of the content one at a time, then join them.
+"""Long inputs: stylize overlapping segments of the content one at a time, end to end.
 
-:func:`stylize_waveform_in_segments` (what :func:`audiostyle.stylize` uses for content longer
-than ``segment_seconds``) goes end to end per segment: it analyses only that segment's slice
-of the waveform, optimises it, runs Griffin-Lim on it from the slice's own phase and
-overlap-adds the segment's waveform into the preallocated output with linear fades, so
-memory is bounded by one segment plus the output. :func:`stylize_in_segments`, below, is the
-spectrogram-domain join (one log-magnitude in, one out) for callers that hold the whole
-spectrogram anyway.
+:func:`stylize_waveform_in_segments` is what :func:`audiostyle.stylize` uses for content
+longer than ``segment_seconds``. The solver's memory grows with the number of frames it sees
+(the network's feature maps and its unfolded input, the L-BFGS history), so the content is
+cut into segments of ``segment_seconds`` that overlap by an eighth of a segment, and each
+segment goes through the whole pipeline on its own: its span of the waveform (at the
+content's own rate, with a margin of context on both sides) is resampled to the working rate,
+analysed, optimised against the same style statistics (computed once), reconstructed by
+Griffin-Lim from its own phase, resampled back to the content's rate, trimmed to its span and
+overlap-added into one preallocated output with linear fades that sum to 1 at every sample.
 
-The solver's memory grows with the number of frames it sees (the network's feature maps and
-its unfolded input), so a 10-minute content is cut into segments of ``segment_seconds``
-that overlap by an eighth of a segment. Each segment is optimised against the same style
-statistics (computed once), and the optimised log-magnitudes are cross-faded over the
-overlaps with weights that sum to 1 at every frame, so the joined spectrogram has no seam.
-The segment waveforms are joined with linear fades that sum to 1 at every sample.
+Nothing of full length exists at the working rate: what grows with the content is the
+content itself and the output, both at the content's rate. The segments' optimised
+log-magnitudes are not joined (``Result.log_magnitude`` is None for such runs).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
+from .audio import resample
 from .errors import ConfigError
 from .optimize import OptimizationResult, ProgressCallback
 
@@ -34,13 +35,19 @@ __all__ = [
     "segment_frames",
     "segment_bounds",
     "crossfade_weights",
-    "stylize_in_segments",
+    "working_length",
+    "SegmentedResult",
     "stylize_waveform_in_segments",
 ]
 
 #: The overlap is at least this many frames: wider than the receptive field of the shipped
 #: networks (kernel widths up to 15 frames), so a segment's edge effects are faded out.
 MIN_OVERLAP = 16
+
+#: Hops of context analysed and solved on each side of a segment's span, then trimmed: half
+#: the overlap, wider than the receptive field's half (7 frames) and than the edge transients
+#: of the STFT (``n_fft / 2``) and of the resampler, so neither reaches the kept span.
+MARGIN_HOPS = MIN_OVERLAP // 2
 
 #: ``solve(segment_log_magnitude, progress) -> OptimizationResult``
 SegmentSolver = Callable[[torch.Tensor, "ProgressCallback | None"], OptimizationResult]
@@ -51,11 +58,23 @@ def segment_frames(segment_seconds: float, sample_rate: int, hop_length: int) ->
     return max(int(math.ceil(segment_seconds * sample_rate / hop_length)), 4 * MIN_OVERLAP)
 
 
+def working_length(samples: int, sample_rate: int, working_rate: int) -> int:
+    """Samples of a ``samples``-long waveform once resampled to ``working_rate``.
+
+    The length :func:`audiostyle.audio.resample` returns (``ceil(samples * ratio)``), known
+    without resampling.
+    """
+    if sample_rate == working_rate:
+        return int(samples)
+    return int(np.ceil(samples * (float(working_rate) / sample_rate)))
+
+
 def segment_bounds(n_frames: int, length: int, overlap: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` covering ``n_frames`` with segments of ``length`` frames.
 
-    Neighbours overlap by at least ``overlap`` frames; the last segment ends at ``n_frames``
-    (it may overlap its neighbour by more).
+    Neighbours overlap by exactly ``overlap`` frames and only neighbours overlap (so a linear
+    fade between two segments is all a join needs); the last segment ends at ``n_frames``
+    and may be shorter than ``length``, but it is always longer than ``overlap``.
     """
     if not 0 <= overlap < length:
         raise ConfigError(f"overlap={overlap} must be in [0, segment length={length})")
@@ -63,21 +82,24 @@ def segment_bounds(n_frames: int, length: int, overlap: int) -> list[tuple[int, 
         return [(0, n_frames)]
     step = length - overlap
     count = 1 + math.ceil((n_frames - length) / step)
-    starts = [min(index * step, n_frames - length) for index in range(count)]
-    return [(start, start + length) for start in starts]
+    return [(index * step, min(index * step + length, n_frames)) for index in range(count)]
 
 
 def crossfade_weights(bounds: list[tuple[int, int]], index: int, device: torch.device | None = None) -> torch.Tensor:
-    """Unnormalised fade of segment ``index``: linear ramps where it overlaps a neighbour."""
+    """Fade of segment ``index`` of ``bounds`` (frames or samples): linear ramps over overlaps.
+
+    Over the overlap of two neighbours the earlier one's fade-out is one minus the later
+    one's fade-in, so the two sum to 1 at every point; elsewhere the weight is 1.
+    """
     start, stop = bounds[index]
     weights = torch.ones(stop - start, device=device)
-    if index > 0:
-        fade_in = bounds[index - 1][1] - start
+    fade_in = bounds[index - 1][1] - start if index > 0 else 0
+    if fade_in > 0:
         weights[:fade_in] = (torch.arange(fade_in, device=device) + 0.5) / fade_in
-    if index < len(bounds) - 1:
-        fade_out = stop - bounds[index + 1][0]
+    fade_out = stop - bounds[index + 1][0] if index < len(bounds) - 1 else 0
+    if fade_out > 0:
         weights[-fade_out:] = torch.minimum(
-            weights[-fade_out:], (torch.arange(fade_out, 0, -1, device=device) - 0.5) / fade_out
+            weights[-fade_out:], 1 - (torch.arange(fade_out, device=device) + 0.5) / fade_out
         )
     return weights
 
@@ -96,168 +118,158 @@ def _merge_histories(histories: list[list[dict[str, float]]], sizes: list[int]) 
     return merged
 
 
-def stylize_in_segments(
-    content_log_magnitude: torch.Tensor,
-    solve: SegmentSolver,
-    *,
-    segment_length: int,
-    overlap: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> OptimizationResult:
-    """Optimise a long log-magnitude in overlapping segments and cross-fade them together.
+@dataclass
+class SegmentedResult:
+    """What :func:`stylize_waveform_in_segments` returns.
 
-    Parameters
+    Attributes
     ----------
-    content_log_magnitude : torch.Tensor [shape=(channels, freq, frames)]
-    solve : callable
-        ``solve(segment, progress) -> OptimizationResult`` for one ``(channels, freq, n)``
-        segment, e.g. :func:`audiostyle.stylize_spectrogram` with the shared style statistics.
-    segment_length : int
-        Frames per segment.
-    overlap : int, optional
-        Frames shared by neighbours (default: an eighth of a segment, at least 16).
-    progress : callable, optional
-        ``progress(step, total, losses)`` over all segments' steps.
-
-    Returns
-    -------
-    OptimizationResult
-        ``solution`` shaped like the content; ``history`` is the frame-weighted mean of the
-        segments' losses per step; ``evaluations`` their sum.
+    audio : np.ndarray [shape=(channels, samples), float32]
+        The joined waveform at the content's rate, shaped like the content.
+    history : list of dict
+        Frame-weighted mean of the segments' losses per solver step.
+    evaluations : int
+        The segments' loss evaluations, summed.
+    stopped : str
+        ``"converged"`` when every segment converged, else ``"iterations"``.
+    convergence : float
+        Frame-weighted mean spectral convergence of the segments' reconstructions in dB.
     """
-    n_frames = content_log_magnitude.shape[-1]
-    if overlap is None:
-        overlap = min(max(MIN_OVERLAP, segment_length // 8), segment_length // 2)
-    bounds = segment_bounds(n_frames, segment_length, overlap)
-    joined = torch.zeros_like(content_log_magnitude)
-    coverage = torch.zeros(n_frames, dtype=joined.dtype, device=joined.device)
-    histories, sizes, evaluations, converged = [], [], 0, True
-    for index, (start, stop) in enumerate(bounds):
-        segment_progress = None
-        if progress is not None:
-            def segment_progress(step, total, losses, _index=index):
-                progress(_index * total + step, len(bounds) * total, losses)
-        solved = solve(content_log_magnitude[..., start:stop], segment_progress)
-        weights = crossfade_weights(bounds, index, joined.device).to(joined.dtype)
-        joined[..., start:stop] += solved.solution * weights
-        coverage[start:stop] += weights
-        histories.append(solved.history)
-        sizes.append(stop - start)
-        evaluations += solved.evaluations
-        converged = converged and solved.stopped == "converged"
-        del solved
-    joined /= coverage
-    return OptimizationResult(
-        solution=joined,
-        history=_merge_histories(histories, sizes),
-        evaluations=evaluations,
-        stopped="converged" if converged else "iterations",
-    )
+
+    audio: np.ndarray
+    history: list[dict[str, float]] = field(default_factory=list)
+    evaluations: int = 0
+    stopped: str = "iterations"
+    convergence: float = 0.0
+
+
+def _original_sample(working_sample: int, sample_rate: int, working_rate: int, n_samples: int) -> int:
+    # The nearest sample at the content's rate, in integers so every segment rounds alike.
+    return min(n_samples, (working_sample * sample_rate + working_rate // 2) // working_rate)
+
+
+def _spans(
+    n_samples: int, sample_rate: int, working_rate: int, hop_length: int, bounds: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Segment frame bounds as ``[(first, last), ...]`` sample spans at the content's rate.
+
+    Every boundary goes through the same monotonic rounding, so the spans tile
+    ``[0, n_samples)`` exactly and two neighbours agree on where their overlap begins and ends.
+    """
+    working = working_length(n_samples, sample_rate, working_rate)
+    return [
+        (
+            _original_sample(start * hop_length, sample_rate, working_rate, n_samples),
+            _original_sample(min(stop * hop_length, working), sample_rate, working_rate, n_samples),
+        )
+        for start, stop in bounds
+    ]
 
 
 def stylize_waveform_in_segments(
     waveform: np.ndarray,
     *,
+    sample_rate: int,
+    working_rate: int,
+    gain: float,
     hop_length: int,
     segment_length: int,
     analyse: Callable[[np.ndarray], "Spectrogram"],
     solve: SegmentSolver,
     reconstruct: Callable[[torch.Tensor, int, "torch.Tensor | None"], tuple[torch.Tensor, float]],
     overlap: int | None = None,
+    margin: int | None = None,
     progress: ProgressCallback | None = None,
     stage: Callable[[str], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, OptimizationResult, float]:
+) -> SegmentedResult:
     """Stylize a long waveform segment by segment, end to end, with bounded memory.
 
-    Each segment of ``segment_length`` frames is cut from ``waveform`` (samples
-    ``[start * hop, stop * hop)``), analysed on its own, optimised, reconstructed (Griffin-Lim
-    from that slice's own phase) and its waveform overlap-added into one preallocated output
-    with linear fades that sum to exactly 1 over each overlap. Only one segment's spectrogram,
-    phase and Griffin-Lim state are alive at a time; what grows with the length is the output
-    waveform and the joined log-magnitude (float32 on the CPU, ``n_fft // 2 + 1`` values per
-    hop) returned for :attr:`Result.log_magnitude`.
+    Segments of ``segment_length`` frames at the working rate are mapped to sample spans at
+    the content's rate. Each span, widened by ``margin`` on both sides, is resampled to
+    ``working_rate``, scaled by ``gain``, analysed, optimised, reconstructed (Griffin-Lim
+    from its own phase) and resampled back; the span is then cut out at the content's rate
+    (so the margins absorb the resampler's and the STFT's edge effects, and nothing depends
+    on the two rates sharing a sample grid) and overlap-added into the output with linear
+    fades that sum to 1 over each overlap. Only one segment's slices, spectrogram and
+    Griffin-Lim state are alive at a time; the output (shaped like ``waveform``, float32) is
+    the only buffer that grows with the length.
 
     Parameters
     ----------
     waveform : np.ndarray [shape=(channels, samples)]
+        The content at its own rate; read, never modified or copied whole.
+    sample_rate, working_rate : int
+        The rate of ``waveform``; the rate at which segments are analysed.
+    gain : float
+        Analysis gain applied to each resampled slice (see ``transfer._analysis_gain``).
     hop_length, segment_length : int
-        STFT hop in samples; frames per segment.
+        STFT hop in working-rate samples; frames per segment.
     analyse : callable
-        ``analyse(slice) -> Spectrogram`` of a ``(channels, n)`` waveform slice.
+        ``analyse(slice) -> Spectrogram`` of a ``(channels, n)`` working-rate slice.
     solve : callable
         ``solve(log_magnitude, progress) -> OptimizationResult`` for one segment.
     reconstruct : callable
         ``reconstruct(magnitude, length, init_phase) -> (waveform, spectral_convergence_db)``.
     overlap : int, optional
         Frames shared by neighbours (default: an eighth of a segment, at least 16).
+    margin : int, optional
+        Working-rate samples of context on each side of a span (default
+        ``MARGIN_HOPS * hop_length``), analysed and solved but trimmed from the output.
     progress : callable, optional
         ``progress(step, total, losses)`` over all segments' steps.
     stage : callable, optional
-        ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"`` and ``"griffin_lim"``.
+        ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"`` and
+        ``"griffin_lim"`` (which includes resampling back and the overlap-add).
 
     Returns
     -------
-    (waveform, log_magnitude, OptimizationResult, convergence)
-        The joined ``(channels, samples)`` waveform (CPU float32), the cross-faded optimised
-        log-magnitude ``(channels, freq, 1 + samples // hop)`` (CPU float32), the merged
-        history (``solution`` is that log-magnitude) and the frame-weighted mean spectral
-        convergence of the segments' reconstructions in dB.
+    SegmentedResult
+        The joined waveform, the merged loss history and the mean spectral convergence.
     """
     channels, n_samples = waveform.shape
-    n_frames = 1 + n_samples // hop_length
+    n_frames = 1 + working_length(n_samples, sample_rate, working_rate) // hop_length
     if overlap is None:
         overlap = min(max(MIN_OVERLAP, segment_length // 8), segment_length // 2)
+    if margin is None:
+        margin = MARGIN_HOPS * hop_length
     bounds = segment_bounds(n_frames, segment_length, overlap)
-    spans = [(start * hop_length, min(stop * hop_length, n_samples)) for start, stop in bounds]
-    output = torch.zeros(channels, n_samples, dtype=torch.float32)
-    joined: torch.Tensor | None = None
-    coverage = torch.zeros(n_frames, dtype=torch.float32)
+    spans = _spans(n_samples, sample_rate, working_rate, hop_length, bounds)
+    context = int(math.ceil(margin * sample_rate / working_rate))
+    output = np.zeros((channels, n_samples), dtype=np.float32)
     histories, sizes, evaluations, converged, convergence = [], [], 0, True, 0.0
     for index, ((start, stop), (first, last)) in enumerate(zip(bounds, spans)):
         segment_progress = None
         if progress is not None:
             def segment_progress(step, total, losses, _index=index):
                 progress(_index * total + step, len(bounds) * total, losses)
-        spec = analyse(np.ascontiguousarray(waveform[:, first:last]))
+        low, high = max(first - context, 0), min(last + context, n_samples)
+        # A new array: resample returns a view of the content when the rates are equal.
+        part = np.multiply(resample(waveform[:, low:high], sample_rate, working_rate), gain, dtype=np.float32)
+        spec = analyse(part)
         if stage is not None:
             stage("analyze")
         solved = solve(spec.log_magnitude, segment_progress)
         if stage is not None:
             stage("optimize")
         magnitude = torch.expm1(solved.solution.detach()).clamp_min(0)
-        piece, segment_convergence = reconstruct(magnitude, last - first, spec.phase)
-        del magnitude, spec
+        piece, segment_convergence = reconstruct(magnitude, part.shape[-1], spec.phase)
+        del magnitude, spec, part
+        piece = piece.detach().to("cpu", torch.float32).reshape(channels, -1).numpy()
+        piece = resample(piece, working_rate, sample_rate)[:, first - low : last - low]
+        weights = crossfade_weights(spans, index).numpy()
+        output[:, first:last] += piece * weights
         if stage is not None:
             stage("griffin_lim")
-        piece = piece.detach().to("cpu", torch.float32).reshape(channels, last - first)
-        # Linear fades over the overlaps: the previous segment's fade-out is 1 - this fade-in.
-        gain = torch.ones(last - first)
-        if index > 0:
-            span = spans[index - 1][1] - first
-            gain[:span] = (torch.arange(span) + 0.5) / span
-        if index < len(bounds) - 1:
-            span = last - spans[index + 1][0]
-            gain[-span:] = 1 - (torch.arange(span) + 0.5) / span
-        output[:, first:last] += piece * gain
-        # The joined log-magnitude, cross-faded per frame as in stylize_in_segments.
-        solution = solved.solution.detach().to("cpu", torch.float32)[..., : stop - start]
-        if joined is None:
-            joined = torch.zeros(*solution.shape[:-1], n_frames, dtype=torch.float32)
-        weights = crossfade_weights(bounds, index)
-        joined[..., start:stop] += solution * weights
-        coverage[start:stop] += weights
         histories.append(solved.history)
         sizes.append(stop - start)
         evaluations += solved.evaluations
         converged = converged and solved.stopped == "converged"
         convergence += segment_convergence * (stop - start)
-        del solved, solution, piece
-    joined /= coverage
-    convergence /= sum(sizes)
-    result = OptimizationResult(
-        solution=joined,
+        del solved, piece
+    return SegmentedResult(
+        audio=output,
         history=_merge_histories(histories, sizes),
         evaluations=evaluations,
         stopped="converged" if converged else "iterations",
+        convergence=convergence / sum(sizes),
     )
-    return output, joined, result, convergence

@@ -1,26 +1,37 @@
-"""Long content stylized segment by segment end to end: the joined waveform is exact when the
-segments are, and the fades leave no step at the joins."""
+"""Long content stylized segment by segment end to end: each segment is read from the content at
+its own rate, worked on at the working rate and joined at the content's rate. The joined
+waveform is exact when the segments are, the spans tile the content, and the fades leave no
+step at the joins."""
 
 import numpy as np
+import pytest
 import torch
 
+from audiostyle.audio import resample
 from audiostyle.optimize import OptimizationResult
-from audiostyle.segments import segment_bounds, stylize_waveform_in_segments
+from audiostyle.segments import (
+    _spans,
+    crossfade_weights,
+    segment_bounds,
+    stylize_waveform_in_segments,
+    working_length,
+)
 from audiostyle.spectral import analyze
 
-HOP = 64
+HOP, N_FFT, WORK = 64, 256, 16000
 
 
-def _run(waveform, offsets=None, overlap=16):
-    calls = {"n": 0, "max_frames": 0}
+def _run(waveform, rate=WORK, offsets=None, overlap=16, gain=1.0, progress=None):
+    calls = {"n": 0, "max_frames": 0, "levels": []}
 
     def analyse(part):
-        return analyze(part, 16000, n_fft=256, hop_length=HOP)
+        calls["levels"].append(float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))))
+        return analyze(part, WORK, n_fft=N_FFT, hop_length=HOP)
 
-    def solve(part, progress):
+    def solve(part, report):
         calls["max_frames"] = max(calls["max_frames"], part.shape[-1])
-        if progress is not None:
-            progress(1, 1, {"total": 1.0})
+        if report is not None:
+            report(1, 1, {"total": 1.0})
         return OptimizationResult(solution=part, history=[{"total": 1.0, "style": 1.0}], evaluations=1)
 
     def reconstruct(magnitude, samples, phase):
@@ -29,13 +40,13 @@ def _run(waveform, offsets=None, overlap=16):
         calls["n"] += 1
         piece = torch.istft(
             (magnitude * phase).reshape(-1, *magnitude.shape[-2:]),
-            n_fft=256, hop_length=HOP, window=torch.hann_window(256), length=samples,
+            n_fft=N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT), length=samples,
         )
         return piece + (offsets[index] if offsets else 0.0), -30.0
 
     out = stylize_waveform_in_segments(
-        waveform, hop_length=HOP, segment_length=100, overlap=overlap,
-        analyse=analyse, solve=solve, reconstruct=reconstruct,
+        waveform, sample_rate=rate, working_rate=WORK, gain=gain, hop_length=HOP, segment_length=100,
+        overlap=overlap, analyse=analyse, solve=solve, reconstruct=reconstruct, progress=progress,
     )
     return out, calls
 
@@ -43,15 +54,40 @@ def _run(waveform, offsets=None, overlap=16):
 def test_identity_segments_rebuild_the_waveform_exactly():
     rng = np.random.default_rng(0)
     waveform = rng.standard_normal((2, 64 * 555 + 17)).astype(np.float32) * 0.1
-    (joined, log_mag, result, convergence), calls = _run(waveform)
-    assert joined.shape == waveform.shape
-    assert np.allclose(joined.numpy(), waveform, atol=1e-4)
-    assert calls["max_frames"] <= 101  # one segment (plus its closing frame) at a time
-    assert log_mag.shape == (2, 129, 1 + waveform.shape[-1] // HOP) and torch.isfinite(log_mag).all()
-    # Away from a slice's edges (where its own STFT pads), each segment saw the true frames.
-    whole = analyze(waveform, 16000, n_fft=256, hop_length=HOP).log_magnitude
-    assert torch.allclose(log_mag[..., 3:80], whole[..., 3:80], atol=1e-4)
-    assert abs(convergence + 30.0) < 1e-6 and result.evaluations == calls["n"]
+    before = waveform.copy()
+    steps = []
+    result, calls = _run(waveform, progress=lambda s, t, l: steps.append((s, t)))
+    assert result.audio.shape == waveform.shape and result.audio.dtype == np.float32
+    assert np.allclose(result.audio, waveform, atol=1e-4)
+    assert np.array_equal(waveform, before)  # the content is read, never written
+    # One segment, its closing frame and a margin of 8 hops on each side at a time.
+    assert calls["max_frames"] <= 101 + 2 * 8
+    assert abs(result.convergence + 30.0) < 1e-6 and result.evaluations == calls["n"]
+    assert [s for s, _ in steps] == sorted(s for s, _ in steps) and steps[-1][0] == steps[-1][1]
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_segments_at_another_rate_match_resampling_the_whole(rate):
+    # Each span is resampled with a margin and cut at the content's rate, so away from the
+    # file's last samples (the resampler's own edge) the join equals resampling the whole
+    # content to the working rate and back: no offset, gap or doubled sample at any join.
+    rng = np.random.default_rng(1)
+    waveform = rng.standard_normal((2, rate * 3 + 37)).astype(np.float32) * 0.1
+    result, calls = _run(waveform, rate)
+    whole = resample(resample(waveform, rate, WORK), WORK, rate)[:, : waveform.shape[-1]]
+    assert result.audio.shape == waveform.shape
+    assert calls["n"] > 3
+    assert np.abs(result.audio - whole)[:, : -rate // 100].max() < 1e-4
+    assert np.allclose(result.audio, whole, atol=0.1)
+
+
+def test_the_gain_scales_what_is_analysed_not_the_output():
+    rng = np.random.default_rng(2)
+    waveform = rng.standard_normal((1, 64 * 400)).astype(np.float32) * 0.01
+    plain, calls = _run(waveform)
+    scaled, scaled_calls = _run(waveform, gain=10.0)
+    assert np.allclose(np.array(scaled_calls["levels"]), 10 * np.array(calls["levels"]), rtol=1e-5)
+    assert np.allclose(scaled.audio, 10 * plain.audio, atol=1e-5)  # identity "solver": scaled too
 
 
 def test_disagreeing_segments_are_faded_without_steps():
@@ -59,7 +95,30 @@ def test_disagreeing_segments_are_faded_without_steps():
     n_frames = 1 + waveform.shape[-1] // HOP
     bounds = segment_bounds(n_frames, 100, 16)
     offsets = [float(i % 2) for i in range(len(bounds))]
-    (joined, _, _, _), _ = _run(waveform, offsets)
+    result, _ = _run(waveform, offsets=offsets)
+    joined = result.audio
     # Every step between samples is a fraction of the disagreement, never a hard cut.
-    assert joined.diff(dim=-1).abs().max() <= 1 / (16 * HOP) + 1e-5
+    assert np.abs(np.diff(joined, axis=-1)).max() <= 1 / (16 * HOP) + 1e-5
     assert float(joined.min()) >= -1e-6 and float(joined.max()) <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000, 96000, 11111])
+def test_spans_tile_the_content_and_fades_sum_to_one(rate):
+    n_samples = rate * 7 + 3
+    n_frames = 1 + working_length(n_samples, rate, WORK) // HOP
+    bounds = segment_bounds(n_frames, 100, 16)
+    spans = _spans(n_samples, rate, WORK, HOP, bounds)
+    assert spans[0][0] == 0 and spans[-1][1] == n_samples
+    coverage = np.zeros(n_samples)
+    for index, (first, last) in enumerate(spans):
+        if index:
+            assert spans[index - 1][0] < first < spans[index - 1][1]  # overlaps its neighbour only
+        if index > 1:
+            assert spans[index - 2][1] <= first
+        coverage[first:last] += crossfade_weights(spans, index).numpy()
+    assert np.abs(coverage - 1).max() < 1e-6
+
+
+def test_working_length_is_what_resample_returns():
+    for rate, samples in [(16000, 1), (16000, 16001), (44100, 44099), (48000, 12345), (16000, 16000)]:
+        assert working_length(samples, rate, WORK) == resample(np.zeros((1, samples), np.float32), rate, WORK).shape[-1]
