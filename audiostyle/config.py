@@ -98,6 +98,11 @@ class StyleConfig:
     texture_weight : float
         Weight of the band-envelope texture statistics loss (>= 0; 0 turns it off), see
         :mod:`audiostyle.texture`.
+    envelope_weight : float
+        Weight of the loudness-contour loss (>= 0; 0 turns it off): keeps the content's level
+        per frame, so pauses stay pauses and accents stay accents while the spectrum takes the
+        style (see :class:`audiostyle.objective.LoudnessContour`). Scaled with the content
+        weight by ``strength``.
     iterations : int
         Maximum solver iterations (1..100000).
     solver : {"lbfgs", "adam"}
@@ -145,6 +150,7 @@ class StyleConfig:
     content_weight: float = 1.0
     style_weight: float = 100.0
     texture_weight: float = 0.0
+    envelope_weight: float = 0.0
     iterations: int = 60
     solver: str = "lbfgs"
     learning_rate: float = 1.0
@@ -197,7 +203,7 @@ class StyleConfig:
             f"filters={self.filters} must be >= the number of kernel widths ({len(self.kernel_widths)})",
         )
         _require(_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
-        for name in ("content_weight", "style_weight", "texture_weight"):
+        for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
             value = getattr(self, name)
             _require(_is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
         _require(
@@ -268,6 +274,12 @@ class StyleConfig:
         if multiplier <= 1:
             return self.content_weight, self.style_weight * multiplier
         return self.content_weight / multiplier, self.style_weight
+
+    def envelope_loss_weight(self) -> float:
+        """``envelope_weight`` after ``strength``: scaled like the content weight, whose side it is on."""
+        if self.content_weight == 0:
+            return self.envelope_weight
+        return self.envelope_weight * self.loss_weights()[0] / self.content_weight
 
     def replace(self, **changes: Any) -> "StyleConfig":
         """A copy with some fields changed (validated again).

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .texture import TextureStatistics
 from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
 
-__all__ = ["gram", "StyleStatistics", "ContentTargets", "Objective"]
+__all__ = ["gram", "StyleStatistics", "ContentTargets", "LoudnessContour", "Objective"]
 
 # Keeps relative losses finite when a target is (numerically) all zeros, e.g. silent content.
 _EPS = 1e-12
@@ -167,8 +167,45 @@ class ContentTargets:
         return total
 
 
+def frame_level(log_magnitude: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
+    """Log power of each frame [shape=(..., frames)] of a ``log1p`` magnitude [shape=(..., freq, frames)]."""
+    return torch.log(torch.expm1(log_magnitude.clamp_min(0)).square().mean(-2) + floor)
+
+
+@dataclass
+class LoudnessContour:
+    """The content's level over time (log power per frame), kept by the ``envelope`` loss.
+
+    The style's Gram statistics are the same at every frame, so matching them alone fills the
+    content's pauses and flattens its dynamics with the style's steady texture: a spoken
+    phrase turns into one continuous bowed note. This term keeps each frame's overall level
+    where the content had it and leaves the spectrum inside the frame to the style. Its loss
+    is the mean squared log-level difference relative to the content's level variance, so its
+    weight means the same for any clip. Levels within 30 dB of silence count as that floor,
+    so the exact depth of a pause never dominates.
+    """
+
+    level: torch.Tensor  # (batch, frames)
+    floor: torch.Tensor  # (batch, 1): power 30 dB under the clip's mean frame power
+    scale: torch.Tensor  # (batch,): variance of ``level`` over time
+
+    @classmethod
+    @torch.no_grad()
+    def from_log_magnitude(cls, log_magnitude: torch.Tensor) -> "LoudnessContour":
+        """The contour of a content log-magnitude [shape=(batch, freq, frames)]."""
+        power = torch.expm1(log_magnitude.clamp_min(0)).square().mean(-2)
+        floor = 1e-3 * power.mean(-1, keepdim=True) + _EPS
+        level = torch.log(power + floor)
+        return cls(level=level, floor=floor, scale=level.var(-1, unbiased=False).clamp_min(1e-6))
+
+    def loss(self, log_magnitude: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the relative squared level difference per frame."""
+        difference = frame_level(log_magnitude, self.floor) - self.level
+        return (difference.square().mean(-1) / self.scale).mean()
+
+
 class Objective:
-    """``content_weight * content + style_weight * style + texture_weight * texture`` losses.
+    """``content_weight * content + envelope_weight * envelope + style_weight * style + texture_weight * texture``.
 
     Parameters
     ----------
@@ -182,6 +219,10 @@ class Objective:
         Band-envelope statistics of the style (see :mod:`audiostyle.texture`).
     texture_weight : float
         Weight of the texture loss.
+    envelope : LoudnessContour, optional
+        The content's level per frame, kept with ``envelope_weight``.
+    envelope_weight : float
+        Weight of the loudness-contour loss.
     """
 
     def __init__(
@@ -194,8 +235,12 @@ class Objective:
         style_weight: float,
         texture: "TextureStatistics | None" = None,
         texture_weight: float = 0.0,
+        envelope: LoudnessContour | None = None,
+        envelope_weight: float = 0.0,
     ) -> None:
         self.network = network
+        self.envelope = envelope
+        self.envelope_weight = float(envelope_weight)
         self.texture = texture
         self.texture_weight = float(texture_weight)
         self.style = style
@@ -222,4 +267,8 @@ class Objective:
             content_loss = self.content.loss(maps)
             total = total + self.content_weight * content_loss
             parts["content"] = content_loss.detach()
+        if self.envelope is not None and self.envelope_weight > 0:
+            envelope_loss = self.envelope.loss(log_magnitude)
+            total = total + self.envelope_weight * envelope_loss
+            parts["envelope"] = envelope_loss.detach()
         return total, parts

@@ -20,12 +20,12 @@ from .audio import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_forma
 from .config import StyleConfig, resolve_device
 from .errors import AudioFileError, ConfigError
 from .networks import build_network
-from .objective import ContentTargets, Objective, StyleStatistics
+from .objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
 from .optimize import OptimizationResult, ProgressCallback, optimize
 from .loop import circular_griffin_lim, circular_stft
 from .phase import griffin_lim
 from .resources import check_memory
-from .segments import segment_frames, stylize_waveform_in_segments
+from .segments import segment_frames, stylize_waveform_in_segments, working_length
 from .spectral import Spectrogram, analyze, spectral_convergence
 from .refine import refine_waveform
 from .texture import TextureStatistics
@@ -45,24 +45,61 @@ PEAK_CEILING = 10 ** (-1 / 20)
 ANALYSIS_RMS = 0.1
 #: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
 MAX_ANALYSIS_GAIN = 1e4
+#: Samples per row read at a time by the level helpers: their float64 temporaries stay at
+#: 2 MB however long the audio is.
+LEVEL_CHUNK = 1 << 18
 
 
 @dataclass
 class Audio:
     """A waveform at the working rate with where it came from.
 
-    ``waveform`` is float32 ``(channels, samples)`` at the working rate, ``original`` the same
-    audio at its own rate (for loudness), ``info`` the file's facts when it came from a file.
+    ``waveform`` is float32 ``(channels, samples)`` at the working rate, level-normalised for
+    analysis, or None for content stylized in segments (which is resampled one segment at a
+    time); ``samples`` is its length at the working rate either way. ``original`` is the same
+    audio at its own rate, float32 (an array passed in as float32 is used, not copied),
+    ``info`` the file's facts when it came from a file.
     """
 
     name: str
-    waveform: np.ndarray
+    waveform: np.ndarray | None
     original: np.ndarray
     original_rate: int
     info: AudioInfo | None
+    samples: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.original.shape[0])
 
 
-def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
+def _is_segmented(working_samples: int, config: StyleConfig) -> bool:
+    """Whether content this long (at the working rate) is stylized segment by segment."""
+    frames = 1 + working_samples // config.hop_length
+    return frames > segment_frames(config.segment_seconds, config.sample_rate, config.hop_length)
+
+
+def _load_source(source: AudioSource, config: StyleConfig, role: str, *, may_segment: bool = False) -> Audio:
+    """Read and check an input; resample it to the working rate unless it will be segmented.
+
+    ``may_segment`` (the content) leaves ``waveform`` None when the input is longer than a
+    segment: a full-length working-rate copy is then never made.
+    """
+    name, original, rate, info = _read_source(source, config, role)
+    samples = working_length(original.shape[-1], rate, config.sample_rate)
+    if samples < config.n_fft:
+        raise AudioFileError(
+            name,
+            f"too short: {original.shape[-1] / rate:.3f} s; at least one FFT frame "
+            f"(n_fft={config.n_fft} samples at {config.sample_rate} Hz = {config.n_fft / config.sample_rate:.3f} s) is needed",
+        )
+    segmented = may_segment and _is_segmented(samples, config)
+    working = None if segmented else _normalise_level(resample(original, rate, config.sample_rate))
+    return Audio(name=name, waveform=working, original=original, original_rate=rate, info=info, samples=samples)
+
+
+def _read_source(source: AudioSource, config: StyleConfig, role: str) -> tuple[str, np.ndarray, int, AudioInfo | None]:
+    """``(name, float32 (channels, samples) waveform, rate, file info or None)`` of an input."""
     if isinstance(source, tuple):
         if len(source) != 2:
             raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got a tuple of {len(source)}")
@@ -80,8 +117,9 @@ def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
             )
         if audio.shape[-1] == 0 or audio.shape[0] == 0:
             raise AudioFileError(name, "is empty (0 samples)")
-        audio = audio.astype(np.float32)
-        if not np.isfinite(audio).all():
+        # No copy of a float32 array: a long content is read in place, never duplicated whole.
+        audio = np.asarray(audio, dtype=np.float32)
+        if not _all_finite(audio):
             raise AudioFileError(name, "contains non-finite samples (NaN or Inf)")
         if audio.shape[-1] / rate > config.max_duration:
             raise AudioFileError(
@@ -94,14 +132,7 @@ def _load_source(source: AudioSource, config: StyleConfig, role: str) -> Audio:
         original, rate = load_audio(name, max_duration=config.max_duration)
     else:
         raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got {type(source).__name__}")
-    working = _normalise_level(resample(original, rate, config.sample_rate))
-    if working.shape[-1] < config.n_fft:
-        raise AudioFileError(
-            name,
-            f"too short: {original.shape[-1] / rate:.3f} s; at least one FFT frame "
-            f"(n_fft={config.n_fft} samples at {config.sample_rate} Hz = {config.n_fft / config.sample_rate:.3f} s) is needed",
-        )
-    return Audio(name=name, waveform=working, original=original, original_rate=rate, info=info)
+    return name, original, rate, info
 
 
 @dataclass
@@ -113,11 +144,10 @@ class Result:
     audio : np.ndarray [shape=(channels, samples), float32]
         The stylized waveform at ``sample_rate``, peak at most -1 dBFS.
     sample_rate : int
-    log_magnitude : torch.Tensor [shape=(channels, freq, frames)]
-        The optimised log-magnitude at the working rate (on the CPU). For content longer than
-        ``segment_seconds`` it is the segments' optimised log-magnitudes cross-faded into one
-        (the audio is reconstructed and joined per segment, so it is not the exact STFT of
-        ``audio``).
+    log_magnitude : torch.Tensor [shape=(channels, freq, frames)] or None
+        The optimised log-magnitude at the working rate (on the CPU). None for content
+        longer than ``segment_seconds``, stylized per segment; compute the STFT of ``audio``
+        if you need it.
     history : list of dict
         Losses per solver step (``total``, ``style``, ``content``), step 0 first.
     timings : dict
@@ -132,7 +162,7 @@ class Result:
 
     audio: np.ndarray
     sample_rate: int
-    log_magnitude: torch.Tensor
+    log_magnitude: torch.Tensor | None
     history: list[dict[str, float]]
     timings: dict[str, float]
     metrics: dict[str, Any]
@@ -169,23 +199,58 @@ class Result:
         )
 
 
+def _chunks(audio: np.ndarray):
+    """Views of ``audio`` (channels, samples), one row and ``LEVEL_CHUNK`` samples at a time."""
+    for row in audio.reshape(-1, audio.shape[-1]):
+        for begin in range(0, row.shape[-1], LEVEL_CHUNK):
+            yield row[begin : begin + LEVEL_CHUNK]
+
+
+def _rms(audio: np.ndarray) -> float:
+    """Root mean square, summed in float64 chunk by chunk (no full-length float64 copy)."""
+    if audio.size == 0:
+        return 0.0
+    total = 0.0
+    for chunk in _chunks(audio):
+        total += float(np.square(chunk, dtype=np.float64).sum())
+    return math.sqrt(total / audio.size)
+
+
+def _peak(audio: np.ndarray) -> float:
+    """Largest absolute sample, chunk by chunk (``np.abs`` would copy the whole array)."""
+    return max((max(float(chunk.max()), -float(chunk.min())) for chunk in _chunks(audio)), default=0.0)
+
+
+def _all_finite(audio: np.ndarray) -> bool:
+    """No NaN or Inf, checked chunk by chunk (``np.isfinite`` would make a full bool array)."""
+    return all(np.isfinite(chunk).all() for chunk in _chunks(audio))
+
+
+def _analysis_gain(audio: np.ndarray) -> float:
+    """The gain that brings ``audio`` to ANALYSIS_RMS, at most MAX_ANALYSIS_GAIN (1 if silent)."""
+    rms = _rms(audio)
+    return 1.0 if rms == 0 else min(ANALYSIS_RMS / rms, MAX_ANALYSIS_GAIN)
+
+
 def _normalise_level(audio: np.ndarray) -> np.ndarray:
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    if rms == 0:
-        return audio
-    return (audio * min(ANALYSIS_RMS / rms, MAX_ANALYSIS_GAIN)).astype(np.float32)
+    gain = _analysis_gain(audio)
+    return audio if gain == 1.0 else np.multiply(audio, gain, dtype=np.float32)
 
 
 def _match_loudness(audio: np.ndarray, reference: np.ndarray | None, mode: str) -> np.ndarray:
-    """Scale to the reference's RMS (when asked), then bring peaks down to -1 dBFS."""
+    """Scale ``audio`` in place to the reference's RMS (when asked), then bring peaks down to -1 dBFS.
+
+    ``audio`` must be a float32 array the caller owns (it is modified and returned); the
+    level measurements read it chunk by chunk, so no full-length copy is made.
+    """
     if mode == "rms" and reference is not None:
-        target = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
-        current = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-        audio = audio * (target / current) if current > 0 else audio
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        target, current = _rms(reference), _rms(audio)
+        if current > 0:
+            audio *= target / current
+    peak = _peak(audio)
     if peak > PEAK_CEILING:
-        audio = audio * (PEAK_CEILING / peak)
-    return audio.astype(np.float32)
+        audio *= PEAK_CEILING / peak
+    return audio
 
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
@@ -228,6 +293,7 @@ def stylize_spectrogram(
     style_weights: Sequence[float] | None = None,
     texture: TextureStatistics | None = None,
     texture_weight: float = 0.0,
+    envelope_weight: float = 0.0,
     iterations: int = 60,
     solver: str = "lbfgs",
     learning_rate: float = 1.0,
@@ -256,6 +322,9 @@ def stylize_spectrogram(
     texture : TextureStatistics, optional
         Band-envelope statistics of the style (:mod:`audiostyle.texture`), matched with
         ``texture_weight``.
+    envelope_weight : float
+        Weight of the content's loudness contour (:class:`audiostyle.objective.LoudnessContour`);
+        0 turns it off.
     iterations, solver, learning_rate, tolerance
         See :func:`audiostyle.optimize.optimize`.
     init : {"content", "noise"} or torch.Tensor
@@ -300,11 +369,12 @@ def stylize_spectrogram(
         squeeze = content_log_magnitude.ndim == 2
         content = batched(content_log_magnitude)
         targets = ContentTargets.from_log_magnitude(network, content)
+        contour = LoudnessContour.from_log_magnitude(content) if envelope_weight > 0 else None
         shape, device = content.shape, content.device
     else:
         if frames is None or isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ConfigError(f"texture synthesis (no content) needs frames >= 1; got {frames!r}")
-        squeeze, content, targets = False, None, None
+        squeeze, content, targets, contour = False, None, None, None
         shape, device = (1, style.n_freq, frames), style.layers[0].gram.device
 
     if torch.is_tensor(init):
@@ -328,6 +398,8 @@ def stylize_spectrogram(
         style_weight=style_weight,
         texture=texture,
         texture_weight=texture_weight,
+        envelope=contour,
+        envelope_weight=envelope_weight,
     )
     result = optimize(
         start,
@@ -563,7 +635,7 @@ def stylize(
     device = resolve_device(config.device)
     if prepared is None:
         style_sources, blend = _normalise_styles(style, style_weights)
-    content_audio = _load_source(content, config, "content") if content is not None else None
+    content_audio = _load_source(content, config, "content", may_segment=True) if content is not None else None
     if prepared is None:
         style_audio = _load_styles(style_sources, config)
     else:
@@ -573,7 +645,7 @@ def stylize(
     # Fail now with advice, not in an hour when the operating system kills the run.
     check_memory(
         config,
-        content_audio.waveform if content_audio else None,
+        (content_audio.channels, content_audio.samples) if content_audio else None,
         [audio.waveform for audio in style_audio],
         texture_seconds=duration,
         device=device,
@@ -582,9 +654,10 @@ def stylize(
 
     analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
     per_segment = segment_frames(config.segment_seconds, config.sample_rate, config.hop_length)
-    # Content longer than a segment is analysed, solved and reconstructed one segment at a
-    # time (segments.stylize_waveform_in_segments): its full-length STFT is never held.
-    segmented = content_audio is not None and 1 + content_audio.waveform.shape[-1] // config.hop_length > per_segment
+    # Content longer than a segment is resampled, analysed, solved and reconstructed one
+    # segment at a time (segments.stylize_waveform_in_segments): neither its working-rate
+    # waveform nor its full-length STFT is ever held.
+    segmented = content_audio is not None and content_audio.waveform is None
     content_spec = (
         analyze(content_audio.waveform, config.sample_rate, **analysis)
         if content_audio is not None and not segmented
@@ -602,7 +675,7 @@ def stylize(
     elif config.loop:
         raise ConfigError("loop=True is for texture synthesis (content=None)")
     else:
-        length = content_audio.waveform.shape[-1]
+        length = content_audio.samples
     lap("analyze")
 
     if prepared is None:
@@ -617,11 +690,13 @@ def stylize(
     content_weight, style_weight = (
         config.loss_weights() if content_audio is not None else (config.content_weight, config.style_weight)
     )
+    envelope_weight = config.envelope_loss_weight() if content_audio is not None else 0.0
     settings = dict(
         content_weight=content_weight,
         style_weight=style_weight,
         texture=texture_stats,
         texture_weight=config.texture_weight,
+        envelope_weight=envelope_weight,
         iterations=config.iterations,
         solver=config.solver,
         learning_rate=config.learning_rate,
@@ -639,8 +714,13 @@ def stylize(
             )
             return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
 
-        waveform, log_mag, solved, convergence = stylize_waveform_in_segments(
-            content_audio.waveform,
+        # The content is read at its own rate, segment by segment, and the output is joined at
+        # that rate: the analysis gain is the one _normalise_level would apply to the whole.
+        solved = stylize_waveform_in_segments(
+            content_audio.original,
+            sample_rate=content_audio.original_rate,
+            working_rate=config.sample_rate,
+            gain=_analysis_gain(content_audio.original),
             hop_length=config.hop_length,
             segment_length=per_segment,
             analyse=lambda part: analyze(part, config.sample_rate, **analysis),
@@ -649,6 +729,7 @@ def stylize(
             progress=progress,
             stage=lap,
         )
+        audio, log_mag, convergence = solved.audio, None, solved.convergence
     else:
         solved = stylize_spectrogram(
             content_spec.log_magnitude if content_spec is not None else None,
@@ -684,6 +765,12 @@ def stylize(
             style_weight=style_weight,
             texture=texture_stats,
             texture_weight=config.texture_weight,
+            envelope=(
+                LoudnessContour.from_log_magnitude(content_spec.log_magnitude)
+                if content_spec is not None and envelope_weight > 0
+                else None
+            ),
+            envelope_weight=envelope_weight,
         )
         refined = refine_waveform(
             waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
@@ -694,15 +781,18 @@ def stylize(
         )
         lap("refine")
 
-    audio = waveform.detach().cpu().numpy().astype(np.float32)
+    if not segmented:
+        audio = waveform.detach().cpu().numpy().astype(np.float32)
+        if content_audio is not None:
+            audio = _fit_length(resample(audio, config.sample_rate, content_audio.original_rate), content_audio.original.shape[-1])
+        # Contiguous and our own: _match_loudness scales it in place.
+        audio = np.ascontiguousarray(audio)
     if content_audio is not None:
-        rate = content_audio.original_rate
-        audio = _fit_length(resample(audio, config.sample_rate, rate), content_audio.original.shape[-1])
-        reference = content_audio.original
+        rate, reference = content_audio.original_rate, content_audio.original
     else:
         rate, reference = config.sample_rate, style_audio[0].waveform
     audio = _match_loudness(audio, reference, config.loudness)
-    if not np.isfinite(audio).all():
+    if not _all_finite(audio):
         from .errors import NumericalError
 
         raise NumericalError("the reconstructed audio holds NaN or Inf; nothing was written")
@@ -733,7 +823,7 @@ def stylize(
     return Result(
         audio=audio,
         sample_rate=rate,
-        log_magnitude=log_mag.detach().cpu(),
+        log_magnitude=log_mag.detach().cpu() if log_mag is not None else None,
         history=history,
         timings=timings,
         metrics=metrics,

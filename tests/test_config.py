@@ -39,6 +39,7 @@ INVALID = {
     "device": [None, 0, b"cpu"],
     "strength": [-0.1, 1.01, NAN, INF, True, "0.5", None],
     "texture_weight": [-1.0, 2e9, NAN, INF, True, "1", None],
+    "envelope_weight": [-1.0, 2e9, NAN, INF, True, "1", None],
     "refine_steps": [-1, 10001, 2.0, True, "20", None],
     "loop": [1, 0, "yes", None],
     "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
@@ -68,6 +69,7 @@ CHANGED = {
     "loop": True,
     "segment_seconds": 10.0,
     "texture_weight": 3.0,
+    "envelope_weight": 10.0,
     "refine_steps": 5,
 }
 

@@ -265,3 +265,50 @@ def test_objective_treats_negative_log_magnitude_as_zero(rng):
     objective = Objective(net, style, None, content_weight=0.0, style_weight=1.0)
     x = torch.from_numpy(rng.standard_normal((1, N_FREQ, 20)).astype(np.float32))
     torch.testing.assert_close(objective(x)[0], objective(x.clamp_min(0))[0])
+
+
+def test_loudness_contour_is_zero_for_the_content_and_grows_with_level_changes(rng):
+    from audiostyle.objective import LoudnessContour
+
+    content = torch.from_numpy(rng.random((2, 65, 40), dtype=np.float32)) * 3
+    contour = LoudnessContour.from_log_magnitude(content)
+    assert contour.level.shape == (2, 40)
+    assert float(contour.loss(content)) == pytest.approx(0.0, abs=1e-10)
+    # A fade applied to the content's linear magnitude changes its level per frame.
+    fade = torch.linspace(1.0, 0.1, 40)
+    faded = torch.log1p(torch.expm1(content) * fade)
+    louder = torch.log1p(torch.expm1(content) * 2.0)
+    assert float(contour.loss(faded)) > 0.1
+    # A uniform gain changes every frame alike: the loss sees it, but less than the fade.
+    assert 0 < float(contour.loss(louder)) < float(contour.loss(faded)) * 10
+    # The same level with another spectrum inside each frame costs nothing.
+    shuffled = content[:, torch.randperm(65), :]
+    assert float(contour.loss(shuffled)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_loudness_contour_of_silence_is_finite():
+    from audiostyle.objective import LoudnessContour
+
+    silence = torch.zeros(1, 33, 20)
+    contour = LoudnessContour.from_log_magnitude(silence)
+    x = torch.rand(1, 33, 20, requires_grad=True)
+    loss = contour.loss(x)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+
+
+def test_objective_adds_the_weighted_envelope_term(rng):
+    from audiostyle.objective import LoudnessContour
+
+    network = RandomCNN(65, filters=32, kernel_widths=(3,))
+    content = torch.from_numpy(rng.random((1, 65, 30), dtype=np.float32))
+    style = StyleStatistics.from_log_magnitudes(network, [torch.from_numpy(rng.random((1, 65, 25), dtype=np.float32))])
+    targets = ContentTargets.from_log_magnitude(network, content)
+    contour = LoudnessContour.from_log_magnitude(content)
+    x = content * torch.linspace(0.2, 1.5, 30)
+    plain, parts = Objective(network, style, targets, content_weight=1.0, style_weight=2.0)(x)
+    with_envelope, parts_e = Objective(
+        network, style, targets, content_weight=1.0, style_weight=2.0, envelope=contour, envelope_weight=5.0
+    )(x)
+    assert "envelope" not in parts and float(parts_e["envelope"]) > 0
+    assert float(with_envelope) == pytest.approx(float(plain) + 5.0 * float(parts_e["envelope"]), rel=1e-5)
