@@ -21,13 +21,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ import torch
 from .audio import WRITABLE_EXTENSIONS, audio_info
 from .config import PRESETS, StyleConfig
 from .errors import AudioStyleError, ConfigError
-from .transfer import PreparedStyle, prepare_style, stylize
+from .transfer import PreparedStyle, Result, prepare_style, stylize
 
 __all__ = [
     "Job",
@@ -99,6 +100,9 @@ class BatchReport:
     elapsed: float = 0.0
     interrupted: bool = False
     total: int = 0
+    #: What stopped the run when ``interrupted``: the ``KeyboardInterrupt`` (or subclass, such
+    #: as the CLI's SIGTERM exception) that arrived, so that a caller can tell the signals apart.
+    interrupt: BaseException | None = None
 
     def _with(self, status: str) -> list[dict]:
         return [r for r in self.records if r["status"] == status]
@@ -366,10 +370,59 @@ def plan_batch(
 
 
 # ---------------------------------------------------------------------------------------
+# Signals: an output and its manifest record go together
+
+
+#: Signals held while an output is written and recorded.
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_holding = False
+
+
+def _deliver(signum: int, handler: Any) -> None:
+    """Run the handler a held signal would have run (SIG_DFL: the default action)."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver the first that came.
+
+    Around writing an output and appending its record: an interrupt between the two would
+    leave a finished file that the manifest does not know, which a rerun then refuses to
+    overwrite. Writing one short output takes milliseconds, so nobody waits on it. Re-entrant;
+    a no-op outside the main thread (only it may set handlers).
+    """
+    global _holding
+    if _holding or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in _HELD_SIGNALS}
+    _holding = True
+    try:
+        yield
+    finally:
+        _holding = False
+        for signum, handler in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default is closest.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if received:
+            _deliver(received[0], previous[received[0]])
+
+
+# ---------------------------------------------------------------------------------------
 # Running one job (in whatever process the executor picks)
 
 _worker_styles: dict[str, PreparedStyle] = {}
-_worker_busy = False
+#: What a worker process is doing: "idle", "stylizing" (nothing on disk yet) or "saving".
+_worker_phase = "idle"
 _worker_interrupted = False
 
 
@@ -387,13 +440,10 @@ def _record(job: Job, status: str, **fields: Any) -> dict:
     }
 
 
-def _execute(job: Job, prepared: PreparedStyle) -> dict:
-    """Stylize one job; every failure but an interrupt becomes a ``failed`` record."""
-    started = time.perf_counter()
+def _attempt(job: Job, started: float, action: Callable[[], Any]) -> Any:
+    """``action()``, or the job's ``failed`` record when it raises anything but an interrupt."""
     try:
-        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        result = stylize(job.input, None, job.config, prepared=prepared)
-        result.save(job.output, overwrite=True)
+        return action()
     except AudioStyleError as error:
         return _record(job, "failed", error=str(error), seconds=time.perf_counter() - started)
     except (KeyboardInterrupt, SystemExit):
@@ -402,6 +452,26 @@ def _execute(job: Job, prepared: PreparedStyle) -> dict:
         logger.debug("job %s failed", job.input, exc_info=True)
         message = f"unexpected {type(error).__name__}: {error}"
         return _record(job, "failed", error=message, seconds=time.perf_counter() - started)
+
+
+def _stylize_job(job: Job, prepared: PreparedStyle, started: float) -> Result | dict:
+    """The job's result, or its ``failed`` record; writes nothing, so it may be interrupted anywhere."""
+
+    def run() -> Result:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        return stylize(job.input, None, job.config, prepared=prepared)
+
+    return _attempt(job, started, run)
+
+
+def _save_job(job: Job, outcome: Result | dict, started: float) -> dict:
+    """Write the result atomically and return the ``done`` record (or a ``failed`` one)."""
+    if isinstance(outcome, dict):
+        return outcome
+    result = outcome
+    saved = _attempt(job, started, lambda: result.save(job.output, overwrite=True))
+    if isinstance(saved, dict):
+        return saved
     first, last = result.history[0], result.history[-1]
     return _record(
         job,
@@ -415,32 +485,59 @@ def _execute(job: Job, prepared: PreparedStyle) -> dict:
     )
 
 
+def _execute(job: Job, prepared: PreparedStyle) -> dict:
+    """Stylize and save one job; every failure but an interrupt becomes a ``failed`` record."""
+    started = time.perf_counter()
+    return _save_job(job, _stylize_job(job, prepared, started), started)
+
+
 def _on_worker_interrupt(signum: int, frame: Any) -> None:
-    # Interrupt the running job once (its output's temporary file is removed on the way
-    # out) and refuse queued ones; an idle worker or one already unwinding is not disturbed.
+    # Interrupt the running optimisation once and refuse queued jobs. A job that is saving
+    # finishes, so that its record reaches the manifest; an idle worker or one already
+    # unwinding is not disturbed.
     global _worker_interrupted
     if _worker_interrupted:
         return
     _worker_interrupted = True
-    if _worker_busy:
+    if _worker_phase == "stylizing":
         raise KeyboardInterrupt
+
+
+#: Seconds a worker outlives a SIGTERM at most.
+WORKER_TERMINATE_GRACE = 30
+
+
+def _on_worker_terminate(signum: int, frame: Any) -> None:
+    # Workers get SIGTERM when a whole process group is stopped (systemd, Slurm, kill --
+    # -PGID): unwind as for Ctrl-C and let the parent, which got it too, record what finished
+    # and shut the pool down. Dying on the spot instead would break the pool while the
+    # parent cancels its jobs (and could cut a save short). The pool's own terminate(), after
+    # another worker died, also sends SIGTERM and then waits for the worker: it ends at the
+    # pool's sentinel, or at the latest by this alarm (SIGALRM's default action; POSIX only).
+    if hasattr(signal, "alarm"):
+        signal.alarm(WORKER_TERMINATE_GRACE)
+    _on_worker_interrupt(signum, frame)
 
 
 def _init_worker(threads: int, styles: dict[str, PreparedStyle]) -> None:
     torch.set_num_threads(threads)
     _worker_styles.update(styles)
     signal.signal(signal.SIGINT, _on_worker_interrupt)
+    signal.signal(signal.SIGTERM, _on_worker_terminate)
 
 
 def _execute_in_worker(job: Job) -> dict:
-    global _worker_busy
+    global _worker_phase
     if _worker_interrupted:
         raise KeyboardInterrupt
-    _worker_busy = True
+    started = time.perf_counter()
+    _worker_phase = "stylizing"
     try:
-        return _execute(job, _worker_styles[job.config_hash])
+        outcome = _stylize_job(job, _worker_styles[job.config_hash], started)
+        _worker_phase = "saving"
+        return _save_job(job, outcome, started)
     finally:
-        _worker_busy = False
+        _worker_phase = "idle"
 
 
 def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> dict:
@@ -457,13 +554,23 @@ def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> 
 WORKER_RETRIES = 2
 
 
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (a container's or taskset's share), not the host's.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, _usable_cpus() // workers)
 
 
 def _run_here(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Callable[[dict], None]) -> None:
     for job in jobs:
-        emit(_execute(job, styles[job.config_hash]))
+        started = time.perf_counter()
+        outcome = _stylize_job(job, styles[job.config_hash], started)
+        with _signals_held():
+            emit(_save_job(job, outcome, started))
 
 
 def _run_processes(
@@ -472,8 +579,10 @@ def _run_processes(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        # Workers fork from a server that has torch imported already: seconds saved per worker.
-        context.set_forkserver_preload(["audiostyle.batch"])
+        # Workers fork from a server that has torch imported already, and torch._dynamo, which
+        # torch.optim imports when the first optimizer is made (2.4 s of CPU and ~70 MB measured
+        # per process): seconds saved per worker. A module that is missing is skipped.
+        context.set_forkserver_preload(["audiostyle.batch", "torch._dynamo"])
     lost = _run_pool(jobs, styles, emit, workers, context)
     # A worker that dies (killed, out of memory, a crashing decoder) breaks the pool and every
     # job still in it, and the pool cannot say which job killed it: run each lost job again
@@ -628,7 +737,10 @@ def run_batch(
     Returns
     -------
     BatchReport
-        ``interrupted`` is True after Ctrl-C (the remaining jobs are not recorded).
+        ``interrupted`` is True after Ctrl-C, or after SIGTERM where the caller turns it into
+        a ``KeyboardInterrupt`` (as the CLI does); ``interrupt`` is the exception. The
+        remaining jobs are not recorded. Outputs and their records are written together: an
+        interrupt waits for a save in progress (milliseconds) and its record.
 
     Raises
     ------
@@ -657,8 +769,9 @@ def run_batch(
     with _Manifest(manifest) as log:
 
         def emit(record: dict) -> None:
-            log.write(record)
-            report.records.append(record)
+            with _signals_held():
+                log.write(record)
+                report.records.append(record)
             if record["status"] == "failed":
                 logger.info("failed: %s", record["error"])
             if progress is not None:
@@ -674,8 +787,8 @@ def run_batch(
                 _run_processes(runnable, styles, emit, min(workers, len(runnable)))
             else:
                 _run_here(runnable, styles, emit)
-        except KeyboardInterrupt:
-            report.interrupted = True
+        except KeyboardInterrupt as interrupt:
+            report.interrupted, report.interrupt = True, interrupt
         finally:
             # A worker killed mid-write (SIGKILL, OOM) cannot remove its own temporary file;
             # its job was retried under another temporary name, so sweep them all up here.

@@ -45,6 +45,7 @@ from .common import (
     guarded,
 )
 from .progress import stderr_console
+from .signals import INTERRUPTED_EXIT, TERMINATED_EXIT, Terminated
 
 EPILOG = """
 Examples:
@@ -58,7 +59,9 @@ Examples:
   audiostyle batch library/ -s rain.ogg -o /shared/out --executor dask --scheduler tcp://host:8786
 
 A rerun resumes: outputs finished with the same settings are skipped, failed ones retried.
-Exit status: 0 all jobs succeeded, 1 some failed, 2 usage error, 130 interrupted.
+Exit status: 0 all jobs succeeded, 1 some failed, 2 usage error, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM). Either way finished outputs are complete and recorded, no partial
+files remain, and the same command resumes.
 """
 
 
@@ -258,10 +261,11 @@ def batch_command(
         if not quiet:
             _print_summary(report, manifest)
         if report.interrupted:
+            terminated = isinstance(report.interrupt, Terminated)
             raise fail(
-                f"interrupted after {len(report.records)} of {len(jobs)} jobs; finished outputs are complete, "
-                "no partial files remain; run the same command again to resume",
-                130,
+                f"{'terminated' if terminated else 'interrupted'} after {len(report.records)} of {len(jobs)} jobs; "
+                "finished outputs are complete, no partial files remain; run the same command again to resume",
+                TERMINATED_EXIT if terminated else INTERRUPTED_EXIT,
             )
         if report.failed:
             raise typer.Exit(1)

@@ -1,0 +1,184 @@
+"""``audiostyle batch`` stopped by a signal in a real process: Ctrl-C exits 130, SIGTERM 143.
+
+Either way the outputs finished so far are complete and each is in the manifest, no
+temporary file is left (the worker processes' included), every manifest line is whole JSON,
+and the same command run again does the rest and skips what was done. SIGTERM is sent to the
+batch process alone (``kill PID``) and, with worker processes, to its whole process group
+(systemd's and most schedulers' way), which the workers then receive too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+import audiostyle.batch as batch
+from audiostyle.batch import MANIFEST_NAME, read_manifest
+from audiostyle_cli.app import app
+from audiostyle_cli.signals import Terminated
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+CLIPS = 10
+# A few tenths of a second per job: the signal lands while later jobs are still to do.
+ENGINE = ["--preset", "fast", "-n", "8", "--filters", "32", "--kernel-widths", "3,7",
+          "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
+
+# The real command line in its own process. As a terminal user's process: Ctrl-C raises
+# KeyboardInterrupt even when the test runner was started with SIGINT ignored (nohup, CI).
+DRIVER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from audiostyle_cli.app import main
+sys.argv = ["audiostyle", *sys.argv[1:]]
+if __name__ == "__main__":  # worker processes import this file again
+    main()
+"""
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    clips = tmp_path / "lib"
+    clips.mkdir()
+    for index in range(CLIPS):
+        tone = np.sin(2 * np.pi * (110 + 40 * index) * np.arange(16000) / 16000)
+        sf.write(clips / f"hit{index}.wav", (0.3 * tone + 0.05 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    style = tmp_path / "style.wav"
+    sf.write(style, (0.2 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    return clips, style
+
+
+def manifest_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def stop_batch(args: list[str], folder: Path, signum: int, *, group: bool) -> subprocess.CompletedProcess:
+    """Run ``audiostyle batch ARGS`` and send ``signum`` once its first output is recorded."""
+    driver = folder / "driver.py"
+    driver.write_text(DRIVER)
+    manifest = Path(args[args.index("-o") + 1]) / MANIFEST_NAME
+    process = subprocess.Popen(
+        [sys.executable, str(driver), "batch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=group,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not manifest_lines(manifest):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no job finished"
+            time.sleep(0.02)
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def hidden_or_partial(folder: Path) -> list[Path]:
+    """``atomic_write``'s temporary files (``.<name>.<random>.part<ext>``) and anything hidden."""
+    return [p for p in folder.rglob("*") if ".part" in p.name or p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(
+    "signum, code, workers, group",
+    [
+        (signal.SIGINT, 130, 1, False),
+        (signal.SIGTERM, 143, 1, False),
+        (signal.SIGTERM, 143, 2, False),
+        (signal.SIGTERM, 143, 2, True),
+    ],
+    ids=["ctrl-c", "sigterm", "sigterm-2-workers", "sigterm-process-group"],
+)
+def test_signal_stops_batch_cleanly_and_rerun_resumes(
+    library, tmp_path: Path, signum, code, workers, group, single_thread
+) -> None:
+    clips, style = library
+    out = tmp_path / "out"
+    args = [str(clips), "--style", str(style), "-o", str(out), *ENGINE]
+    first = stop_batch([*args, "--workers", str(workers)], tmp_path, signum, group=group)
+
+    assert first.returncode == code, first.stderr[-3000:]
+    lines = first.stderr.strip().splitlines()
+    assert "Traceback" not in first.stderr, first.stderr[-3000:]
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    assert len(lines) == 1 and word in lines[0] and "resume" in lines[0], first.stderr
+
+    records = [json.loads(line) for line in manifest_lines(out / MANIFEST_NAME)]  # every line whole
+    assert records and all(r["status"] == "done" for r in records), records
+    done = {Path(r["output"]).name for r in records}
+    assert len(done) < CLIPS, "the signal came after the last job: nothing was interrupted"
+    # Every output on disk is complete and recorded; nothing else was written.
+    assert sorted(p.name for p in out.iterdir()) == sorted([*done, MANIFEST_NAME])
+    for name in done:
+        audio, rate = sf.read(out / name)
+        assert rate == 16000 and audio.shape == (16000,) and np.isfinite(audio).all()
+    assert hidden_or_partial(out) == [] and hidden_or_partial(clips) == []
+
+    again = CliRunner().invoke(app, ["batch", *args], prog_name="audiostyle")
+    assert again.exit_code == 0, again.stderr
+    latest = {Path(r["output"]).name: r["status"] for r in read_manifest(out / MANIFEST_NAME)[len(records):]}
+    assert {name for name, status in latest.items() if status == "skipped"} == done
+    assert {name for name, status in latest.items() if status == "done"} == {f"hit{i}.wav" for i in range(CLIPS)} - done
+    assert all(sf.info(out / f"hit{i}.wav").frames == 16000 for i in range(CLIPS))
+    assert hidden_or_partial(out) == []
+
+
+def test_sigterm_in_process_exits_143_like_ctrl_c_exits_130(library, tmp_path: Path, monkeypatch, single_thread) -> None:
+    clips, style = library
+    out = tmp_path / "out"
+    real, calls = batch.stylize, []
+
+    def terminated_second_job(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise Terminated("received signal 15")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "stylize", terminated_second_job)
+    result = CliRunner().invoke(app, ["batch", str(clips), "-s", str(style), "-o", str(out), *ENGINE], prog_name="audiostyle")
+    assert result.exit_code == 143, result.stderr
+    assert "terminated after 1 of" in result.stderr and "resume" in result.stderr
+    assert [r["status"] for r in read_manifest(out / MANIFEST_NAME)] == ["done"]
+    assert sorted(p.name for p in out.iterdir()) == ["hit0.wav", MANIFEST_NAME]
+
+
+def test_signals_are_held_while_an_output_is_recorded() -> None:
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    steps = []
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            with batch._signals_held():
+                with batch._signals_held():  # re-entrant
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.2)  # the handler would have run here
+                    steps.append("output written")
+                steps.append("record written")
+        assert steps == ["output written", "record written"]
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
