@@ -57,7 +57,7 @@ def measure_one(
 
     from audiostyle import PRESETS, load_audio, stylize
     from audiostyle.networks import build_network
-    from audiostyle.objective import ContentTargets, Objective, StyleStatistics
+    from audiostyle.objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
     from audiostyle.spectral import analyze
     from audiostyle.texture import TextureStatistics
 
@@ -90,6 +90,8 @@ def measure_one(
         network, StyleStatistics.from_log_magnitudes(network, [s]), ContentTargets.from_log_magnitude(network, c),
         content_weight=config.content_weight, style_weight=config.style_weight,
         texture=texture, texture_weight=config.texture_weight,
+        envelope=LoudnessContour.from_log_magnitude(c) if config.envelope_weight > 0 else None,
+        envelope_weight=config.envelope_weight,
     )
     x = c.clone().requires_grad_(True)
     with FlopCounterMode(display=False) as counter:
@@ -164,7 +166,8 @@ def main() -> None:
                 f"{' (extrapolated)' if row['extrapolated'] else ''}  "
                 f"{row['s_per_evaluation']:.3f} s/eval  {row['evaluations']:4d} evals  "
                 f"{row['loop_gflops']:6.1f} GFLOP/s ({100 * row['fraction_of_gemm_peak']:.0f}% of peak)  "
-                f"SC {row['spectral_convergence_db']:6.1f} dB  RSS {row['peak_rss_mb']:7.0f} MB",
+                f"SC {row['spectral_convergence_db']:6.1f} dB"
+                f"{'' if row['refined_spectral_convergence_db'] is None else ' (refined %.1f)' % row['refined_spectral_convergence_db']}  RSS {row['peak_rss_mb']:7.0f} MB",
                 flush=True,
             )
 
