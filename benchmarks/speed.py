@@ -75,8 +75,13 @@ def measure_one(
     # Peak RSS of the run itself, read before the FLOP count below builds a second network.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes.
-    c = analyze(content_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
+    # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes. Content
+    # longer than a segment is solved segment by segment: count one full segment's evaluation
+    # (the last, shorter segment makes this a slight overestimate).
+    from audiostyle.segments import segment_frames
+
+    segment_samples = segment_frames(config.segment_seconds, rate, config.hop_length) * config.hop_length
+    c = analyze(content_audio[:, :segment_samples], rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
     s = analyze(style_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
     network = build_network(
         config.network, n_freq=c.shape[-2], sample_rate=rate, n_fft=config.n_fft,
