@@ -416,6 +416,30 @@ def stylize_spectrogram(
     return result
 
 
+def solver_settings(config: StyleConfig, texture: TextureStatistics | None, *, content: bool) -> dict[str, Any]:
+    """The :func:`stylize_spectrogram` keyword arguments that ``config`` means.
+
+    ``strength`` maps onto the content/style balance (and the loudness contour, which is on
+    the content side); a texture (``content=False``) has no content to balance.
+    """
+    content_weight, style_weight = (
+        config.loss_weights() if content else (config.content_weight, config.style_weight)
+    )
+    return dict(
+        content_weight=content_weight,
+        style_weight=style_weight,
+        texture=texture,
+        texture_weight=config.texture_weight,
+        envelope_weight=config.envelope_loss_weight() if content else 0.0,
+        iterations=config.iterations,
+        solver=config.solver,
+        learning_rate=config.learning_rate,
+        tolerance=config.tolerance,
+        init=config.init,
+        seed=config.seed,
+    )
+
+
 def _loop_convergence(waveform: torch.Tensor, magnitude: torch.Tensor, config: StyleConfig) -> float:
     """Spectral convergence in dB of a loop, measured with the circular STFT it was built with."""
     rebuilt = circular_stft(waveform, n_fft=config.n_fft, hop_length=config.hop_length).abs()
@@ -686,24 +710,8 @@ def stylize(
         network, style_stats, texture_stats = prepared.network, prepared.statistics, prepared.texture
     lap("targets")
 
-    # strength maps onto the content/style balance; a texture has no content to balance.
-    content_weight, style_weight = (
-        config.loss_weights() if content_audio is not None else (config.content_weight, config.style_weight)
-    )
-    envelope_weight = config.envelope_loss_weight() if content_audio is not None else 0.0
-    settings = dict(
-        content_weight=content_weight,
-        style_weight=style_weight,
-        texture=texture_stats,
-        texture_weight=config.texture_weight,
-        envelope_weight=envelope_weight,
-        iterations=config.iterations,
-        solver=config.solver,
-        learning_rate=config.learning_rate,
-        tolerance=config.tolerance,
-        init=config.init,
-        seed=config.seed,
-    )
+    settings = solver_settings(config, texture_stats, content=content_audio is not None)
+    content_weight, style_weight = settings["content_weight"], settings["style_weight"]
     reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
     if segmented:
 

@@ -43,11 +43,12 @@ import torch
 
 from audiostyle.audio import load_audio, resample
 from audiostyle.config import PRESETS, StyleConfig
-from audiostyle.objective import ContentTargets, Objective
+from audiostyle.objective import ContentTargets, LoudnessContour, Objective
 from audiostyle.phase import griffin_lim
 from audiostyle.refine import refine_waveform
 from audiostyle.spectral import analyze
-from audiostyle.transfer import ANALYSIS_RMS, MAX_ANALYSIS_GAIN, PreparedStyle, prepare_style, stylize, stylize_spectrogram
+from audiostyle.transfer import PreparedStyle, _normalise_level, prepare_style, stylize, stylize_spectrogram
+from audiostyle.transfer import solver_settings as transfer_settings
 from benchmarks.batch import RATE, make_clips, make_style
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -103,40 +104,29 @@ def load_clip(path: Path, config: StyleConfig) -> Clip:
     """As ``stylize`` sees a content file: working rate, -20 dBFS RMS, analysed."""
     audio, rate = load_audio(path)
     working = resample(audio, rate, config.sample_rate)
-    rms = float(np.sqrt(np.mean(np.square(working, dtype=np.float64))))
-    working = (working * (min(ANALYSIS_RMS / rms, MAX_ANALYSIS_GAIN) if rms > 0 else 1.0)).astype(np.float32)
+    working = _normalise_level(working)
     spec = analyze(working, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, device="cpu")
     return Clip(path, working, spec.log_magnitude, spec.phase)
 
 
 def solver_settings(config: StyleConfig, prepared: PreparedStyle) -> dict[str, Any]:
     """``stylize_spectrogram`` keyword arguments as ``stylize`` passes them for content."""
-    content_weight, style_weight = config.loss_weights()
-    return dict(
-        content_weight=content_weight,
-        style_weight=style_weight,
-        texture=prepared.texture,
-        texture_weight=config.texture_weight,
-        iterations=config.iterations,
-        solver=config.solver,
-        learning_rate=config.learning_rate,
-        tolerance=config.tolerance,
-        init=config.init,
-        seed=config.seed,
-    )
+    return transfer_settings(config, prepared.texture, content=True)
 
 
 def clip_objective(clip: Clip, config: StyleConfig, prepared: PreparedStyle) -> Objective:
-    """The objective of one clip alone (its own content targets and scales)."""
-    content_weight, style_weight = config.loss_weights()
+    """The objective of one clip alone (its own content targets, scales and loudness contour)."""
+    settings = solver_settings(config, prepared)
     return Objective(
         prepared.network,
         prepared.statistics,
         ContentTargets.from_log_magnitude(prepared.network, clip.log_magnitude),
-        content_weight=content_weight,
-        style_weight=style_weight,
+        content_weight=settings["content_weight"],
+        style_weight=settings["style_weight"],
         texture=prepared.texture,
         texture_weight=config.texture_weight,
+        envelope=LoudnessContour.from_log_magnitude(clip.log_magnitude) if settings["envelope_weight"] > 0 else None,
+        envelope_weight=settings["envelope_weight"],
     )
 
 
