@@ -17,6 +17,7 @@ import torch
 from .config import StyleConfig
 from .errors import ConfigError
 from .networks.random import split_filters
+from .optimize import HISTORY_SIZE
 from .segments import segment_frames
 
 __all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
@@ -24,8 +25,6 @@ __all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
 logger = logging.getLogger("audiostyle")
 
 FLOAT_BYTES = 4
-#: L-BFGS keeps this many (step, gradient-change) pairs; see optimize.py.
-LBFGS_HISTORY = 20
 #: Allocator slack, temporaries and the interpreter itself.
 SAFETY_FACTOR = 1.5
 #: Floats per optimised spectrogram bin that the optional stages add, measured (ru_maxrss) on
@@ -61,10 +60,10 @@ def estimate_peak_bytes(
 
     Notes
     -----
-    The random network convolves by unfolding frames, so each kernel width of size ``w``
-    holds a ``w * n_freq * frames`` float32 copy (and its gradient in the backward pass).
-    Feature maps are ``filters * frames``, Gram matrices ``filters_i ** 2`` per width, and
-    L-BFGS keeps ``2 * history`` copies of the variable. Pretrained networks are smaller
+    The random network convolves tap by tap, so a pass holds two copies of its input (frames
+    first, then padded) and the feature maps, ``filters * frames``; the backward pass as much
+    again. Gram matrices are ``filters_i ** 2`` per width, and L-BFGS keeps
+    ``2 * HISTORY_SIZE`` copies of the variable. Pretrained networks are smaller
     than the random one at the same frame count, so the estimate errs on the safe side.
     """
     n_freq = config.n_fft // 2 + 1
@@ -74,15 +73,15 @@ def estimate_peak_bytes(
     grams = sum(f * f for f in per_width)
 
     def network_pass(columns: int, *, backward: bool) -> int:
-        unfolded = sum(widths) * n_freq * columns
+        inputs = 2 * n_freq * columns
         maps = config.filters * columns
-        return (unfolded + maps) * (2 if backward else 1)
+        return (inputs + maps) * (2 if backward else 1)
 
     # Targets: the style's (and content's) features, one style at a time, then only Grams kept.
     largest_style = max(style_columns, default=0)
     targets = network_pass(max(largest_style, content_columns), backward=False)
     # Optimisation: variable, gradient, content target, spectrogram/phase, solver state.
-    solver_state = 2 * LBFGS_HISTORY if config.solver == "lbfgs" else 2
+    solver_state = 2 * HISTORY_SIZE if config.solver == "lbfgs" else 2
     variable = n_freq * content_columns * (4 + solver_state)
     optimise = variable + network_pass(content_columns, backward=True) + config.filters * content_columns
     styles = sum(n_freq * c * 3 for c in style_columns)  # log-magnitude, complex STFT

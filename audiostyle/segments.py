@@ -2,7 +2,7 @@
 
 :func:`stylize_waveform_in_segments` is what :func:`audiostyle.stylize` uses for content
 longer than ``segment_seconds``. The solver's memory grows with the number of frames it sees
-(the network's feature maps and its unfolded input, the L-BFGS history), so the content is
+(the network's feature maps and their gradients, the L-BFGS history), so the content is
 cut into segments of ``segment_seconds`` that overlap by an eighth of a segment, and each
 segment goes through the whole pipeline on its own: its span of the waveform (at the
 content's own rate, with a margin of context on both sides) is resampled to the working rate,

@@ -161,6 +161,23 @@ def test_gradients_reach_the_input(rng, device, padding):
     assert bool((log_magnitude.grad.abs().sum(1) > 0).all())
 
 
+@pytest.mark.parametrize("padding", ["same", "circular"])
+@pytest.mark.parametrize("widths", [(1,), (5,), (3, 7, 15)])
+def test_gradients_match_conv1d(rng, device, padding, widths):
+    """The per-tap backward pass equals autograd through conv1d + ReLU, for every map used alone too."""
+    net = RandomCNN(N_FREQ, filters=48, kernel_widths=widths, seed=5, padding=padding).to(device)
+    log_magnitude = _log_magnitude(rng, 2, 23).to(device=device, dtype=torch.float64)
+    probes = [torch.randn(m.shape, generator=torch.Generator().manual_seed(i), dtype=torch.float64).to(device)
+              for i, m in enumerate(net(log_magnitude))]
+    for used in [range(len(widths)), [len(widths) - 1]]:
+        ours = log_magnitude.clone().requires_grad_(True)
+        sum((net(ours)[i] * probes[i]).sum() for i in used).backward()
+        theirs = log_magnitude.clone().requires_grad_(True)
+        sum((_reference(net.double(), theirs)[i] * probes[i]).sum() for i in used).backward()
+        net.float()
+        torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-9, rtol=1e-7)
+
+
 def test_outputs_are_non_negative_even_for_negative_input(rng):
     net = RandomCNN(N_FREQ, filters=64, kernel_widths=(3, 5), seed=0)
     maps = net(-_log_magnitude(rng, 1, 20) + torch.randn(1, N_FREQ, 20))
