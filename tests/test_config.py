@@ -155,7 +155,7 @@ def test_classic_preset_follows_the_paper():
 def test_default_preset_is_the_tuned_config():
     # StyleConfig() holds neutral engine defaults; the preset adds the tuned balance.
     assert get_preset("default") == StyleConfig(
-        style_weight=600.0, envelope_weight=30.0, refine_steps=20
+        filters=3072, kernel_widths=(3, 9), style_weight=600.0, envelope_weight=15.0, refine_steps=20
     )
 
 
