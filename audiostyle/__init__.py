@@ -7,7 +7,7 @@ features of a 1-D CNN over a log-magnitude spectrogram, after Ulyanov & Lebedev 
 from .audio import load_audio, save_audio
 from .config import PRESETS, StyleConfig, get_preset
 from .errors import AudioFileError, AudioStyleError, ConfigError, NumericalError, WeightsError
-from .networks import FeatureNetwork, RandomCNN
+from .networks import FeatureNetwork, MelBands, RandomCNN
 from .phase import griffin_lim
 from .spectral import Spectrogram, analyze, synthesize
 from .transfer import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
@@ -30,6 +30,7 @@ __all__ = [
     "PRESETS",
     "get_preset",
     "FeatureNetwork",
+    "MelBands",
     "RandomCNN",
     "AudioStyleError",
     "AudioFileError",

@@ -91,6 +91,12 @@ class StyleConfig:
         Random network: number of filters (1..16384), shared among ``kernel_widths``.
     kernel_widths : tuple of int
         Random network: odd temporal kernel widths in frames (1..255).
+    mel_bands : int
+        Random network: 0 feeds it the ``n_fft // 2 + 1`` linear frequency bins; N > 0 averages
+        the magnitudes into N mel bands first (:class:`audiostyle.networks.MelBands`), which
+        shrinks the network and its products about ``n_freq / N``-fold. N at or above the
+        number of bins means the linear bins. The optimised spectrogram keeps every linear bin
+        either way. Other networks ignore it.
     seed : int
         Seeds the network weights and any noise initialisation.
     content_weight, style_weight : float
@@ -146,6 +152,7 @@ class StyleConfig:
     network: str = "random"
     filters: int = 2048
     kernel_widths: tuple[int, ...] = (3, 7, 15)
+    mel_bands: int = 0
     seed: int = 0
     content_weight: float = 1.0
     style_weight: float = 100.0
@@ -201,6 +208,10 @@ class StyleConfig:
         _require(
             len(self.kernel_widths) <= self.filters,
             f"filters={self.filters} must be >= the number of kernel widths ({len(self.kernel_widths)})",
+        )
+        _require(
+            _is_int(self.mel_bands) and 0 <= self.mel_bands <= 16384,
+            f"mel_bands={self.mel_bands!r} must be an integer in [0, 16384] (0: linear bins)",
         )
         _require(_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
         for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
@@ -324,10 +335,11 @@ PRESETS: dict[str, StyleConfig] = {
         momentum=0.0,
         phase_init="random",
     ),
-    # Tuned on benchmarks/quality.py (see README). 3072 filters over widths 3 and 9 cost what
-    # 2048 over 3, 7 and 15 did and scored clearly higher on every yardstick pair (the count of
-    # Gram statistics mattered more than the longest width; 1024 filters fell below a plain
-    # mix). The loudness contour keeps speech and phrasing intelligible under a heavy style
+    # Tuned on benchmarks/quality.py (see README). 3072 filters over widths 3 and 9 scored
+    # clearly higher than 2048 over 3, 7 and 15 on every yardstick pair (the count of Gram
+    # statistics mattered more than the longest width; 1024 filters fell below a plain mix).
+    # mel_bands=256 makes it twice as fast at the same mean score, but it moves style up and
+    # content down, below classic's on espeak->violin, so it is an option (see README). The loudness contour keeps speech and phrasing intelligible under a heavy style
     # weight; 20 L-BFGS steps on the waveform gained more independent quality per second than
     # more iterations did. Band-envelope texture (texture_weight 0.15) lifted piano->rain but
     # stalled L-BFGS for its first ~10 iterations on 30 s segments, so it stays an option.

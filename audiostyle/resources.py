@@ -67,13 +67,16 @@ def estimate_peak_bytes(
     than the random one at the same frame count, so the estimate errs on the safe side.
     """
     n_freq = config.n_fft // 2 + 1
+    # The random network's input channels: the linear bins, or the mel bands it averages them to.
+    banded = 0 < config.mel_bands < n_freq
+    n_in = config.mel_bands if banded else n_freq
     widths = config.kernel_widths
     per_width = split_filters(config.filters, len(widths))
-    weights = sum(w * n_freq * f for w, f in zip(widths, per_width))
+    weights = sum(w * n_in * f for w, f in zip(widths, per_width))
     grams = sum(f * f for f in per_width)
 
     def network_pass(columns: int, *, backward: bool) -> int:
-        inputs = 2 * n_freq * columns
+        inputs = 2 * n_in * columns + (2 * n_freq * columns if banded else 0)
         maps = config.filters * columns
         return (inputs + maps) * (2 if backward else 1)
 

@@ -468,6 +468,7 @@ def _style_targets(
         kernel_widths=config.kernel_widths,
         seed=config.seed,
         padding="circular" if config.loop else "same",
+        mel_bands=config.mel_bands,
     ).to(device)
     style_stats = StyleStatistics.from_log_magnitudes(network, log_magnitudes, blend)
     texture_stats = (

@@ -95,7 +95,7 @@ def measure_one(
     s = analyze(style_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
     network = build_network(
         config.network, n_freq=c.shape[-2], sample_rate=rate, n_fft=config.n_fft,
-        filters=config.filters, kernel_widths=config.kernel_widths, seed=config.seed,
+        filters=config.filters, kernel_widths=config.kernel_widths, seed=config.seed, mel_bands=config.mel_bands,
     )
     texture = (
         TextureStatistics.from_log_magnitudes([s], [1.0], sample_rate=rate, n_fft=config.n_fft, hop_length=config.hop_length)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from audiostyle.errors import ConfigError
-from audiostyle.networks import FeatureNetwork, RandomCNN, build_network
+from audiostyle.networks import FeatureNetwork, MelBands, RandomCNN, build_network
 from audiostyle.networks.base import content_layer_indices, style_layer_indices
 from audiostyle.networks.random import split_filters
 
@@ -266,3 +266,37 @@ def test_circular_padding_wraps_clips_shorter_than_the_kernel():
     (out,) = net(x)
     assert out.shape == (1, 16, 5)
     torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_fft, bands", [(256, 32), (256, 100), (2048, 256)])
+def test_mel_bands_front_end(rng, n_fft, bands):
+    """Each band averages magnitudes (rows sum to 1, none empty); features are the inner network's."""
+    n_freq = n_fft // 2 + 1
+    net = build_network("random", n_freq=n_freq, sample_rate=22050, n_fft=n_fft, filters=24,
+                        kernel_widths=(3, 5), seed=2, mel_bands=bands)
+    assert isinstance(net, MelBands) and isinstance(net, FeatureNetwork)
+    assert tuple(net.bands.shape) == (bands, n_freq)
+    torch.testing.assert_close(net.bands.sum(-1), torch.ones(bands))
+    assert bool((net.bands >= 0).all())
+    log_magnitude = _log_magnitude(rng, 2, 17, n_freq).requires_grad_(True)
+    maps = net(log_magnitude)
+    assert [tuple(m.shape) for m in maps] == [(2, 12, 17), (2, 12, 17)]
+    expected = net.network(torch.log1p(net.bands @ torch.expm1(log_magnitude.detach())))
+    for a, b in zip(maps, expected):
+        torch.testing.assert_close(a, b)
+    sum(m.square().sum() for m in maps).backward()
+    assert bool(torch.isfinite(log_magnitude.grad).all())
+    # Every band reads some bin, so every band's input moves the features.
+    assert int((log_magnitude.grad.abs().sum((0, 2)) > 0).sum()) >= bands
+
+
+def test_mel_bands_at_or_above_the_bin_count_mean_linear_bins():
+    for bands in (0, 129, 500):
+        net = build_network("random", n_freq=129, sample_rate=16000, n_fft=256, filters=8, mel_bands=bands)
+        assert isinstance(net, RandomCNN) and net.n_freq == 129
+
+
+def test_mel_bands_wrong_input_shape_is_a_config_error(rng):
+    net = build_network("random", n_freq=129, sample_rate=16000, n_fft=256, filters=8, mel_bands=32)
+    with pytest.raises(ConfigError, match=r"\(batch, 129, frames\)"):
+        net(_log_magnitude(rng, 1, 10, 64))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from .base import FeatureNetwork
-from .random import RandomCNN
+from .random import MelBands, RandomCNN
 
-__all__ = ["FeatureNetwork", "RandomCNN", "build_network"]
+__all__ = ["FeatureNetwork", "MelBands", "RandomCNN", "build_network"]
 
 
 def build_network(
@@ -20,6 +20,7 @@ def build_network(
     kernel_widths: tuple[int, ...] = (11,),
     seed: int = 0,
     padding: str = "same",
+    mel_bands: int = 0,
 ) -> torch.nn.Module:
     """The feature network a config names.
 
@@ -32,6 +33,10 @@ def build_network(
         The spectrogram the network will see.
     filters, kernel_widths, seed, padding
         Settings of the random network.
+    mel_bands : int
+        Random network only: 0 (or N >= ``n_freq``) feeds it the ``n_freq`` linear bins;
+        0 < N < ``n_freq`` feeds it N mel bands (:class:`MelBands`). Other networks have their
+        own front end and ignore it.
 
     Raises
     ------
@@ -41,6 +46,9 @@ def build_network(
     if isinstance(network, torch.nn.Module):
         return network
     if network == "random":
+        if 0 < mel_bands < n_freq:
+            random = RandomCNN(mel_bands, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
+            return MelBands(random, sample_rate=sample_rate, n_fft=n_fft, n_bands=mel_bands)
         return RandomCNN(n_freq, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
     from .pretrained import load_network
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["RandomCNN", "split_filters"]
+__all__ = ["RandomCNN", "MelBands", "split_filters"]
 
 PADDING_MODES = ("same", "circular")
 
@@ -122,15 +122,66 @@ class RandomCNN(torch.nn.Module):
         return [feature_map.transpose(1, 2) for feature_map in maps]
 
 
+class MelBands(torch.nn.Module):
+    """A feature network fed with mel-band magnitudes instead of the linear frequency bins.
+
+    The input ``log1p`` magnitude is expanded, averaged within each mel band (triangular bands,
+    each summing to 1) and compressed again: ``log1p(bands @ expm1(X))``. High frequencies,
+    where a linear STFT spends most of its bins, are pooled as the ear pools them, so the
+    network's weights and products shrink with the band count (256 bands instead of 1025 bins
+    cut a loss evaluation about fourfold at the same quality score, see the README).
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The feature network over ``n_bands`` channels, e.g. a :class:`RandomCNN`.
+    sample_rate, n_fft : int
+        The STFT the input comes from.
+    n_bands : int
+        Number of mel bands (<= ``n_fft // 2 + 1``).
+    """
+
+    def __init__(self, network: torch.nn.Module, *, sample_rate: int, n_fft: int, n_bands: int) -> None:
+        super().__init__()
+        from ..spectral import mel_filters
+
+        n_freq = n_fft // 2 + 1
+        if not 1 <= n_bands <= n_freq:
+            raise ConfigError(f"mel bands={n_bands} must be in [1, {n_freq}] for n_fft={n_fft}")
+        bands = torch.from_numpy(mel_filters(sample_rate, n_fft, n_bands, norm=None))
+        # A band narrower than a bin can be empty at low n_fft: it averages its nearest bin.
+        empty = bands.sum(-1) <= 0
+        if bool(empty.any()):
+            centres = torch.linspace(0, n_freq - 1, n_bands).round().long()
+            bands[empty, centres[empty]] = 1.0
+        self.register_buffer("bands", bands / bands.sum(-1, keepdim=True))
+        self.network = network
+        self.n_freq = n_freq
+        for name in ("content_layers", "style_layers"):
+            if hasattr(network, name):
+                setattr(self, name, getattr(network, name))
+
+    def forward(self, log_magnitude: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of the band-averaged input [shape=(batch, n_freq, frames)]."""
+        if log_magnitude.ndim != 3 or log_magnitude.shape[1] != self.n_freq:
+            raise ConfigError(
+                f"input shape {tuple(log_magnitude.shape)} must be (batch, {self.n_freq}, frames)"
+            )
+        magnitude = torch.expm1(log_magnitude.clamp_min(0))
+        return self.network(torch.log1p(self.bands.to(magnitude.dtype) @ magnitude))
+
+
 class _ShiftedConvReLU(torch.autograd.Function):
     """``relu(conv1d)`` of padded frames with several kernel widths, as per-tap matrix products.
 
     For a width ``w`` and tap ``k``, output frame ``t`` sees input frame ``t + k`` of the
     padded input, so the convolution is ``sum_k padded[k : k + frames] @ weight[k]``: ``w``
-    matrix products accumulated in place, each over a contiguous block of rows. The backward
-    pass mirrors it (``grad_padded[k : k + frames] += grad @ weight[k].T``) and keeps only the
-    outputs, whose sign is the ReLU's mask. Gradients flow to the input only (the weights are
-    fixed buffers).
+    matrix products accumulated in place, each over a contiguous block of rows (this measured
+    faster than one product over unfolded frames also for 256 mel bands, 71 against 77 ms for
+    a 10 s pass). The backward pass mirrors it (``grad_padded[k : k + frames] += grad @
+    weight[k].T``) and keeps only the outputs, whose sign is the ReLU's mask. Gradients flow
+    to the input only (the weights are fixed buffers). The out= forms of mm/addmm are used
+    (not addmm_) so that torch's FLOP counter sees them.
     """
 
     @staticmethod
@@ -146,7 +197,6 @@ class _ShiftedConvReLU(torch.autograd.Function):
                 for tap in range(width):
                     rows = item[start + tap : start + tap + frames]
                     taps = weight[tap * n_freq : (tap + 1) * n_freq]
-                    # The out= forms (not addmm_) so that torch's FLOP counter sees them.
                     if tap == 0:
                         torch.mm(rows, taps, out=target)
                     else:
