@@ -78,7 +78,7 @@ def test_estimate_bounds_a_real_run_from_above_but_not_wildly() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     estimate, peak = map(int, completed.stdout.split())
-    assert peak < estimate < 4 * peak
+    assert peak < estimate < 4 * peak, f"estimate {estimate / 2**20:.0f} MiB, peak RSS {peak / 2**20:.0f} MiB"
 
 
 def test_available_memory_is_positive_or_unknown() -> None:
