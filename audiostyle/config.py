@@ -346,9 +346,15 @@ PRESETS: dict[str, StyleConfig] = {
     "default": StyleConfig(
         filters=3072, kernel_widths=(3, 9), style_weight=600.0, envelope_weight=15.0, refine_steps=20
     ),
+    # A preview: 512 filters over 256 mel bands with the default's balance. With the linear
+    # bins and style weight 100 it barely moved towards the style (yardstick style 0.06-0.21,
+    # far below a plain mix on every pair); this is faster and near the mix on average.
     "fast": StyleConfig(
         filters=512,
         kernel_widths=(3, 7, 15),
+        mel_bands=256,
+        style_weight=600.0,
+        envelope_weight=15.0,
         iterations=25,
         griffin_lim_iters=32,
     ),
