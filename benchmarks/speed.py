@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -66,6 +65,8 @@ def measure_one(
     from torch.utils.flop_counter import FlopCounterMode
 
     from audiostyle import PRESETS, load_audio, stylize
+
+    from .long_input import peak_rss_mb as peak_rss
     from audiostyle.networks import build_network
     from audiostyle.objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
     from audiostyle.spectral import analyze
@@ -83,7 +84,7 @@ def measure_one(
     result = stylize((content_audio, rate), (style_audio, rate), config)
     total = time.perf_counter() - start
     # Peak RSS of the run itself, read before the FLOP count below builds a second network.
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = peak_rss()  # VmHWM: a child's ru_maxrss would include its parent's RSS
 
     # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes. Content
     # longer than a segment is solved segment by segment: count one full segment's evaluation

@@ -59,6 +59,7 @@ import resource, sys, numpy as np, torch
 torch.set_num_threads(1)
 from audiostyle import StyleConfig, stylize
 from audiostyle.resources import check_memory
+from benchmarks.long_input import peak_rss_mb
 from benchmarks.robustness import TINY_SETTINGS, make_waveform
 config = StyleConfig(**{**TINY_SETTINGS, "filters": 512, "kernel_widths": (3, 7, 15), "iterations": 1, "griffin_lim_iters": 1,
                       "refine_steps": 2, "texture_weight": 1.0})
@@ -66,11 +67,11 @@ content = make_waveform("noise", channels=1, samples=16000 * 20, seed=2)
 style = make_waveform("noise", channels=1, samples=16000 * 5, seed=3)
 estimate = check_memory(config, content, [style])
 stylize((content, 16000), (style, 16000), config)
-print(estimate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(estimate, int(peak_rss_mb() * 1024 * 1024))
 """
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's convention")
+@pytest.mark.skipif(sys.platform != "linux", reason="the peak is read from /proc/self/status")
 def test_estimate_bounds_a_real_run_from_above_but_not_wildly() -> None:
     completed = subprocess.run(
         [sys.executable, "-c", MEASURE], capture_output=True, text=True, timeout=300,
