@@ -339,9 +339,10 @@ PRESETS: dict[str, StyleConfig] = {
     # clearly higher than 2048 over 3, 7 and 15 on every yardstick pair (the count of Gram
     # statistics mattered more than the longest width; 1024 filters fell below a plain mix).
     # mel_bands=256 makes it twice as fast at the same mean score, but it moves style up and
-    # content down, below classic's on espeak->violin, so it is an option (see README). The loudness contour keeps speech and phrasing intelligible under a heavy style
-    # weight; 20 L-BFGS steps on the waveform gained more independent quality per second than
-    # more iterations did. Band-envelope texture (texture_weight 0.15) lifted piano->rain but
+    # content down, below classic's on espeak->violin, so it is an option (see README). The
+    # loudness contour keeps speech and phrasing intelligible under a heavy style weight; 20
+    # L-BFGS steps on the waveform gained more independent quality per second than more
+    # iterations did. Band-envelope texture (texture_weight 0.15) lifted piano->rain but
     # stalled L-BFGS for its first ~10 iterations on 30 s segments, so it stays an option.
     "default": StyleConfig(
         filters=3072, kernel_widths=(3, 9), style_weight=600.0, envelope_weight=15.0, refine_steps=20

@@ -16,7 +16,7 @@ import torch
 
 from .config import StyleConfig
 from .errors import ConfigError
-from .networks.random import split_filters
+from .networks.random import input_channels, split_filters
 from .optimize import HISTORY_SIZE
 from .segments import segment_frames
 
@@ -68,15 +68,14 @@ def estimate_peak_bytes(
     """
     n_freq = config.n_fft // 2 + 1
     # The random network's input channels: the linear bins, or the mel bands it averages them to.
-    banded = 0 < config.mel_bands < n_freq
-    n_in = config.mel_bands if banded else n_freq
+    n_in = input_channels(n_freq, config.mel_bands)
     widths = config.kernel_widths
     per_width = split_filters(config.filters, len(widths))
     weights = sum(w * n_in * f for w, f in zip(widths, per_width))
     grams = sum(f * f for f in per_width)
 
     def network_pass(columns: int, *, backward: bool) -> int:
-        inputs = 2 * n_in * columns + (2 * n_freq * columns if banded else 0)
+        inputs = 2 * n_in * columns + (2 * n_freq * columns if n_in < n_freq else 0)
         maps = config.filters * columns
         return (inputs + maps) * (2 if backward else 1)
 

@@ -64,13 +64,12 @@ def measure_one(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from audiostyle import PRESETS, load_audio, stylize
+    from audiostyle import PRESETS, load_audio, prepare_style, stylize
+    from audiostyle.objective import ContentTargets, LoudnessContour, Objective
+    from audiostyle.spectral import analyze
+    from audiostyle.transfer import solver_settings
 
     from .long_input import peak_rss_mb as peak_rss
-    from audiostyle.networks import build_network
-    from audiostyle.objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
-    from audiostyle.spectral import analyze
-    from audiostyle.texture import TextureStatistics
 
     config = PRESETS[preset].replace(device=device)
     full_iterations = config.iterations
@@ -93,21 +92,15 @@ def measure_one(
 
     segment_samples = segment_frames(config.segment_seconds, rate, config.hop_length) * config.hop_length
     c = analyze(content_audio[:, :segment_samples], rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
-    s = analyze(style_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
-    network = build_network(
-        config.network, n_freq=c.shape[-2], sample_rate=rate, n_fft=config.n_fft,
-        filters=config.filters, kernel_widths=config.kernel_widths, seed=config.seed, mel_bands=config.mel_bands,
-    )
-    texture = (
-        TextureStatistics.from_log_magnitudes([s], [1.0], sample_rate=rate, n_fft=config.n_fft, hop_length=config.hop_length)
-        if config.texture_weight > 0 else None
-    )
+    # The network and style statistics as the run builds them (same code, same settings).
+    prepared = prepare_style((style_audio, rate), config)
+    settings = solver_settings(config, prepared.texture, content=True)
     objective = Objective(
-        network, StyleStatistics.from_log_magnitudes(network, [s]), ContentTargets.from_log_magnitude(network, c),
-        content_weight=config.content_weight, style_weight=config.style_weight,
-        texture=texture, texture_weight=config.texture_weight,
-        envelope=LoudnessContour.from_log_magnitude(c) if config.envelope_weight > 0 else None,
-        envelope_weight=config.envelope_weight,
+        prepared.network, prepared.statistics, ContentTargets.from_log_magnitude(prepared.network, c),
+        content_weight=settings["content_weight"], style_weight=settings["style_weight"],
+        texture=prepared.texture, texture_weight=settings["texture_weight"],
+        envelope=LoudnessContour.from_log_magnitude(c) if settings["envelope_weight"] > 0 else None,
+        envelope_weight=settings["envelope_weight"],
     )
     x = c.clone().requires_grad_(True)
     with FlopCounterMode(display=False) as counter:

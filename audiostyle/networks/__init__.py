@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import FeatureNetwork
-from .random import MelBands, RandomCNN
+from .random import MelBands, RandomCNN, input_channels
 
 __all__ = ["FeatureNetwork", "MelBands", "RandomCNN", "build_network"]
 
@@ -46,10 +46,11 @@ def build_network(
     if isinstance(network, torch.nn.Module):
         return network
     if network == "random":
-        if 0 < mel_bands < n_freq:
-            random = RandomCNN(mel_bands, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
-            return MelBands(random, sample_rate=sample_rate, n_fft=n_fft, n_bands=mel_bands)
-        return RandomCNN(n_freq, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
+        channels = input_channels(n_freq, mel_bands)
+        random = RandomCNN(channels, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
+        if channels < n_freq:
+            return MelBands(random, sample_rate=sample_rate, n_fft=n_fft, n_bands=channels)
+        return random
     from .pretrained import load_network
 
     return load_network(network, sample_rate=sample_rate, n_fft=n_fft)
