@@ -91,6 +91,11 @@ class StyleConfig:
         Random network: number of filters (1..16384), shared among ``kernel_widths``.
     kernel_widths : tuple of int
         Random network: odd temporal kernel widths in frames (1..255).
+    kernel_dilations : tuple of int
+        Random network: the dilation of each kernel width (1..64), or empty for none. A width
+        3 kernel dilated by 3 spans 7 frames with 3 taps, so its statistics see longer time
+        scales at the cost of a short kernel. :meth:`replace` with new ``kernel_widths`` and
+        no ``kernel_dilations`` resets them to empty.
     mel_bands : int
         Random network: 0 feeds it the ``n_fft // 2 + 1`` linear frequency bins; N > 0 averages
         the magnitudes into N mel bands first (:class:`audiostyle.networks.MelBands`), which
@@ -152,6 +157,7 @@ class StyleConfig:
     network: str = "random"
     filters: int = 2048
     kernel_widths: tuple[int, ...] = (3, 7, 15)
+    kernel_dilations: tuple[int, ...] = ()
     mel_bands: int = 0
     seed: int = 0
     content_weight: float = 1.0
@@ -183,12 +189,10 @@ class StyleConfig:
                 object.__setattr__(self, spec.name, int(value))
             elif isinstance(value, np.floating):
                 object.__setattr__(self, spec.name, float(value))
-        if isinstance(self.kernel_widths, list):
-            object.__setattr__(
-                self,
-                "kernel_widths",
-                tuple(int(w) if isinstance(w, np.integer) else w for w in self.kernel_widths),
-            )
+        for name in ("kernel_widths", "kernel_dilations"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(int(v) if isinstance(v, np.integer) else v for v in value))
         _require(
             _is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
             f"sample_rate={self.sample_rate!r} must be an integer in [8000, 192000] Hz",
@@ -209,6 +213,15 @@ class StyleConfig:
             len(self.kernel_widths) <= self.filters,
             f"filters={self.filters} must be >= the number of kernel widths ({len(self.kernel_widths)})",
         )
+        _require(
+            isinstance(self.kernel_dilations, tuple)
+            and len(self.kernel_dilations) in (0, len(self.kernel_widths))
+            and all(_is_int(d) and 1 <= d <= 64 for d in self.kernel_dilations),
+            f"kernel_dilations={self.kernel_dilations!r} must be empty (all 1) or one integer in [1, 64] "
+            f"per kernel width ({len(self.kernel_widths)})",
+        )
+        if all(d == 1 for d in self.kernel_dilations):
+            object.__setattr__(self, "kernel_dilations", ())  # one spelling of "no dilation"
         _require(
             _is_int(self.mel_bands) and 0 <= self.mel_bands <= 16384,
             f"mel_bands={self.mel_bands!r} must be an integer in [0, 16384] (0: linear bins)",
@@ -295,6 +308,8 @@ class StyleConfig:
     def replace(self, **changes: Any) -> "StyleConfig":
         """A copy with some fields changed (validated again).
 
+        New ``kernel_widths`` without ``kernel_dilations`` mean undilated kernels.
+
         Raises
         ------
         ConfigError
@@ -304,12 +319,16 @@ class StyleConfig:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ConfigError(f"unknown StyleConfig field(s) {unknown}; valid: {sorted(known)}")
+        if "kernel_widths" in changes:
+            # Dilations belong to the widths they were given with, not to new ones.
+            changes.setdefault("kernel_dilations", ())
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of the fields."""
         data = asdict(self)
         data["kernel_widths"] = list(self.kernel_widths)
+        data["kernel_dilations"] = list(self.kernel_dilations)
         return data
 
     def digest(self) -> str:
@@ -317,6 +336,9 @@ class StyleConfig:
         data = self.to_dict()
         data.pop("device")
         data.pop("max_duration")
+        if not data["kernel_dilations"]:
+            # Added after release: undilated configs keep the digests their manifests hold.
+            data.pop("kernel_dilations")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -466,6 +466,7 @@ def _style_targets(
         n_fft=config.n_fft,
         filters=config.filters,
         kernel_widths=config.kernel_widths,
+        kernel_dilations=config.kernel_dilations,
         seed=config.seed,
         padding="circular" if config.loop else "same",
         mel_bands=config.mel_bands,
@@ -486,7 +487,10 @@ def _style_targets(
 
 
 #: The fields a PreparedStyle's network and statistics depend on.
-_PREPARED_FIELDS = ("sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "seed", "loop")
+_PREPARED_FIELDS = (
+    "sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "kernel_dilations", "mel_bands",
+    "seed", "loop",
+)
 
 
 @dataclass

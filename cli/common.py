@@ -22,7 +22,7 @@ IterationsOpt = Annotated[Optional[int], typer.Option("--iterations", "-n", help
 ContentWeightOpt = Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.", show_default=False)]
 StyleWeightOpt = Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss.", show_default=False)]
 FiltersOpt = Annotated[Optional[int], typer.Option("--filters", help="Random network: number of filters.", show_default=False)]
-KernelWidthsOpt = Annotated[Optional[str], typer.Option("--kernel-widths", help="Random network: odd kernel widths in frames, comma-separated, e.g. 3,7,15.", show_default=False)]
+KernelWidthsOpt = Annotated[Optional[str], typer.Option("--kernel-widths", help="Random network: odd kernel widths in frames, comma-separated, each optionally dilated as WIDTH:DILATION, e.g. 3,3:3 or 3,7,15.", show_default=False)]
 NetworkOpt = Annotated[Optional[str], typer.Option("--network", help="random, pretrained, or a .safetensors file (JSON architecture beside it).", show_default=False)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the network weights and noise.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
@@ -35,11 +35,21 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 MaxDurationOpt = Annotated[Optional[float], typer.Option("--max-duration", help="Refuse inputs longer than this many seconds (default 1200).", show_default=False)]
 
 
-def parse_kernel_widths(text: str) -> tuple[int, ...]:
+def parse_kernel_widths(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``"3,3:3"`` -> widths ``(3, 3)`` and dilations ``(1, 3)``; no dilation given -> ``()``."""
+    widths, dilations = [], []
     try:
-        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        for part in text.replace(" ", "").split(","):
+            if part:
+                width, _, dilation = part.partition(":")
+                widths.append(int(width))
+                dilations.append(int(dilation) if dilation else 1)
     except ValueError:
-        raise ConfigError(f"--kernel-widths={text!r} must be comma-separated odd integers, e.g. 3,7,15") from None
+        raise ConfigError(
+            f"--kernel-widths={text!r} must be comma-separated odd integers, each optionally WIDTH:DILATION, "
+            "e.g. 3,7,15 or 3,3:3"
+        ) from None
+    return tuple(widths), (tuple(dilations) if any(d != 1 for d in dilations) else ())
 
 
 def build_config(
@@ -64,7 +74,6 @@ def build_config(
         "content_weight": content_weight,
         "style_weight": style_weight,
         "filters": filters,
-        "kernel_widths": parse_kernel_widths(kernel_widths) if kernel_widths is not None else None,
         "network": network,
         "seed": seed,
         "sample_rate": sample_rate,
@@ -73,6 +82,8 @@ def build_config(
         "max_duration": max_duration,
     }
     changes = {name: value for name, value in changes.items() if value is not None}
+    if kernel_widths is not None:
+        changes["kernel_widths"], changes["kernel_dilations"] = parse_kernel_widths(kernel_widths)
     return get_preset(preset).replace(device=device, **changes)
 
 

@@ -180,6 +180,8 @@ def test_output_equal_to_an_input_is_refused(files, tmp_path):
         (["--filters", "-5"], "filters"),
         (["--kernel-widths", "4"], "kernel_widths"),
         (["--kernel-widths", "a,b"], "kernel-widths"),
+        (["--kernel-widths", "3,3:x"], "kernel-widths"),
+        (["--kernel-widths", "3,3:0"], "kernel_dilations"),
         (["--style-weight", "-1"], "style_weight"),
         (["--sample-rate", "100"], "sample_rate"),
         (["--preset", "nope"], "preset"),
@@ -191,6 +193,17 @@ def test_bad_parameters_exit_2(options, name, files, tmp_path):
     result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", *options)
     assert_one_line_error(result, 2, name)
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "text, widths, dilations",
+    [("3,7,15", (3, 7, 15), ()), ("3,3:3", (3, 3), (1, 3)), ("5:2", (5,), (2,)), (" 3:1 , 3 ", (3, 3), ())],
+)
+def test_kernel_widths_option_carries_dilations(text, widths, dilations):
+    from audiostyle_cli.common import build_config
+
+    config = build_config("default", kernel_widths=text)
+    assert (config.kernel_widths, config.kernel_dilations) == (widths, dilations)
 
 
 def test_usage_error_exit_2(files):

@@ -23,6 +23,7 @@ INVALID = {
     "network": ["", None, 1, True],
     "filters": [0, -1, 16385, 2, 64.0, True, "64", None, NAN, INF],
     "kernel_widths": [(), (2,), (3, 4), (0,), (-3,), (257,), (3.0,), (True,), ("3",), 3, "3", None, (3,) * 17],
+    "kernel_dilations": [(1, 3), (1, 1, 1, 1), (0, 1, 1), (1, 1, 65), (1.0, 1, 1), (True, 1, 1), ("1", 1, 1), 3, "3", None],
     "mel_bands": [-1, 16385, 64.0, True, "64", None, NAN],
     "seed": [-1, 2**63, 1.5, True, "0", None, NAN],
     "content_weight": [-1.0, -1e-9, 2e9, NAN, INF, -INF, True, "1", None],
@@ -54,6 +55,7 @@ CHANGED = {
     "network": "pretrained",
     "filters": 1024,
     "kernel_widths": (3, 7),
+    "kernel_dilations": (1, 2, 4),
     "mel_bands": 128,
     "seed": 1,
     "content_weight": 2.0,
@@ -174,6 +176,19 @@ def test_replace():
     assert (changed.n_fft, changed.hop_length, changed.kernel_widths) == (1024, 256, (5,))
     assert (base.n_fft, base.hop_length) == (2048, 512)
     assert base.replace() == base
+
+
+def test_new_kernel_widths_drop_the_old_dilations():
+    dilated = StyleConfig(kernel_widths=(3, 3), kernel_dilations=(1, 3))
+    assert dilated.replace(kernel_widths=(3, 7, 15)).kernel_dilations == ()
+    assert dilated.replace(kernel_widths=(5, 5), kernel_dilations=[2, 4]).kernel_dilations == (2, 4)
+    assert dilated.replace(seed=3).kernel_dilations == (1, 3)
+
+
+def test_undilated_kernels_have_one_spelling():
+    # All-1 dilations mean none: equal configs, equal digests (so batch manifests still match).
+    assert StyleConfig(kernel_dilations=(1, 1, 1)) == StyleConfig()
+    assert StyleConfig(kernel_dilations=[1, 1, 1]).digest() == StyleConfig().digest()
 
 
 @pytest.mark.parametrize("changes", [dict(nfft=1024), dict(n_fft=1024, colour="red"), dict(padding="circular")])

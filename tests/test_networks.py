@@ -24,15 +24,19 @@ def _log_magnitude(rng: np.random.Generator, batch: int, frames: int, n_freq: in
 def _reference(net: RandomCNN, log_magnitude: torch.Tensor) -> list[torch.Tensor]:
     """conv1d + ReLU with the network's weights; row j * n_freq + f holds tap j, bin f."""
     maps = []
-    for width, weight in zip(net.kernel_widths, net.weights):
+    for width, dilation, weight in zip(net.kernel_widths, net.dilations, net.weights):
         kernel = weight.reshape(width, net.n_freq, -1).permute(2, 1, 0)  # (K, n_freq, width)
-        half = width // 2
+        reach = (width // 2) * dilation
         if net.padding == "circular":
-            padded = torch.cat([log_magnitude[..., log_magnitude.shape[-1] - half :], log_magnitude, log_magnitude[..., :half]], -1)
-            maps.append(torch.relu(F.conv1d(padded, kernel)))
+            padded = torch.cat([log_magnitude[..., log_magnitude.shape[-1] - reach :], log_magnitude, log_magnitude[..., :reach]], -1)
+            maps.append(torch.relu(F.conv1d(padded, kernel, dilation=dilation)))
         else:
-            maps.append(torch.relu(F.conv1d(log_magnitude, kernel, padding=half)))
+            maps.append(torch.relu(F.conv1d(log_magnitude, kernel, padding=reach, dilation=dilation)))
     return maps
+
+
+#: (kernel widths, dilations) with and without dilation, one branch and several.
+KERNELS = [((1,), ()), ((3,), ()), ((11,), ()), ((3, 7, 15), ()), ((3,), (2,)), ((3, 3), (1, 3)), ((3, 5, 3), (1, 2, 4))]
 
 
 @pytest.mark.parametrize(
@@ -105,10 +109,10 @@ def test_same_seed_same_features_on_every_device(rng, device):
 
 
 @pytest.mark.parametrize("padding", ["same", "circular"])
-@pytest.mark.parametrize("widths", [(1,), (3,), (11,), (3, 7, 15)])
+@pytest.mark.parametrize("widths, dilations", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_forward_matches_conv1d(rng, device, padding, widths, dtype):
-    net = RandomCNN(N_FREQ, filters=96, kernel_widths=widths, seed=4, padding=padding).to(device)
+def test_forward_matches_conv1d(rng, device, padding, widths, dilations, dtype):
+    net = RandomCNN(N_FREQ, filters=96, kernel_widths=widths, dilations=dilations, seed=4, padding=padding).to(device)
     log_magnitude = _log_magnitude(rng, 2, 40).to(device=device, dtype=dtype)
     ours = net(log_magnitude)
     reference = _reference(net, log_magnitude.float())
@@ -162,10 +166,10 @@ def test_gradients_reach_the_input(rng, device, padding):
 
 
 @pytest.mark.parametrize("padding", ["same", "circular"])
-@pytest.mark.parametrize("widths", [(1,), (5,), (3, 7, 15)])
-def test_gradients_match_conv1d(rng, device, padding, widths):
+@pytest.mark.parametrize("widths, dilations", [((1,), ()), ((5,), ()), ((3, 7, 15), ()), ((3, 3), (1, 3)), ((5, 3), (2, 1))])
+def test_gradients_match_conv1d(rng, device, padding, widths, dilations):
     """The per-tap backward pass equals autograd through conv1d + ReLU, for every map used alone too."""
-    net = RandomCNN(N_FREQ, filters=48, kernel_widths=widths, seed=5, padding=padding).to(device)
+    net = RandomCNN(N_FREQ, filters=48, kernel_widths=widths, dilations=dilations, seed=5, padding=padding).to(device)
     log_magnitude = _log_magnitude(rng, 2, 23).to(device=device, dtype=torch.float64)
     probes = [torch.randn(m.shape, generator=torch.Generator().manual_seed(i), dtype=torch.float64).to(device)
               for i, m in enumerate(net(log_magnitude))]
@@ -176,6 +180,24 @@ def test_gradients_match_conv1d(rng, device, padding, widths):
         sum((_reference(net.double(), theirs)[i] * probes[i]).sum() for i in used).backward()
         net.float()
         torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-9, rtol=1e-7)
+
+
+def test_dilation_spreads_taps_without_adding_weights(rng):
+    plain = RandomCNN(N_FREQ, filters=32, kernel_widths=(3,), seed=6)
+    dilated = RandomCNN(N_FREQ, filters=32, kernel_widths=(3,), dilations=(4,), seed=6)
+    assert (plain.reach, dilated.reach) == (1, 4)
+    assert torch.equal(plain.weights[0], dilated.weights[0])
+    # An impulse at frame 10 reaches frames 6, 10 and 14 only.
+    impulse = torch.zeros(1, N_FREQ, 21)
+    impulse[..., 10] = 1.0
+    touched = (dilated(impulse)[0].abs().sum(1)[0] > 0).nonzero().flatten().tolist()
+    assert touched == [6, 10, 14]
+
+
+@pytest.mark.parametrize("dilations", [(0,), (1, 2), (-1,)])
+def test_bad_dilations(dilations):
+    with pytest.raises(ConfigError, match="dilations"):
+        RandomCNN(N_FREQ, filters=8, kernel_widths=(3,), dilations=dilations)
 
 
 def test_outputs_are_non_negative_even_for_negative_input(rng):

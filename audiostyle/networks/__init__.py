@@ -18,6 +18,7 @@ def build_network(
     n_fft: int,
     filters: int = 4096,
     kernel_widths: tuple[int, ...] = (11,),
+    kernel_dilations: tuple[int, ...] = (),
     seed: int = 0,
     padding: str = "same",
     mel_bands: int = 0,
@@ -31,8 +32,9 @@ def build_network(
         beside it), or a module following :class:`FeatureNetwork` (returned as is).
     n_freq, sample_rate, n_fft : int
         The spectrogram the network will see.
-    filters, kernel_widths, seed, padding
-        Settings of the random network.
+    filters, kernel_widths, kernel_dilations, seed, padding
+        Settings of the random network (:class:`RandomCNN`; empty ``kernel_dilations``
+        means no dilation).
     mel_bands : int
         Random network only: 0 (or N >= ``n_freq``) feeds it the ``n_freq`` linear bins;
         0 < N < ``n_freq`` feeds it N mel bands (:class:`MelBands`). Other networks have their
@@ -47,7 +49,9 @@ def build_network(
         return network
     if network == "random":
         channels = input_channels(n_freq, mel_bands)
-        random = RandomCNN(channels, filters=filters, kernel_widths=kernel_widths, seed=seed, padding=padding)
+        random = RandomCNN(
+            channels, filters=filters, kernel_widths=kernel_widths, dilations=kernel_dilations, seed=seed, padding=padding
+        )
         if channels < n_freq:
             return MelBands(random, sample_rate=sample_rate, n_fft=n_fft, n_bands=channels)
         return random

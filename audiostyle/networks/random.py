@@ -41,6 +41,11 @@ class RandomCNN(torch.nn.Module):
         Total number of filters, shared among ``kernel_widths`` (4096 in the 2016 paper).
     kernel_widths : sequence of int
         Temporal widths in frames (odd, so that output frames stay aligned with input frames).
+    dilations : sequence of int, optional
+        Frames between the taps of each width's kernels (default all 1). A width 3 kernel
+        dilated by 3 sees frames ``t - 3, t, t + 3``: longer time scales for the Gram
+        statistics at the cost, weights and products of three taps. On the quality
+        yardstick, widths (3, 3) dilated (1, 3) matched widths (3, 9) at half the work.
     seed : int
         Seed of the weights; the same seed gives the same network on every device.
     padding : {"same", "circular"}
@@ -63,6 +68,7 @@ class RandomCNN(torch.nn.Module):
         *,
         filters: int = 4096,
         kernel_widths: Sequence[int] = (11,),
+        dilations: Sequence[int] | None = None,
         seed: int = 0,
         padding: str = "same",
     ) -> None:
@@ -81,6 +87,9 @@ class RandomCNN(torch.nn.Module):
         self.n_freq = n_freq
         self.padding = padding
         self.kernel_widths = tuple(int(w) for w in kernel_widths)
+        self.dilations = tuple(int(d) for d in dilations) if dilations else (1,) * len(self.kernel_widths)
+        if len(self.dilations) != len(self.kernel_widths) or min(self.dilations) < 1:
+            raise ConfigError(f"dilations={tuple(dilations)} must be one integer >= 1 per kernel width")
         generator = torch.Generator().manual_seed(seed)
         for index, (width, count) in enumerate(
             zip(self.kernel_widths, split_filters(filters, len(self.kernel_widths)))
@@ -90,6 +99,11 @@ class RandomCNN(torch.nn.Module):
             # Scaled in place: a 4096-filter network would otherwise peak at twice its size.
             weight = torch.randn(width * n_freq, count, generator=generator).mul_(std)
             self.register_buffer(f"weight{index}", weight)
+
+    @property
+    def reach(self) -> int:
+        """Frames each side of an output frame that its widest (dilated) kernel sees."""
+        return max((w // 2) * d for w, d in zip(self.kernel_widths, self.dilations))
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -112,7 +126,7 @@ class RandomCNN(torch.nn.Module):
             )
         # (batch, frames, freq): each tap's shifted frames are then a contiguous block of rows.
         frames_first = log_magnitude.transpose(1, 2).contiguous()
-        half = max(self.kernel_widths) // 2
+        half = self.reach
         if half and self.padding == "circular":
             # Index arithmetic wraps any number of times, also for clips shorter than half.
             n_frames = frames_first.shape[1]
@@ -123,7 +137,7 @@ class RandomCNN(torch.nn.Module):
         else:
             padded = frames_first
         weights = [weight.to(padded.dtype) for weight in self.weights]
-        maps = _ShiftedConvReLU.apply(padded, self.kernel_widths, *weights)
+        maps = _ShiftedConvReLU.apply(padded, self.kernel_widths, self.dilations, *weights)
         return [feature_map.transpose(1, 2) for feature_map in maps]
 
 
@@ -191,44 +205,46 @@ class _ShiftedConvReLU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, padded: torch.Tensor, widths: tuple[int, ...], *weights: torch.Tensor):
+    def forward(ctx, padded: torch.Tensor, widths: tuple[int, ...], dilations: tuple[int, ...], *weights: torch.Tensor):
         n_freq = padded.shape[-1]
-        half = max(widths) // 2
+        half = max((w // 2) * d for w, d in zip(widths, dilations))
         frames = padded.shape[1] - 2 * half
         maps = []
-        for width, weight in zip(widths, weights):
-            start = half - width // 2
+        for width, dilation, weight in zip(widths, dilations, weights):
+            start = half - (width // 2) * dilation
             out = padded.new_empty(padded.shape[0], frames, weight.shape[1])
             for item, target in zip(padded, out):
                 for tap in range(width):
-                    rows = item[start + tap : start + tap + frames]
+                    first = start + tap * dilation
+                    rows = item[first : first + frames]
                     taps = weight[tap * n_freq : (tap + 1) * n_freq]
                     if tap == 0:
                         torch.mm(rows, taps, out=target)
                     else:
                         torch.addmm(target, rows, taps, out=target)
             maps.append(out.relu_())
-        ctx.widths = widths
+        ctx.widths, ctx.dilations, ctx.half = widths, dilations, half
         ctx.save_for_backward(*maps, *weights)
         return tuple(maps)
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        widths = ctx.widths
+        widths, dilations, half = ctx.widths, ctx.dilations, ctx.half
         saved = ctx.saved_tensors
         maps, weights = saved[: len(widths)], saved[len(widths) :]
         n_freq = weights[0].shape[0] // widths[0]
-        half = max(widths) // 2
         batch, frames = maps[0].shape[:2]
         grad_padded = maps[0].new_zeros(batch, frames + 2 * half, n_freq)
-        for width, weight, out, grad in zip(widths, weights, maps, grads):
+        for width, dilation, weight, out, grad in zip(widths, dilations, weights, maps, grads):
             if grad is None:
                 continue
-            grad = grad.masked_fill(out <= 0, 0)
-            start = half - width // 2
+            # ReLU's own backward kernel: one pass, where masked_fill first clones the gradient.
+            grad = torch.ops.aten.threshold_backward(grad, out, 0)
+            start = half - (width // 2) * dilation
             for item, target in zip(grad, grad_padded):
                 for tap in range(width):
                     taps = weight[tap * n_freq : (tap + 1) * n_freq]
-                    block = target[start + tap : start + tap + frames]
+                    first = start + tap * dilation
+                    block = target[first : first + frames]
                     torch.addmm(block, item, taps.T, out=block)
-        return (grad_padded, None, *([None] * len(weights)))
+        return (grad_padded, None, None, *([None] * len(weights)))
