@@ -222,6 +222,19 @@ def test_content_loss(rng, device, widths, channels):
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=0)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_content_loss_gradient_matches_autograd(rng, channels):
+    net = RandomCNN(N_FREQ, filters=48, kernel_widths=(3, 5), seed=0)
+    targets = ContentTargets.from_log_magnitude(net, _log_magnitude(rng, channels, 25, torch.float64))
+    x = _log_magnitude(rng, channels, 25, torch.float64).requires_grad_(True)
+    (3.0 * targets.loss(net(x))).backward()
+    ours = x.grad.clone()
+    x.grad = None
+    features, target = net(x)[-1], targets.features[0]
+    (3.0 * (features - target).square().mean() / target.square().mean()).backward()
+    torch.testing.assert_close(ours, x.grad, rtol=1e-9, atol=1e-12)
+
+
 def test_content_loss_of_silence_is_finite(rng):
     net = RandomCNN(N_FREQ, filters=16, kernel_widths=(3,), seed=0)
     targets = ContentTargets.from_log_magnitude(net, torch.zeros(1, N_FREQ, 20))
