@@ -299,6 +299,25 @@ def test_loudness_contour_is_zero_for_the_content_and_grows_with_level_changes(r
     assert float(contour.loss(shuffled)) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_loudness_contour_gradient_matches_autograd(rng, batch):
+    """The hand-written gradient equals autograd through the definition, negative entries included."""
+    from audiostyle.objective import LoudnessContour
+
+    content = torch.from_numpy(rng.random((batch, 65, 30))) * 3
+    contour = LoudnessContour.from_log_magnitude(content)
+    x = (torch.from_numpy(rng.standard_normal((batch, 65, 30))) + 1).requires_grad_(True)
+    (2.0 * contour.loss(x)).backward()
+    ours = x.grad.clone()
+    x.grad = None
+    level = torch.log(torch.expm1(x.clamp_min(0)).square().mean(-2) + contour.floor)
+    expected = ((level - contour.level).square().mean(-1) / contour.scale).mean()
+    torch.testing.assert_close(contour.loss(x.detach()), expected.detach(), rtol=1e-10, atol=0)
+    (2.0 * expected).backward()
+    assert bool((x.detach() < 0).any())
+    torch.testing.assert_close(ours, x.grad, rtol=1e-9, atol=1e-12)
+
+
 def test_loudness_contour_of_silence_is_finite():
     from audiostyle.objective import LoudnessContour
 
