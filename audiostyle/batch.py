@@ -579,10 +579,8 @@ def _run_processes(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        # Workers fork from a server that has torch imported already, and torch._dynamo, which
-        # torch.optim imports when the first optimizer is made (2.4 s of CPU and ~70 MB measured
-        # per process): seconds saved per worker. A module that is missing is skipped.
-        context.set_forkserver_preload(["audiostyle.batch", "torch._dynamo"])
+        # Workers fork from a server that has torch imported already: seconds saved per worker.
+        context.set_forkserver_preload(["audiostyle.batch"])
     lost = _run_pool(jobs, styles, emit, workers, context)
     # A worker that dies (killed, out of memory, a crashing decoder) breaks the pool and every
     # job still in it, and the pool cannot say which job killed it: run each lost job again

@@ -194,3 +194,56 @@ def test_non_contiguous_initial_gives_same_shape():
     result = optimize(initial, quadratic, iterations=5, tolerance=0)
     assert result.solution.shape == (4, 3)
     assert math.isfinite(result.history[-1]["total"])
+
+
+def test_lbfgs_follows_torch_lbfgs():
+    """Same algorithm as torch.optim.LBFGS (two-loop recursion, strong-Wolfe line search)."""
+    initial = torch.zeros(12, dtype=torch.float64)
+    ours = optimize(initial, rosenbrock, iterations=60, tolerance=0)
+
+    x = initial.clone().requires_grad_(True)
+    reference = torch.optim.LBFGS(
+        [x], lr=1.0, max_iter=60, max_eval=160, history_size=10, line_search_fn="strong_wolfe",
+        tolerance_grad=0.0, tolerance_change=0.0,
+    )
+
+    def closure():
+        reference.zero_grad()
+        total = rosenbrock(x)[0]
+        total.backward()
+        return total
+
+    reference.step(closure)
+    theirs = float(rosenbrock(x.detach())[0])
+    assert ours.history[-1]["total"] == pytest.approx(theirs, rel=1e-6, abs=1e-9)
+    assert abs(ours.evaluations - reference.state[x]["func_evals"]) <= 2
+
+
+def test_solving_does_not_import_torch_dynamo():
+    """torch.optim's first optimizer imports torch._dynamo: ~1 s and 70 MB per process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from audiostyle.optimize import optimize\n"
+        "for solver in ('lbfgs', 'adam'):\n"
+        "    optimize(torch.zeros(4), lambda x: (((x - 1) ** 2).sum(), {}), iterations=3, solver=solver)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_adam_follows_torch_adam():
+    initial = torch.linspace(-1, 2, 7, dtype=torch.float64)
+    ours = optimize(initial, quadratic, iterations=25, solver="adam", learning_rate=0.05, tolerance=0)
+    x = initial.clone().requires_grad_(True)
+    reference = torch.optim.Adam([x], lr=0.05)
+    for _ in range(25):
+        reference.zero_grad()
+        quadratic(x)[0].backward()
+        reference.step()
+    # The loss falls at every step here, so the best point is the last one.
+    torch.testing.assert_close(ours.solution, x.detach(), rtol=1e-12, atol=1e-12)
