@@ -221,7 +221,7 @@ def _lbfgs(
         slope = float(gradient @ direction)
         if slope >= 0:
             break  # not a descent direction: rounding has the upper hand
-        first_step = learning_rate * (min(1.0, 1.0 / float(gradient.abs().sum())) if step == 1 else 1.0)
+        first_step = learning_rate * (min(1.0, 1.0 / float(torch.linalg.vector_norm(gradient, 1))) if step == 1 else 1.0)
         start.copy_(flat)
 
         def trial(step_size: float) -> tuple[float, torch.Tensor]:
@@ -295,7 +295,7 @@ def _strong_wolfe(
     Returns the step, the loss and the gradient there; the best step found when the budget
     runs out first, 0 when none is lower than the start.
     """
-    direction_norm = float(direction.abs().max())
+    direction_norm = float(torch.linalg.vector_norm(direction, math.inf))
     # Bracket: (step, loss, gradient, slope) of its two ends.
     previous = (0.0, value, gradient, slope)
     new_value, new_gradient = trial(step_size)
