@@ -59,7 +59,8 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _current_rss_mb() -> float:
+def current_rss_mb() -> float:
+    """This process's resident memory now, in MB (NaN where /proc is missing)."""
     try:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -82,7 +83,7 @@ def run_one(minutes: float, threads: int, segment_seconds: float | None = None) 
     config = PRESETS["fast"].replace(device="cpu")
     if segment_seconds is not None:
         config = config.replace(segment_seconds=segment_seconds)
-    before = _current_rss_mb()
+    before = current_rss_mb()
     started = time.perf_counter()
     result = audiostyle.stylize((content, rate), STYLE, config)
     seconds = time.perf_counter() - started
