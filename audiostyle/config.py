@@ -390,7 +390,7 @@ PRESETS: dict[str, StyleConfig] = {
         style_weight=600.0,
         envelope_weight=15.0,
         iterations=20,
-        griffin_lim_iters=32,
+        griffin_lim_iters=16,
         refine_steps=10,
     ),
 }
