@@ -342,6 +342,28 @@ class StyleConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Tuned on benchmarks/quality.py (see README). 3072 filters in two branches of width 3,
+# one dilated by 3 (frames t-3, t, t+3), scored as high as widths (3, 9) at half the
+# products; 256 mel bands as input and 30 iterations kept the mean score at a quarter of
+# the time (with mel bands, 60 iterations pushed espeak->violin's content below classic's;
+# 30 keep more content and a little less style). The loudness contour keeps speech and
+# phrasing intelligible under a heavy style weight; 15 L-BFGS steps on the waveform gained
+# more independent quality per second than more iterations did (10 fell below a plain mix
+# on speech->strings) and made 16 Griffin-Lim iterations as good as 64. Band-envelope
+# texture (texture_weight 0.15) lifted piano->rain but stalled L-BFGS for its first ~10
+# iterations on 30 s segments, so it stays an option.
+_DEFAULT = StyleConfig(
+    filters=3072,
+    kernel_widths=(3, 3),
+    kernel_dilations=(1, 3),
+    mel_bands=256,
+    style_weight=600.0,
+    envelope_weight=15.0,
+    iterations=30,
+    griffin_lim_iters=16,
+    refine_steps=15,
+)
+
 PRESETS: dict[str, StyleConfig] = {
     # Ulyanov & Lebedev (2016): 4096 filters of width 11, L-BFGS from noise, 500 plain
     # Griffin-Lim iterations from random phase.
@@ -357,42 +379,12 @@ PRESETS: dict[str, StyleConfig] = {
         momentum=0.0,
         phase_init="random",
     ),
-    # Tuned on benchmarks/quality.py (see README). 3072 filters in two branches of width 3,
-    # one dilated by 3 (frames t-3, t, t+3), scored as high as widths (3, 9) at half the
-    # products; 256 mel bands as input and 30 iterations kept the mean score at a quarter of
-    # the time (with mel bands, 60 iterations pushed espeak->violin's content below classic's;
-    # 30 keep more content and a little less style). The loudness contour keeps speech and
-    # phrasing intelligible under a heavy style weight; 15 L-BFGS steps on the waveform gained
-    # more independent quality per second than more iterations did (10 fell below a plain mix
-    # on speech->strings) and made 16 Griffin-Lim iterations as good as 64. Band-envelope
-    # texture (texture_weight 0.15) lifted piano->rain but stalled L-BFGS for its first ~10
-    # iterations on 30 s segments, so it stays an option.
-    "default": StyleConfig(
-        filters=3072,
-        kernel_widths=(3, 3),
-        kernel_dilations=(1, 3),
-        mel_bands=256,
-        style_weight=600.0,
-        envelope_weight=15.0,
-        iterations=30,
-        griffin_lim_iters=16,
-        refine_steps=15,
-    ),
-    # A preview: the default's network and balance with a third of its filters, two thirds
-    # of its iterations and refine steps. Refining mattered most: without it (any filter count from
-    # 1024 to 2048) the style stayed under 0.5 on every yardstick pair. It sits near a plain mix
-    # on the speech pair and above it on the others.
-    "fast": StyleConfig(
-        filters=1024,
-        kernel_widths=(3, 3),
-        kernel_dilations=(1, 3),
-        mel_bands=256,
-        style_weight=600.0,
-        envelope_weight=15.0,
-        iterations=20,
-        griffin_lim_iters=16,
-        refine_steps=10,
-    ),
+    "default": _DEFAULT,
+    # A preview: the default with a third of its filters and two thirds of its iterations
+    # and refine steps. Refining mattered most: without it (1024 to 2048 filters) the style
+    # stayed under 0.5 on every yardstick pair. It sits near a plain mix on the speech pair
+    # and above it on the others.
+    "fast": _DEFAULT.replace(filters=1024, iterations=20, refine_steps=10),
 }
 
 
