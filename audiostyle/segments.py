@@ -7,8 +7,9 @@ cut into segments of ``segment_seconds`` that overlap by an eighth of a segment,
 segment goes through the whole pipeline on its own: its span of the waveform (at the
 content's own rate, with a margin of context on both sides) is resampled to the working rate,
 analysed, optimised against the same style statistics (computed once), reconstructed by
-Griffin-Lim from its own phase, resampled back to the content's rate, trimmed to its span and
-overlap-added into one preallocated output with linear fades that sum to 1 at every sample.
+Griffin-Lim from its own phase, refined as a waveform when the config asks for it, resampled
+back to the content's rate, trimmed to its span and overlap-added into one preallocated
+output with linear fades that sum to 1 at every sample.
 
 Nothing of full length exists at the working rate: what grows with the content is the
 content itself and the output, both at the content's rate. The segments' optimised
@@ -134,6 +135,8 @@ class SegmentedResult:
         ``"converged"`` when every segment converged, else ``"iterations"``.
     convergence : float
         Frame-weighted mean spectral convergence of the segments' reconstructions in dB.
+    refined_convergence : float or None
+        The same after the segments' refinement; None without one.
     """
 
     audio: np.ndarray
@@ -141,6 +144,7 @@ class SegmentedResult:
     evaluations: int = 0
     stopped: str = "iterations"
     convergence: float = 0.0
+    refined_convergence: float | None = None
 
 
 def _original_sample(working_sample: int, sample_rate: int, working_rate: int, n_samples: int) -> int:
@@ -177,6 +181,7 @@ def stylize_waveform_in_segments(
     analyse: Callable[[np.ndarray], "Spectrogram"],
     solve: SegmentSolver,
     reconstruct: Callable[[torch.Tensor, int, "torch.Tensor | None"], tuple[torch.Tensor, float]],
+    refine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, float]] | None = None,
     overlap: int | None = None,
     margin: int | None = None,
     progress: ProgressCallback | None = None,
@@ -210,6 +215,10 @@ def stylize_waveform_in_segments(
         ``solve(log_magnitude, progress) -> OptimizationResult`` for one segment.
     reconstruct : callable
         ``reconstruct(magnitude, length, init_phase) -> (waveform, spectral_convergence_db)``.
+    refine : callable, optional
+        ``refine(waveform, content_log_magnitude, magnitude) -> (waveform,
+        spectral_convergence_db)``: improves a segment's reconstruction before it is joined
+        (the waveform refinement stage, see :mod:`audiostyle.refine`).
     overlap : int, optional
         Frames shared by neighbours (default: an eighth of a segment, at least 16).
     margin : int, optional
@@ -218,8 +227,9 @@ def stylize_waveform_in_segments(
     progress : callable, optional
         ``progress(step, total, losses)`` over all segments' steps.
     stage : callable, optional
-        ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"`` and
-        ``"griffin_lim"`` (which includes resampling back and the overlap-add).
+        ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"``, ``"griffin_lim"``,
+        ``"refine"`` (with ``refine``) and again ``"griffin_lim"`` after resampling back and
+        the overlap-add.
 
     Returns
     -------
@@ -236,7 +246,7 @@ def stylize_waveform_in_segments(
     spans = _spans(n_samples, sample_rate, working_rate, hop_length, bounds)
     context = int(math.ceil(margin * sample_rate / working_rate))
     output = np.zeros((channels, n_samples), dtype=np.float32)
-    histories, sizes, evaluations, converged, convergence = [], [], 0, True, 0.0
+    histories, sizes, evaluations, converged, convergence, refined = [], [], 0, True, 0.0, 0.0
     for index, ((start, stop), (first, last)) in enumerate(zip(bounds, spans)):
         segment_progress = None
         if progress is not None:
@@ -253,6 +263,13 @@ def stylize_waveform_in_segments(
             stage("optimize")
         magnitude = torch.expm1(solved.solution.detach()).clamp_min(0)
         piece, segment_convergence = reconstruct(magnitude, part.shape[-1], spec.phase)
+        if stage is not None:
+            stage("griffin_lim")
+        if refine is not None:
+            piece, segment_refined = refine(piece, spec.log_magnitude, magnitude)
+            refined += segment_refined * (stop - start)
+            if stage is not None:
+                stage("refine")
         del magnitude, spec, part
         piece = piece.detach().to("cpu", torch.float32).reshape(channels, -1).numpy()
         piece = resample(piece, working_rate, sample_rate)[:, first - low : last - low]
@@ -272,4 +289,5 @@ def stylize_waveform_in_segments(
         evaluations=evaluations,
         stopped="converged" if converged else "iterations",
         convergence=convergence / sum(sizes),
+        refined_convergence=refined / sum(sizes) if refine is not None else None,
     )

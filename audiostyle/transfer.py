@@ -718,6 +718,27 @@ def stylize(
     settings = solver_settings(config, texture_stats, content=content_audio is not None)
     content_weight, style_weight = settings["content_weight"], settings["style_weight"]
     reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
+    refined_convergence = None
+
+    def refine_stage(waveform: torch.Tensor, content_log_magnitude: torch.Tensor | None) -> OptimizationResult:
+        # Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
+        # itself lands on one a real signal has.
+        objective = Objective(
+            network,
+            style_stats,
+            ContentTargets.from_log_magnitude(network, content_log_magnitude) if content_log_magnitude is not None else None,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            texture=texture_stats,
+            texture_weight=config.texture_weight,
+            # No loudness contour here: Griffin-Lim's output already follows it, and keeping
+            # the term in this stage cost 0.002-0.017 combined quality on every speech/drums
+            # pair (and 0.03 on speech->strings with the mel-band network).
+        )
+        return refine_waveform(
+            waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
+        )
+
     if segmented:
 
         def reconstruct(magnitude, samples, phase):
@@ -725,6 +746,11 @@ def stylize(
             wave = griffin_lim(
                 magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=samples, init_phase=phase, **reconstruction
             )
+            return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+
+        def refine(wave, content_log_magnitude, magnitude):
+            refined = refine_stage(wave, content_log_magnitude)
+            wave = refined.solution
             return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
 
         # The content is read at its own rate, segment by segment, and the output is joined at
@@ -739,10 +765,12 @@ def stylize(
             analyse=lambda part: analyze(part, config.sample_rate, **analysis),
             solve=lambda part, report: stylize_spectrogram(part, style_stats, network, progress=report, **settings),
             reconstruct=reconstruct,
+            refine=refine if config.refine_steps > 0 else None,
             progress=progress,
             stage=lap,
         )
         audio, log_mag, convergence = solved.audio, None, solved.convergence
+        refined_convergence = solved.refined_convergence
     else:
         solved = stylize_spectrogram(
             content_spec.log_magnitude if content_spec is not None else None,
@@ -766,24 +794,8 @@ def stylize(
             convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
         lap("griffin_lim")
 
-    refined_convergence = None
     if config.refine_steps > 0 and not config.loop and not segmented:
-        # Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
-        # itself lands on one a real signal has (long segmented inputs skip this stage).
-        objective = Objective(
-            network,
-            style_stats,
-            ContentTargets.from_log_magnitude(network, content_spec.log_magnitude) if content_spec is not None else None,
-            content_weight=content_weight,
-            style_weight=style_weight,
-            texture=texture_stats,
-            texture_weight=config.texture_weight,
-            # No loudness contour here: Griffin-Lim's output already follows it, and keeping
-            # the term in this stage cost 0.002-0.017 combined quality on every speech/drums pair.
-        )
-        refined = refine_waveform(
-            waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
-        )
+        refined = refine_stage(waveform, content_spec.log_magnitude if content_spec is not None else None)
         waveform = refined.solution
         refined_convergence = spectral_convergence(
             waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length
@@ -812,7 +824,7 @@ def stylize(
     metrics = {
         "spectral_convergence_db": convergence,
         "refined_spectral_convergence_db": refined_convergence,
-        "refined_losses": refined.history[-1] if refined_convergence is not None else None,
+        "refined_losses": refined.history[-1] if refined_convergence is not None and not segmented else None,
         "evaluations": solved.evaluations,
         "iterations": len(history) - 1,
         "stopped": solved.stopped,

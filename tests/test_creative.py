@@ -223,13 +223,17 @@ def _near_joins_and_elsewhere(flux, joins, hop=128, reach=3):
     return flux[near], flux[~near]
 
 
-def test_long_content_is_stylized_in_segments(rng, style_wave, single_thread):
+@pytest.mark.parametrize("refine_steps", [0, 3])
+def test_long_content_is_stylized_in_segments(rng, style_wave, single_thread, refine_steps):
     content = tone(rng, 3.2, 330.0)
-    config = TINY.replace(segment_seconds=1.0, iterations=2)
+    config = TINY.replace(segment_seconds=1.0, iterations=2, refine_steps=refine_steps)
     steps = []
     result = stylize((content, RATE), (style_wave, RATE), config, progress=lambda s, t, l: steps.append((s, t)))
     assert result.audio.shape == content.shape and np.isfinite(result.audio).all()
     assert result.log_magnitude is None
+    # Each segment is refined as a waveform before it is joined, as a whole clip would be.
+    refined = result.metrics["refined_spectral_convergence_db"]
+    assert (refined is not None and refined < 0 and "refine" in result.timings) == (refine_steps > 0)
     assert steps[-1][1] == 4 * 2  # 3.2 s in 1 s segments overlapping by 16 frames: 4 segments
     # No discontinuity at the joins: the spectral flux of the output near where each overlap
     # begins and ends is no larger than the flux elsewhere in the file.
