@@ -228,6 +228,10 @@ def test_prepared_style_gives_the_same_result(tmp_path, style):
     np.testing.assert_allclose(reused.audio, direct.audio, atol=1e-5)
     with pytest.raises(ConfigError, match="filters"):
         stylize(content, None, CONFIG.replace(filters=64), prepared=prepared)
+    # Every setting the network depends on is checked, the front end and dilations included.
+    for changes, name in [(dict(mel_bands=32), "mel_bands"), (dict(kernel_dilations=(1, 2)), "kernel_dilations")]:
+        with pytest.raises(ConfigError, match=name):
+            stylize(content, None, CONFIG.replace(**changes), prepared=prepared)
 
 
 def test_local_worker_processes(tmp_path, style):
