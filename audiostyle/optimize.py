@@ -198,6 +198,13 @@ def _lbfgs(
     direction = torch.empty_like(flat)
     max_evaluations = iterations * 5 // 2 + 10
 
+    def trial(step_size: float) -> tuple[float, torch.Tensor]:
+        """Loss and flat gradient at ``start + step_size * direction``."""
+        with torch.no_grad():
+            torch.add(start, direction, alpha=step_size, out=flat)
+        value, gradient = evaluate(point)
+        return value, gradient.reshape(-1)
+
     value, gradient = evaluate(point)
     gradient = gradient.reshape(-1)
     if finish_step(0):
@@ -223,12 +230,6 @@ def _lbfgs(
             break  # not a descent direction: rounding has the upper hand
         first_step = learning_rate * (min(1.0, 1.0 / float(torch.linalg.vector_norm(gradient, 1))) if step == 1 else 1.0)
         start.copy_(flat)
-
-        def trial(step_size: float) -> tuple[float, torch.Tensor]:
-            with torch.no_grad():
-                torch.add(start, direction, alpha=step_size, out=flat)
-            value, gradient = evaluate(point)
-            return value, gradient.reshape(-1)
 
         step_size, new_value, new_gradient = _strong_wolfe(
             trial, value, gradient, slope, direction, first_step,

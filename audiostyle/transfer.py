@@ -720,7 +720,12 @@ def stylize(
     reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
     refined_convergence = None
 
-    def refine_stage(waveform: torch.Tensor, content_log_magnitude: torch.Tensor | None) -> OptimizationResult:
+    refined_losses = None
+
+    def refine_stage(
+        waveform: torch.Tensor, content_log_magnitude: torch.Tensor | None, magnitude: torch.Tensor
+    ) -> tuple[torch.Tensor, float, dict[str, float]]:
+        """The refined waveform, its spectral convergence against ``magnitude``, its final losses."""
         # Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
         # itself lands on one a real signal has.
         objective = Objective(
@@ -735,9 +740,11 @@ def stylize(
             # the term in this stage cost 0.002-0.017 combined quality on every speech/drums
             # pair (and 0.03 on speech->strings with the mel-band network).
         )
-        return refine_waveform(
+        refined = refine_waveform(
             waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
         )
+        convergence = spectral_convergence(refined.solution, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+        return refined.solution, convergence, refined.history[-1]
 
     if segmented:
 
@@ -746,11 +753,6 @@ def stylize(
             wave = griffin_lim(
                 magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=samples, init_phase=phase, **reconstruction
             )
-            return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
-
-        def refine(wave, content_log_magnitude, magnitude):
-            refined = refine_stage(wave, content_log_magnitude)
-            wave = refined.solution
             return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
 
         # The content is read at its own rate, segment by segment, and the output is joined at
@@ -765,7 +767,7 @@ def stylize(
             analyse=lambda part: analyze(part, config.sample_rate, **analysis),
             solve=lambda part, report: stylize_spectrogram(part, style_stats, network, progress=report, **settings),
             reconstruct=reconstruct,
-            refine=refine if config.refine_steps > 0 else None,
+            refine=(lambda *segment: refine_stage(*segment)[:2]) if config.refine_steps > 0 else None,
             progress=progress,
             stage=lap,
         )
@@ -795,10 +797,8 @@ def stylize(
         lap("griffin_lim")
 
     if config.refine_steps > 0 and not config.loop and not segmented:
-        refined = refine_stage(waveform, content_spec.log_magnitude if content_spec is not None else None)
-        waveform = refined.solution
-        refined_convergence = spectral_convergence(
-            waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length
+        waveform, refined_convergence, refined_losses = refine_stage(
+            waveform, content_spec.log_magnitude if content_spec is not None else None, magnitude
         )
         lap("refine")
 
@@ -824,7 +824,7 @@ def stylize(
     metrics = {
         "spectral_convergence_db": convergence,
         "refined_spectral_convergence_db": refined_convergence,
-        "refined_losses": refined.history[-1] if refined_convergence is not None and not segmented else None,
+        "refined_losses": refined_losses,
         "evaluations": solved.evaluations,
         "iterations": len(history) - 1,
         "stopped": solved.stopped,
