@@ -46,8 +46,12 @@ def _pooled(features: torch.Tensor) -> torch.Tensor:
 @dataclass
 class _LayerStyle:
     gram: torch.Tensor  # (K, K), blend of the styles' pooled Grams
-    frames: list[tuple[float, torch.Tensor]]  # (weight / frames, pooled features (K, N)) per style
+    rows: torch.Tensor  # (N, K): every style's pooled feature maps, frames as rows, styles stacked
+    row_weights: torch.Tensor  # (N,): each row's style weight over that style's frame count
     norm2: torch.Tensor  # ||gram||^2
+
+    def to(self, device: torch.device | str) -> "_LayerStyle":
+        return _LayerStyle(*(tensor.to(device) for tensor in (self.gram, self.rows, self.row_weights, self.norm2)))
 
 
 @dataclass
@@ -55,8 +59,9 @@ class StyleStatistics:
     """Style targets: the (blended) Gram matrix of each style layer.
 
     Build with :meth:`from_log_magnitudes`; compute once per style and reuse for every content
-    (the batch runner caches them). ``frames`` keeps the style's own feature maps so that the
-    loss can use the frame-product form when that is cheaper (see :meth:`loss`).
+    (the batch runner caches them). Each layer also keeps the style's own feature maps
+    (``rows``) so that the loss can use the frame-product form when that is cheaper (see
+    :class:`_GramDistance`).
     """
 
     layers: list[_LayerStyle]
@@ -94,24 +99,19 @@ class StyleStatistics:
         for index in indices:
             pooled = [_pooled(maps[index]) for maps in per_style]
             blend = sum(w * gram(p) for w, p in zip(weights, pooled))
+            kept = [(w, p) for w, p in zip(weights, pooled) if w > 0]
             layers.append(
                 _LayerStyle(
                     gram=blend,
-                    frames=[(w / p.shape[-1], p) for w, p in zip(weights, pooled) if w > 0],
+                    rows=torch.cat([p.T for _, p in kept]).contiguous(),
+                    row_weights=torch.cat([p.new_full((p.shape[-1],), w / p.shape[-1]) for w, p in kept]),
                     norm2=blend.square().sum(),
                 )
             )
         return cls(layers=layers, layer_indices=tuple(indices), n_freq=int(log_magnitudes[0].shape[-2]))
 
     def to(self, device: torch.device | str) -> "StyleStatistics":
-        layers = [
-            _LayerStyle(
-                gram=layer.gram.to(device),
-                frames=[(w, f.to(device)) for w, f in layer.frames],
-                norm2=layer.norm2.to(device),
-            )
-            for layer in self.layers
-        ]
+        layers = [layer.to(device) for layer in self.layers]
         return StyleStatistics(layers=layers, layer_indices=self.layer_indices, n_freq=self.n_freq)
 
     def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -131,41 +131,45 @@ class _GramDistance(torch.autograd.Function):
     """``||gram(F) - G_s||^2`` per batch item, its gradient computed in the same pass.
 
     The gradient is ``4 / T * (gram(F) - G_s) @ F``. When the clip has fewer frames ``T``
-    (plus the style's ``N``) than the layer has channels ``K``, both are expanded into
-    frame-by-frame products, ``T x T`` and ``T x N`` instead of ``K x K`` matrices:
+    (plus the styles' ``N``) than the layer has channels ``K``, both are expanded into
+    frame-by-frame products, ``T x T`` and ``T x N`` instead of ``K x K`` matrices. With the
+    styles' frames ``S_i`` (weights ``w_i``, ``N_i`` frames each):
 
-    - ``||G_x - G_s||^2 = ||F^T F||^2 / T^2 - 2 sum_i w_i ||S_i^T F||^2 / T + ||G_s||^2``;
-    - ``(G_x - G_s) F = F (F^T F) / T - sum_i w_i S_i (S_i^T F)``,
+    - ``||G_x - G_s||^2 = ||F^T F||^2 / T^2 - 2 sum_i w_i / N_i ||S_i^T F||^2 / T + ||G_s||^2``;
+    - ``(G_x - G_s) F = F (F^T F) / T - sum_i w_i / N_i S_i (S_i^T F)``,
 
-    several times cheaper for thousands of filters and a 10 s clip. Written by hand, the
-    backward pass costs one product per term where autograd needs two (it does not know
-    that ``F^T F`` is symmetric), and no intermediate is kept for it but the gradient.
-    Products run on ``F^T`` (frames x channels), which is the random network's memory layout.
+    several times cheaper for thousands of filters and a 10 s clip. With the clip's and the
+    styles' frames stacked as rows, ``R = [F^T; S^T]`` (``(T + N) x K``), all the products are
+    two: ``[F^T F | F^T S] = F^T R^T`` and, once its blocks are scaled, the gradient
+    ``[P | C] R``; two large products run nearer the machine's peak than four small ones.
+    Written by hand, the backward pass costs one product per term where autograd needs two
+    (it does not know that ``F^T F`` is symmetric), and nothing is kept for it but the gradient.
     """
 
     @staticmethod
     def forward(ctx, features: torch.Tensor, layer: _LayerStyle) -> torch.Tensor:
         channels, frames = features.shape[-2], features.shape[-1]
-        style_frames = sum(f.shape[-1] for _, f in layer.frames)
-        rows_all = features.transpose(-1, -2)  # (batch, T, K)
+        rows_all = features.transpose(-1, -2)  # (batch, T, K), the random network's memory layout
         distance = features.new_empty(features.shape[0])
         grad_rows = torch.empty_like(rows_all)
-        # The scale factors ride on the products (alpha, beta) instead of extra passes.
-        for item, rows in enumerate(rows_all):
-            gradient = grad_rows[item]
-            if frames + style_frames < channels:
-                products = rows @ rows.T  # F^T F
-                value = torch.linalg.vector_norm(products).square() / frames**2 + layer.norm2
-                torch.addmm(gradient, products, rows, beta=0, alpha=4 / frames**2, out=gradient)
-                for weight, style in layer.frames:
-                    cross = rows @ style  # (S^T F)^T, (T, N)
-                    value = value - 2 * weight * torch.linalg.vector_norm(cross).square() / frames
-                    # out= rather than addmm_: torch's FLOP counter only sees the former.
-                    torch.addmm(gradient, cross, style.T, alpha=-4 * weight / frames, out=gradient)
+        if frames + layer.rows.shape[0] < channels:
+            stacked = torch.cat([rows_all[0], layer.rows])  # R = [F^T; S^T]
+            # The products' block scales: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
+            scales = torch.cat([layer.row_weights.new_full((frames,), 4 / frames**2), layer.row_weights * (-4 / frames)])
+            for item, rows in enumerate(rows_all):
+                if item:
+                    stacked[:frames] = rows
+                products = rows @ stacked.T  # [F^T F | F^T S]
+                squares = torch.linalg.vector_norm(products, dim=0).square_()  # per column
+                value = squares[:frames].sum() / frames**2 - 2 / frames * torch.dot(squares[frames:], layer.row_weights)
+                value = value + layer.norm2
                 distance[item] = value.clamp_min(0)
-            else:
+                torch.mm(products.mul_(scales), stacked, out=grad_rows[item])
+        else:
+            for item, rows in enumerate(rows_all):
                 difference = torch.addmm(layer.gram, rows.T, rows, beta=-1, alpha=1 / frames)
                 distance[item] = torch.linalg.vector_norm(difference).square()
+                gradient = grad_rows[item]
                 torch.addmm(gradient, rows, difference, beta=0, alpha=4 / frames, out=gradient)
         ctx.save_for_backward(grad_rows)
         return distance
@@ -283,6 +287,21 @@ class _ContourDistance(torch.autograd.Function):
         return gradient * grad_value, None
 
 
+class _NonNegative(torch.autograd.Function):
+    """``clamp_min(X, 0)`` whose backward is one pass (autograd's compares, then selects)."""
+
+    @staticmethod
+    def forward(ctx, log_magnitude: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(log_magnitude)
+        return log_magnitude.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (log_magnitude,) = ctx.saved_tensors
+        # Kept where X > -tiny, i.e. X >= 0 for every normal float: at 0 the clamp passes it.
+        return torch.ops.aten.threshold_backward(grad, log_magnitude, -torch.finfo(grad.dtype).tiny)
+
+
 class Objective:
     """``content_weight * content + envelope_weight * envelope + style_weight * style + texture_weight * texture``.
 
@@ -333,7 +352,7 @@ class Objective:
         Negative entries count as 0 (a log1p magnitude is >= 0). Clamping here instead of
         projecting the solver's iterate keeps L-BFGS's curvature pairs consistent.
         """
-        log_magnitude = log_magnitude.clamp_min(0)
+        log_magnitude = _NonNegative.apply(log_magnitude)
         maps = self.network(log_magnitude)
         style_loss = self.style.loss(maps)
         total = self.style_weight * style_loss

@@ -312,6 +312,27 @@ def test_mel_bands_front_end(rng, n_fft, bands):
     assert int((log_magnitude.grad.abs().sum((0, 2)) > 0).sum()) >= bands
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_mel_bands_gradient_matches_autograd(rng, dtype):
+    """The hand-written front-end gradient is autograd's, also at negative entries and exact zeros."""
+    net = build_network("random", n_freq=129, sample_rate=16000, n_fft=256, filters=16,
+                        kernel_widths=(3,), seed=1, mel_bands=24).to(dtype)
+    log_magnitude = _log_magnitude(rng, 2, 19, 129).to(dtype) - 0.3  # some entries below 0
+    log_magnitude[:, :10, :5] = 0.0  # clamp_min passes the gradient at exactly 0
+    probes = [torch.randn(m.shape, generator=torch.Generator().manual_seed(7), dtype=dtype) for m in net(log_magnitude)]
+
+    def gradient(network):
+        x = log_magnitude.clone().requires_grad_(True)
+        sum((m * p).sum() for m, p in zip(network(x), probes)).backward()
+        return x.grad
+
+    ours = gradient(net)
+    reference = gradient(lambda x: net.network(torch.log1p(net.bands @ torch.expm1(x.clamp_min(0)))))
+    assert bool((ours[:, :10, :5] != 0).any()) and bool((ours[log_magnitude < 0] == 0).all())
+    tolerance = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    torch.testing.assert_close(ours, reference, **tolerance)
+
+
 def test_mel_bands_at_or_above_the_bin_count_mean_linear_bins():
     for bands in (0, 129, 500):
         net = build_network("random", n_freq=129, sample_rate=16000, n_fft=256, filters=8, mel_bands=bands)

@@ -187,8 +187,42 @@ class MelBands(torch.nn.Module):
             raise ConfigError(
                 f"input shape {tuple(log_magnitude.shape)} must be (batch, {self.n_freq}, frames)"
             )
-        magnitude = torch.expm1(log_magnitude.clamp_min(0))
-        return self.network(torch.log1p(self.bands.to(magnitude.dtype) @ magnitude))
+        bands = _BandLog1p.apply(log_magnitude, self.bands.to(log_magnitude.dtype))
+        return self.network(bands.transpose(1, 2))
+
+
+class _BandLog1p(torch.autograd.Function):
+    """``log1p(bands @ expm1(max(X, 0)))``, returned frames first [shape=(batch, frames, n_bands)].
+
+    Frames first is the layout the random network reads, so its input needs no transposed
+    copy. By hand, the backward pass is one product and three passes over the spectrogram:
+    with ``e = expm1(max(X, 0))`` and ``Z`` the output, the gradient is
+    ``bands^T (G exp(-Z)) * (e + 1)`` where ``X >= 0`` and 0 below, where autograd's
+    clamp, expm1, product and log1p took eight passes and a batched product.
+    """
+
+    @staticmethod
+    def forward(ctx, log_magnitude: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+        magnitude = torch.expm1(log_magnitude).clamp_min_(0)  # = expm1(max(X, 0))
+        out = magnitude.new_empty(magnitude.shape[0], magnitude.shape[-1], bands.shape[0])
+        for item, target in zip(magnitude, out):
+            torch.mm(item.T, bands.T, out=target)
+        out.log1p_()
+        ctx.save_for_backward(log_magnitude, magnitude, bands, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        log_magnitude, magnitude, bands, out = ctx.saved_tensors
+        scaled = grad * torch.exp(-out)  # d log1p(u) / du = 1 / (1 + u) = exp(-Z)
+        grad_input = torch.empty_like(magnitude)
+        for item, target in zip(scaled, grad_input):
+            torch.mm(bands.T, item.T, out=target)
+        grad_input = torch.addcmul(grad_input, grad_input, magnitude, out=grad_input)  # * exp(X)
+        # Zero below 0 (the clamp); at exactly 0 the clamp passes the gradient, as clamp_min does.
+        # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
+        below_zero = -torch.finfo(log_magnitude.dtype).tiny
+        return torch.ops.aten.threshold_backward(grad_input, log_magnitude, below_zero), None
 
 
 class _ShiftedConvReLU(torch.autograd.Function):
@@ -198,8 +232,9 @@ class _ShiftedConvReLU(torch.autograd.Function):
     padded input, so the convolution is ``sum_k padded[k : k + frames] @ weight[k]``: ``w``
     matrix products accumulated in place, each over a contiguous block of rows (this measured
     faster than one product over unfolded frames also for 256 mel bands, 71 against 77 ms for
-    a 10 s pass). The backward pass mirrors it (``grad_padded[k : k + frames] += grad @
-    weight[k].T``) and keeps only the outputs, whose sign is the ReLU's mask. Gradients flow
+    a 10 s pass). The backward pass computes ``grad @ weight.T`` for all taps at once and adds
+    each tap's block at its shift (``grad_padded[k : k + frames] += block_k``); it keeps only
+    the outputs, whose sign is the ReLU's mask. Gradients flow
     to the input only (the weights are fixed buffers). The out= forms of mm/addmm are used
     (not addmm_) so that torch's FLOP counter sees them.
     """
@@ -241,10 +276,11 @@ class _ShiftedConvReLU(torch.autograd.Function):
             # ReLU's own backward kernel: one pass, where masked_fill first clones the gradient.
             grad = torch.ops.aten.threshold_backward(grad, out, 0)
             start = half - (width // 2) * dilation
+            # One product for all taps, (frames, width * n_freq), then each tap's block is
+            # added at its shift: a single wide product ran ~10 % faster than one per tap.
             for item, target in zip(grad, grad_padded):
+                per_tap = item @ weight.T
                 for tap in range(width):
-                    taps = weight[tap * n_freq : (tap + 1) * n_freq]
                     first = start + tap * dilation
-                    block = target[first : first + frames]
-                    torch.addmm(block, item, taps.T, out=block)
+                    target[first : first + frames] += per_tap[:, tap * n_freq : (tap + 1) * n_freq]
         return (grad_padded, None, None, *([None] * len(weights)))
