@@ -210,8 +210,6 @@ def _lbfgs(
     if finish_step(0):
         return
     for step in range(1, iterations + 1):
-        if not bool(gradient.any()):
-            break  # a stationary point
         # Two-loop recursion: direction = -H gradient, newest pair first, then oldest first.
         direction.copy_(gradient).neg_()
         order = [(newest - i) % HISTORY_SIZE for i in range(len(curvatures))]
@@ -227,7 +225,7 @@ def _lbfgs(
             direction.add_(steps[slot], alpha=alpha - beta)
         slope = float(gradient @ direction)
         if slope >= 0:
-            break  # not a descent direction: rounding has the upper hand
+            break  # a stationary point (zero gradient), or rounding has the upper hand
         first_step = learning_rate * (min(1.0, 1.0 / float(torch.linalg.vector_norm(gradient, 1))) if step == 1 else 1.0)
         start.copy_(flat)
 

@@ -8,15 +8,63 @@ on a spectrogram that a real signal has, while matching the same content and sty
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .objective import Objective
 from .optimize import OptimizationResult, ProgressCallback, optimize
-from .spectral import stft
+from .spectral import _window, stft
 
 __all__ = ["refine_waveform"]
 
 # Keeps |STFT| differentiable at exact zeros (the gradient of |z| is z / |z|).
 _MAGNITUDE_FLOOR = 1e-12
+
+
+class _LogMagnitude(torch.autograd.Function):
+    """``log1p(sqrt(|stft(x)|^2 + floor))`` with the STFT's adjoint written out.
+
+    For ``Z = stft(x)`` and an output gradient ``G``, the gradient with respect to ``Z`` is
+    ``G Z / (|Z| (1 + |Z|))``, and the STFT's adjoint takes it to the waveform: each frame is
+    ``irfft`` of it (interior bins counted twice, as a one-sided spectrum stands for both
+    halves), times the window, overlap-added and stripped of the centring pad. Only ``Z`` and
+    the output are kept; autograd through ``torch.stft`` kept the framed signal, the spectrum
+    and its parts, and its strided-view backward allocated the padded signal once per frame
+    block (the refine stage peaked 10-20 MB above the spectrogram solve for a 10 s clip).
+    """
+
+    @staticmethod
+    def forward(ctx, waveform: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+        spec = stft(waveform, n_fft=n_fft, hop_length=hop_length)
+        magnitude = torch.sqrt(spec.real.square() + spec.imag.square() + _MAGNITUDE_FLOOR)
+        out = torch.log1p(magnitude)
+        # Z / (|Z| (1 + |Z|)), ready for the backward pass.
+        spec.div_(magnitude.mul_(out.exp()))
+        ctx.n_fft, ctx.hop_length, ctx.samples = n_fft, hop_length, waveform.shape[-1]
+        ctx.save_for_backward(spec)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (spec,) = ctx.saved_tensors
+        n_fft, hop_length, samples = ctx.n_fft, ctx.hop_length, ctx.samples
+        lead, frames = spec.shape[:-2], spec.shape[-1]
+        grad_spec = (spec * grad).reshape(-1, *spec.shape[-2:])
+        # One-sided spectrum: interior bins stand for two, so irfft (which halves them) * n_fft
+        # gets them right once the DC and (for even sizes) Nyquist bins are doubled.
+        grad_spec[:, 0].mul_(2)
+        if n_fft % 2 == 0:
+            grad_spec[:, -1].mul_(2)
+        grad_frames = torch.fft.irfft(grad_spec.transpose(-1, -2), n=n_fft)  # (batch, frames, n_fft)
+        grad_frames.mul_(_window(n_fft, grad_frames.device, grad_frames.dtype) * (n_fft / 2))
+        padded = F.fold(
+            grad_frames.transpose(-1, -2),
+            output_size=(1, samples + n_fft),
+            kernel_size=(1, n_fft),
+            stride=(1, hop_length),
+        )
+        start = n_fft // 2
+        grad_waveform = padded.reshape(-1, samples + n_fft)[:, start : start + samples]
+        return grad_waveform.reshape(*lead, samples), None, None
 
 
 def refine_waveform(
@@ -50,8 +98,6 @@ def refine_waveform(
     """
 
     def loss(signal: torch.Tensor):
-        spec = stft(signal, n_fft=n_fft, hop_length=hop_length)
-        magnitude = (spec.real.square() + spec.imag.square() + _MAGNITUDE_FLOOR).sqrt()
-        return objective(torch.log1p(magnitude))
+        return objective(_LogMagnitude.apply(signal, n_fft, hop_length))
 
     return optimize(waveform, loss, iterations=steps, solver="lbfgs", tolerance=0.0, progress=progress)

@@ -711,6 +711,7 @@ def stylize(
         network, style_stats, texture_stats = _style_targets(
             [s.log_magnitude for s in style_specs], blend, config, device
         )
+        del style_specs  # the statistics are all that is needed of the styles from here on
     else:
         network, style_stats, texture_stats = prepared.network, prepared.statistics, prepared.texture
     lap("targets")
@@ -786,6 +787,8 @@ def stylize(
         lap("optimize")
         magnitude = torch.expm1(log_mag).clamp_min(0)
         phase = content_spec.phase if (content_spec is not None and config.phase_init == "content") else None
+        content_log_magnitude = content_spec.log_magnitude if content_spec is not None else None
+        content_spec = None  # its phase is only for Griffin-Lim's start: not held through refining
         if config.loop:
             waveform = circular_griffin_lim(magnitude, n_fft=config.n_fft, hop_length=config.hop_length, **reconstruction)
             convergence = _loop_convergence(waveform, magnitude, config)
@@ -794,12 +797,11 @@ def stylize(
                 magnitude, n_fft=config.n_fft, hop_length=config.hop_length, length=length, init_phase=phase, **reconstruction
             )
             convergence = spectral_convergence(waveform, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
+        del phase
         lap("griffin_lim")
 
     if config.refine_steps > 0 and not config.loop and not segmented:
-        waveform, refined_convergence, refined_losses = refine_stage(
-            waveform, content_spec.log_magnitude if content_spec is not None else None, magnitude
-        )
+        waveform, refined_convergence, refined_losses = refine_stage(waveform, content_log_magnitude, magnitude)
         lap("refine")
 
     if not segmented:
