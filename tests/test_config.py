@@ -160,7 +160,7 @@ def test_default_preset_is_the_tuned_config():
     # StyleConfig() holds neutral engine defaults; the preset adds the tuned balance.
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
-        envelope_weight=15.0, iterations=30, griffin_lim_iters=16, refine_steps=15,
+        envelope_weight=15.0, iterations=30, griffin_lim_iters=8, refine_steps=20,
     )
 
 
