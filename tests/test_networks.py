@@ -165,11 +165,13 @@ def test_gradients_reach_the_input(rng, device, padding):
     assert bool((log_magnitude.grad.abs().sum(1) > 0).all())
 
 
+@pytest.mark.parametrize("filters", [48, 1200], ids=["per-tap", "one-product"])
 @pytest.mark.parametrize("padding", ["same", "circular"])
 @pytest.mark.parametrize("widths, dilations", [((1,), ()), ((5,), ()), ((3, 7, 15), ()), ((3, 3), (1, 3)), ((5, 3), (2, 1))])
-def test_gradients_match_conv1d(rng, device, padding, widths, dilations):
-    """The per-tap backward pass equals autograd through conv1d + ReLU, for every map used alone too."""
-    net = RandomCNN(N_FREQ, filters=48, kernel_widths=widths, dilations=dilations, seed=5, padding=padding).to(device)
+def test_gradients_match_conv1d(rng, device, padding, widths, dilations, filters):
+    """The backward pass (per tap, or one product for all taps when its buffer is no larger than
+    the map) equals autograd through conv1d + ReLU, for every map used alone too."""
+    net = RandomCNN(N_FREQ, filters=filters, kernel_widths=widths, dilations=dilations, seed=5, padding=padding).to(device)
     log_magnitude = _log_magnitude(rng, 2, 23).to(device=device, dtype=torch.float64)
     probes = [torch.randn(m.shape, generator=torch.Generator().manual_seed(i), dtype=torch.float64).to(device)
               for i, m in enumerate(net(log_magnitude))]
