@@ -11,7 +11,9 @@ quarter second), measured right before and right after each run: on shared VMs s
 burst 20-30 % above what the machine sustains for seconds, and the rate drifts by as much from
 minute to minute. The loop's share of it is measured two ways: the run's GFLOP/s against the
 better of the two peaks around it, and interleaved, alternating short bursts of the run's own
-solver with peak measurements (median of the rounds), which cancels the drift.
+solver with peak measurements (median of the rounds), which cancels the drift. Each round also
+times the evaluations' own matrix products alone, same shapes and layouts: the share the loop
+would reach if nothing but its products took time, i.e. its ceiling on this machine.
 
     python -m benchmarks.speed                       # classic + default + fast, 10 s clip
     python -m benchmarks.speed --durations 10 60 --presets default fast
@@ -62,26 +64,74 @@ def gemm_peak_gflops(seconds_per_shape: float = 0.25) -> float:
     return best_rate
 
 
+def evaluation_gemms(objective, start) -> list[tuple]:
+    """The matrix products of one loss-and-gradient evaluation, as fresh operands of the same
+    shapes and memory layouts (a transposed operand stays transposed), ready to be timed alone."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def like(t):
+        # Same shape and the same layout: column-major operands are made as a transposed copy.
+        return torch.randn(t.shape[::-1]).T if t.dim() == 2 and t.stride(0) == 1 and t.shape[1] > 1 else torch.randn(t.shape)
+
+    products = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            packet = getattr(func, "overloadpacket", None)
+            if packet in (torch.ops.aten.mm, torch.ops.aten.addmm):
+                a, b = (args[0], args[1]) if packet is torch.ops.aten.mm else (args[1], args[2])
+                products.append((like(a), like(b), torch.empty(a.shape[0], b.shape[1])))
+            elif packet is torch.ops.aten.bmm:
+                for a, b in zip(args[0], args[1]):
+                    products.append((like(a), like(b), torch.empty(a.shape[0], b.shape[1])))
+            return func(*args, **(kwargs or {}))
+
+    x = start.clone().requires_grad_(True)
+    with Record():
+        objective(x)[0].backward()
+    return products
+
+
 def interleaved_loop_share(objective, start, flops_per_evaluation: float, *, rounds: int = 5, iterations: int = 8) -> dict:
     """The solver loop's GFLOP/s over the GEMM peak measured around it, round by round.
 
     Each round measures the peak, runs ``iterations`` solver steps from ``start`` on
-    ``objective`` (the run's own solver, loss and shapes), and measures the peak again; the
-    share is the loop's rate over the better of the two. Returns the median and each round.
+    ``objective`` (the run's own solver, loss and shapes), times the same evaluations'
+    matrix products alone (the share the loop could reach with nothing but its products:
+    its ceiling), and measures the peak again; shares are over the better of the two peaks.
+    Returns the medians and each round.
     """
+    import torch
+
     from audiostyle.optimize import optimize
 
+    gemms = evaluation_gemms(objective, start)
+    gemm_flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in gemms)
     optimize(start, objective, iterations=2, tolerance=0.0)  # warm up
-    shares, rates = [], []
+    shares, rates, ceilings = [], [], []
     for _ in range(rounds):
         before = gemm_peak_gflops()
         began = time.perf_counter()
         solved = optimize(start, objective, iterations=iterations, tolerance=0.0)
         rate = flops_per_evaluation * solved.evaluations / (time.perf_counter() - began) / 1e9
+        began = time.perf_counter()
+        for _ in range(solved.evaluations):
+            for a, b, out in gemms:
+                torch.mm(a, b, out=out)
+        gemm_rate = gemm_flops * solved.evaluations / (time.perf_counter() - began) / 1e9
         after = gemm_peak_gflops()
         rates.append(rate)
         shares.append(rate / max(before, after))
-    return {"median_share": statistics.median(shares), "shares": shares, "loop_gflops": rates}
+        ceilings.append(gemm_rate / max(before, after))
+    return {
+        "median_share": statistics.median(shares),
+        "median_gemms_alone_share": statistics.median(ceilings),
+        "shares": shares,
+        "gemms_alone_shares": ceilings,
+        "loop_gflops": rates,
+        "gemms_per_evaluation": len(gemms),
+    }
 
 
 def tile_to(audio, samples: int):
@@ -170,6 +220,8 @@ def measure_one(
         # What the run itself added on top of the interpreter, torch and the inputs.
         "run_peak_mb": peak_rss_mb - rss_before_mb,
         "interleaved_share_of_gemm_peak": share["median_share"],
+        # The same evaluations' products alone: what the loop could reach with no other work.
+        "gemms_alone_share_of_gemm_peak": share["median_gemms_alone_share"],
         "interleaved_rounds": share,
         "torch_threads": torch.get_num_threads(),
         # Measured right after the run (and after its RSS was read), in the same process.
@@ -223,7 +275,8 @@ def main() -> None:
                 f"{' (extrapolated)' if row['extrapolated'] else ''}  "
                 f"{row['s_per_evaluation']:.3f} s/eval  {row['evaluations']:4d} evals  "
                 f"{row['loop_gflops']:6.1f} GFLOP/s ({100 * row['fraction_of_gemm_peak']:.0f}% of peak; "
-                f"interleaved {100 * row['interleaved_share_of_gemm_peak']:.0f}%)  "
+                f"interleaved {100 * row['interleaved_share_of_gemm_peak']:.0f}%, "
+                f"its GEMMs alone {100 * row['gemms_alone_share_of_gemm_peak']:.0f}%)  "
                 f"SC {row['spectral_convergence_db']:6.1f} dB"
                 f"{'' if row['refined_spectral_convergence_db'] is None else ' (refined %.1f)' % row['refined_spectral_convergence_db']}  "
                 f"RSS {row['peak_rss_mb']:5.0f} MB (run {row['run_peak_mb']:4.0f} MB)",
