@@ -248,6 +248,11 @@ def random_config_value(name: str, rng: np.random.Generator):
         "network": ["random", "pretrained", "missing.safetensors", "weights.pt"],
         "filters": [1, 2, 48, 16384, 16385],
         "kernel_widths": [(1,), (3, 7), (2,), (255,), (257,), (), tuple(range(1, 40, 2)), [3, 7]],
+        # TINY_SETTINGS has two widths: two dilations fit, one or three do not.
+        "kernel_dilations": [(), (1, 1), (1, 3), (2, 5), (3,), (1, 2, 3), (0, 1), (-1, 2), [1, 3], (1, 10**6)],
+        "mel_bands": [0, 1, 40, 256, 257, 10**6, -1],
+        "envelope_weight": [0.0, 15.0, 1e9, -1.0],
+        "refine_steps": [0, 1, 5, 10**6, -1],
         "seed": [0, 2**63 - 1, 2**63, -5],
         "content_weight": [0.0, 1.0, 1e9, 1e10, -1.0],
         "style_weight": [0.0, 100.0, 1e9, 2e9],
@@ -282,7 +287,11 @@ def _config_cases(tally: Tally, count: int, rng: np.random.Generator, folder: Pa
         tally.tried += 1
         try:
             config = StyleConfig(**{**TINY_SETTINGS, **changed})
-            cheap = config.filters <= 512 and config.n_fft <= 4096 and config.iterations <= 10 and config.griffin_lim_iters <= 64 and config.sample_rate <= 48000 and sum(config.kernel_widths) <= 64
+            cheap = (
+                config.filters <= 512 and config.n_fft <= 4096 and config.iterations <= 10
+                and config.griffin_lim_iters <= 64 and config.refine_steps <= 10 and config.sample_rate <= 48000
+                and sum(w * max(config.kernel_dilations or (1,)) for w in config.kernel_widths) <= 64
+            )
             if cheap:
                 result = stylize((tone, 16000), (noise, 16000), config)
                 if not np.isfinite(result.audio).all():

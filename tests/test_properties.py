@@ -149,7 +149,13 @@ cheap_configs = st.fixed_dictionaries(
         "n_fft": st.sampled_from((128, 256, 512)),
         "hop_fraction": st.sampled_from((2, 4, 8)),
         "filters": st.integers(1, 64),
-        "kernel_widths": st.lists(st.sampled_from((1, 3, 5, 9, 15)), min_size=1, max_size=3, unique=True).map(tuple),
+        # (width, dilation) per branch: dilations always one per width.
+        "kernels": st.lists(
+            st.tuples(st.sampled_from((1, 3, 5, 9, 15)), st.integers(1, 4)), min_size=1, max_size=3, unique_by=lambda k: k[0]
+        ),
+        "mel_bands": st.sampled_from((0, 16, 40)),
+        "envelope_weight": st.sampled_from((0.0, 15.0)),
+        "refine_steps": st.integers(0, 2),
         "content_weight": st.sampled_from((0.0, 1e-6, 1.0, 1e9)),
         "style_weight": st.sampled_from((0.0, 1.0, 100.0, 1e9)),
         "iterations": st.integers(1, 4),
@@ -170,6 +176,9 @@ cheap_configs = st.fixed_dictionaries(
 @given(settings_=cheap_configs)
 def test_every_valid_setting_runs_to_finite_audio_or_a_documented_error(settings_) -> None:
     hop = settings_.pop("hop_fraction")
+    kernels = settings_.pop("kernels")
+    settings_["kernel_widths"] = tuple(width for width, _ in kernels)
+    settings_["kernel_dilations"] = tuple(dilation for _, dilation in kernels)
     try:
         config = StyleConfig(**{**TINY_SETTINGS, **settings_, "hop_length": settings_["n_fft"] // hop})
     except ConfigError:
