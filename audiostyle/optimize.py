@@ -94,7 +94,8 @@ def optimize(
     ConfigError
         Bad solver or parameter.
     NumericalError
-        The loss became NaN or infinite.
+        The loss is NaN or infinite at the start, or (Adam) became so at a step. L-BFGS backs
+        off from a non-finite line-search trial instead (a step too long).
 
     Notes
     -----
@@ -117,14 +118,20 @@ def optimize(
     best: dict[str, object] = {}
     calm_steps = 0
 
-    def evaluate(point: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """Loss and gradient at ``point`` (a leaf that requires grad); the best point is kept."""
+    def evaluate(point: torch.Tensor, *, finite: bool = True) -> tuple[float, torch.Tensor]:
+        """Loss and gradient at ``point`` (a leaf that requires grad); the best point is kept.
+
+        A non-finite loss raises, or with ``finite=False`` (a line-search trial, which backs
+        off from it) comes back as ``inf``.
+        """
         point.grad = None
         with torch.enable_grad():
             total, parts = loss_function(point)
             total.backward()
         value = float(total.detach())
         result.evaluations += 1
+        if not finite and not math.isfinite(value):
+            return math.inf, point.grad
         _check_finite(value, len(result.history))
         if "total" not in best or value < best["total"]:
             best.update(total=value, parts=parts)
@@ -186,7 +193,10 @@ def _lbfgs(
 
     The curvature pairs live in two ring buffers of :data:`HISTORY_SIZE` rows. It ends by
     itself ("converged") when the gradient is zero, the direction is not a descent direction
-    or the line search finds no lower point, which is where float32 precision runs out.
+    or the line search finds no lower point, which is where float32 precision runs out. A
+    trial step whose loss is not finite (an extrapolated step can overflow ``expm1`` of a
+    log-spectrogram) is a step too long: the line search backs off from it. Only a
+    non-finite loss at the starting point raises.
     """
     flat = point.detach().view(-1)
     size = flat.numel()
@@ -199,10 +209,10 @@ def _lbfgs(
     max_evaluations = iterations * 5 // 2 + 10
 
     def trial(step_size: float) -> tuple[float, torch.Tensor]:
-        """Loss and flat gradient at ``start + step_size * direction``."""
+        """Loss (inf where it is not finite) and flat gradient at ``start + step_size * direction``."""
         with torch.no_grad():
             torch.add(start, direction, alpha=step_size, out=flat)
-        value, gradient = evaluate(point)
+        value, gradient = evaluate(point, finite=False)
         return value, gradient.reshape(-1)
 
     value, gradient = evaluate(point)
@@ -295,11 +305,23 @@ def _strong_wolfe(
     runs out first, 0 when none is lower than the start.
     """
     direction_norm = float(torch.linalg.vector_norm(direction, math.inf))
+    trials = 0
+
+    def probe(step: float, finite_step: float) -> tuple[float, float, torch.Tensor, float]:
+        """(step, loss, gradient, slope) at ``step``, halved towards ``finite_step`` (where the
+        loss is known to be finite) while the loss is not finite and trials remain."""
+        nonlocal trials
+        while True:
+            loss, grad = trial(step)
+            trials += 1
+            if math.isfinite(loss) or trials >= max_trials:
+                break
+            step = finite_step + (step - finite_step) / 2
+        return step, loss, grad, float(grad @ direction) if math.isfinite(loss) else math.nan
+
     # Bracket: (step, loss, gradient, slope) of its two ends.
     previous = (0.0, value, gradient, slope)
-    new_value, new_gradient = trial(step_size)
-    new_slope = float(new_gradient @ direction)
-    trials = 1
+    step_size, new_value, new_gradient, new_slope = probe(step_size, 0.0)
     bracket = None
     while trials < max_trials:
         if new_value > value + sufficient * step_size * slope or (trials > 1 and new_value >= previous[1]):
@@ -314,10 +336,7 @@ def _strong_wolfe(
         bounds = (step_size + 0.01 * (step_size - previous[0]), step_size * 10)
         next_step = _cubic_minimum(previous[0], previous[1], previous[3], step_size, new_value, new_slope, bounds)
         previous = (step_size, new_value, new_gradient, new_slope)
-        step_size = next_step
-        new_value, new_gradient = trial(step_size)
-        new_slope = float(new_gradient @ direction)
-        trials += 1
+        step_size, new_value, new_gradient, new_slope = probe(next_step, previous[0])
     if bracket is None:
         # Out of trials while still descending: keep the lower of the last two points.
         last = (step_size, new_value, new_gradient, new_slope)
@@ -330,7 +349,10 @@ def _strong_wolfe(
         ends = (bracket[0][0], bracket[1][0])
         if abs(ends[1] - ends[0]) * direction_norm < 1e-9:
             break
-        step_size = _cubic_minimum(*bracket[0][:2], bracket[0][3], *bracket[1][:2], bracket[1][3])
+        if math.isfinite(bracket[high][1]):
+            step_size = _cubic_minimum(*bracket[0][:2], bracket[0][3], *bracket[1][:2], bracket[1][3])
+        else:
+            step_size = (ends[0] + ends[1]) / 2  # no slope at a non-finite end: bisect
         # Safeguard: a step within 10 % of an end makes little progress; move it inwards.
         margin = 0.1 * (max(ends) - min(ends))
         if min(max(ends) - step_size, step_size - min(ends)) < margin:
@@ -342,10 +364,8 @@ def _strong_wolfe(
                 stalled = True
         else:
             stalled = False
-        new_value, new_gradient = trial(step_size)
-        new_slope = float(new_gradient @ direction)
-        trials += 1
-        point = (step_size, new_value, new_gradient, new_slope)
+        point = probe(step_size, bracket[low][0])
+        step_size, new_value, new_gradient, new_slope = point
         if new_value > value + sufficient * step_size * slope or new_value >= bracket[low][1]:
             bracket[high] = point
         else:
@@ -356,6 +376,8 @@ def _strong_wolfe(
             bracket[low] = point
         low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
     step_size, new_value, new_gradient, _ = bracket[low]
+    if not new_value < value:
+        return 0.0, value, gradient
     return step_size, new_value, new_gradient
 
 

@@ -142,15 +142,41 @@ def test_non_finite_loss_at_start(solver, bad):
         optimize(torch.zeros(4), lambda x: ((x * 0).sum() + bad, {}), iterations=5, solver=solver)
 
 
-@pytest.mark.parametrize("solver, learning_rate", [("lbfgs", 1.0), ("adam", 0.5)])
-def test_loss_becoming_nan_raises(solver, learning_rate):
+def _nan_near_the_minimum(x):
+    total, parts = quadratic(x)
+    # Fine at the start, NaN once the iterate has moved far towards the minimum.
+    return torch.where(x.min() > 0.3, torch.full_like(total, float("nan")), total), parts
+
+
+def test_adam_loss_becoming_nan_raises():
+    with pytest.raises(NumericalError, match=r"nan at step [1-9]"):
+        optimize(torch.zeros(4), _nan_near_the_minimum, iterations=50, solver="adam", learning_rate=0.5, tolerance=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_lbfgs_backs_off_from_non_finite_trial_steps(bad):
+    """A line-search trial with a non-finite loss is a step too long, not the end of the run."""
     def loss(x):
         total, parts = quadratic(x)
-        # Fine at the start, NaN once the iterate has moved towards the minimum.
-        return torch.where(x.min() > 0.3, torch.full_like(total, float("nan")), total), parts
+        return torch.where(x.min() > 0.3, torch.full_like(total, bad), total), parts
 
-    with pytest.raises(NumericalError, match=r"nan at step [1-9]"):
-        optimize(torch.zeros(4), loss, iterations=50, solver=solver, learning_rate=learning_rate, tolerance=0)
+    start_total = float(quadratic(torch.zeros(4))[0])
+    result = optimize(torch.zeros(4), loss, iterations=50, solver="lbfgs", tolerance=0)
+    assert torch.isfinite(result.solution).all() and float(result.solution.min()) <= 0.3 + 1e-6
+    assert all(math.isfinite(step["total"]) for step in result.history)
+    assert result.history[-1]["total"] < start_total
+    assert float(loss(result.solution)[0]) == result.history[-1]["total"]
+
+
+def test_lbfgs_survives_an_overflowing_extrapolation():
+    """exp() of a long step overflows to inf; L-BFGS shrinks the step and still converges."""
+    target = torch.tensor([3.0, -2.0, 1.0])
+
+    def loss(x):
+        return torch.exp(4 * (x - target)).sum() - 4 * (x - target).sum(), {}
+
+    result = optimize(torch.full((3,), -30.0), loss, iterations=100, solver="lbfgs")
+    torch.testing.assert_close(result.solution, target, atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "LBFGS", "", None])
