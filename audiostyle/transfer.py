@@ -43,6 +43,12 @@ PEAK_CEILING = 10 ** (-1 / 20)
 #: Inputs are analysed at -20 dBFS RMS: log1p is not scale-invariant, so without this a quiet
 #: recording would weigh its content loss differently from a loud one.
 ANALYSIS_RMS = 0.1
+#: The content weight of the waveform refinement, relative to the spectrogram solve's. The
+#: solve has moved the style; refining then mostly has to keep the content while the
+#: spectrogram becomes a real signal's. On the quality yardstick (5 pairs, 4 seeds) 16 raised
+#: the mean margin over a plain mix from +0.061 to +0.086 and drums->mix's content from
+#: 0.57 to 0.68; 32 and more put speech->strings back at the mix.
+REFINE_CONTENT_EMPHASIS = 16.0
 #: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
 MAX_ANALYSIS_GAIN = 1e4
 #: Samples per row read at a time by the level helpers: their float64 temporaries stay at
@@ -733,7 +739,7 @@ def stylize(
             network,
             style_stats,
             ContentTargets.from_log_magnitude(network, content_log_magnitude) if content_log_magnitude is not None else None,
-            content_weight=content_weight,
+            content_weight=content_weight * REFINE_CONTENT_EMPHASIS,
             style_weight=style_weight,
             texture=texture_stats,
             texture_weight=config.texture_weight,
