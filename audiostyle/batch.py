@@ -677,13 +677,29 @@ def _run_dask(
         futures = {
             client.submit(_execute_on_dask, job, shipped[job.config_hash], threads, pure=False): job for job in jobs
         }
+        retries: dict[int, int] = {}
+        completed = as_completed(futures)
         try:
-            for future in as_completed(futures):
-                job = futures[future]
+            for future in completed:
+                job = futures.pop(future)
                 if future.status == "error":
                     emit(_record(job, "failed", error=f"worker failed: {future.exception()}"))
-                else:
+                    continue
+                try:
                     emit(future.result())
+                    continue
+                except Exception as error:  # noqa: BLE001 - cancelled or lost with its worker
+                    lost = f"{type(error).__name__}: {error}"
+                # A worker died with the job (or with data it needed): run it again, with its
+                # style sent along rather than the scattered copy, which may be gone too.
+                tries = retries.get(id(job), 0)
+                if tries >= WORKER_RETRIES:
+                    emit(_record(job, "failed", error=f"worker lost {tries + 1} times: {lost}"))
+                    continue
+                retries[id(job)] = tries + 1
+                again = client.submit(_execute_on_dask, job, styles[job.config_hash], threads, pure=False)
+                futures[again] = job
+                completed.add(again)
         except KeyboardInterrupt:
             client.cancel(list(futures))
             raise

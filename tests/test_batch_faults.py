@@ -191,3 +191,79 @@ def test_only_the_job_that_kills_its_worker_fails(monkeypatch) -> None:
     assert _PoolWithAPoisonJob.pools[0] == names
     alone = sorted(_PoolWithAPoisonJob.pools[1:])
     assert alone == [["b.wav"], ["c.wav"]] + [["poison.wav"]] * batch.WORKER_RETRIES
+
+
+class _DaskFuture:
+    def __init__(self, status: str, result: dict | None = None) -> None:
+        self.status, self._result = status, result
+
+    def result(self) -> dict:
+        if self.status == "cancelled":
+            raise RuntimeError("cancelled for reason: already forgotten")  # as FutureCancelledError
+        return self._result
+
+    def exception(self) -> BaseException:
+        return ValueError("boom")
+
+
+class _DaskClientLosingJobs:
+    """Stands in for distributed.Client: ``lost.wav`` is cancelled every time (its worker died),
+    ``once.wav`` the first time only, ``bad.wav`` raises in the task; the rest finish."""
+
+    submitted: list[tuple[str, object]] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def scatter(self, styles, broadcast=False):
+        return {key: ("scattered", key) for key in styles}
+
+    def submit(self, fn, job, style, threads, pure=False):
+        name = Path(job.input).name
+        self.submitted.append((name, style))
+        tries = sum(n == name for n, _ in self.submitted)
+        if name == "lost.wav" or (name == "once.wav" and tries == 1):
+            return _DaskFuture("cancelled")
+        if name == "bad.wav":
+            return _DaskFuture("error")
+        return _DaskFuture("finished", {"input": job.input, "output": job.output, "status": "done"})
+
+    def cancel(self, futures) -> None:
+        pass
+
+
+class _AsCompleted:
+    def __init__(self, futures) -> None:
+        self.queue = list(futures)
+
+    def add(self, future) -> None:
+        self.queue.append(future)
+
+    def __iter__(self):
+        while self.queue:
+            yield self.queue.pop(0)
+
+
+def test_dask_jobs_lost_with_their_worker_are_resubmitted(monkeypatch) -> None:
+    """A cancelled or lost Dask future (its worker died, or the scheduler forgot its data) is
+    submitted again with the style itself, WORKER_RETRIES times, then recorded as failed; it
+    never stops the batch."""
+    fake = SimpleNamespace(Client=_DaskClientLosingJobs, LocalCluster=_DaskClientLosingJobs, as_completed=_AsCompleted)
+    monkeypatch.setitem(sys.modules, "distributed", fake)
+    _DaskClientLosingJobs.submitted = []
+    names = ["a.wav", "once.wav", "lost.wav", "bad.wav", "b.wav"]
+    jobs = [_FakeJob(input=f"/lib/{n}", output=f"/out/{n}", config_hash="h") for n in names]
+    records: list[dict] = []
+    batch._run_dask(jobs, {"h": "style"}, records.append, workers=2, scheduler=None)
+    statuses = {Path(r["input"]).name: r["status"] for r in records}
+    assert statuses == {"a.wav": "done", "once.wav": "done", "lost.wav": "failed", "bad.wav": "failed", "b.wav": "done"}
+    errors = {Path(r["input"]).name: r.get("error") for r in records}
+    assert f"lost {batch.WORKER_RETRIES + 1} times" in errors["lost.wav"] and "boom" in errors["bad.wav"]
+    retried = [(name, style) for name, style in _DaskClientLosingJobs.submitted[len(names):]]
+    assert retried == [("once.wav", "style")] + [("lost.wav", "style")] * batch.WORKER_RETRIES
