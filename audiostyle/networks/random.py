@@ -195,7 +195,7 @@ class _BandLog1p(torch.autograd.Function):
     """``log1p(bands @ expm1(max(X, 0)))``, returned frames first [shape=(batch, frames, n_bands)].
 
     Frames first is the layout the random network reads, so its input needs no transposed
-    copy. By hand, the backward pass is one product and three passes over the spectrogram:
+    copy. By hand, the backward pass is one product and two passes over the spectrogram:
     with ``e = expm1(max(X, 0))`` and ``Z`` the output, the gradient is
     ``bands^T (G exp(-Z)) * (e + 1)`` where ``X >= 0`` and 0 below, where autograd's
     clamp, expm1, product and log1p took eight passes and a batched product.
