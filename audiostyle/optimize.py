@@ -376,8 +376,6 @@ def _strong_wolfe(
             bracket[low] = point
         low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
     step_size, new_value, new_gradient, _ = bracket[low]
-    if not new_value < value:
-        return 0.0, value, gradient
     return step_size, new_value, new_gradient
 
 
