@@ -13,9 +13,12 @@ from .errors import ConfigError, NumericalError
 __all__ = ["optimize", "OptimizationResult", "ProgressCallback", "SOLVERS"]
 
 SOLVERS = ("lbfgs", "adam")
-#: L-BFGS curvature pairs kept (scipy's default). Each pair is two copies of the solved tensor
-#: (3.5 MB for a 10 s spectrogram); 20 pairs gave the same losses and quality scores as 10.
+#: L-BFGS curvature pairs kept by default (scipy's default). Each pair is two copies of the
+#: solved tensor (3.5 MB for a 10 s spectrogram); 20 pairs gave the same losses and quality
+#: scores as 10.
 HISTORY_SIZE = 10
+#: Most curvature pairs :func:`optimize` accepts.
+MAX_HISTORY_SIZE = 100
 
 #: ``progress(step, total, losses)``: called after every step with the named losses as floats.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -62,6 +65,7 @@ def optimize(
     learning_rate: float = 1.0,
     tolerance: float = 1e-4,
     patience: int = 5,
+    history_size: int = HISTORY_SIZE,
     progress: ProgressCallback | None = None,
 ) -> OptimizationResult:
     """Minimise ``loss_function`` starting from ``initial``.
@@ -82,6 +86,12 @@ def optimize(
     tolerance : float
         Stop once the relative decrease of the loss stays below this for ``patience``
         consecutive iterations (0 disables).
+    patience : int
+        See ``tolerance``.
+    history_size : int
+        L-BFGS: curvature pairs kept (1..100). Each costs two copies of ``initial`` and four
+        passes over it per iteration; fewer pairs make each iteration cheaper and its
+        direction cruder. Adam ignores it.
     progress : ProgressCallback, optional
         ``progress(step, iterations, losses)`` after every iteration.
 
@@ -112,6 +122,8 @@ def optimize(
         raise ConfigError(f"learning_rate={learning_rate!r} must be a positive number")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise ConfigError(f"tolerance={tolerance!r} must be >= 0")
+    if isinstance(history_size, bool) or not isinstance(history_size, int) or not 1 <= history_size <= MAX_HISTORY_SIZE:
+        raise ConfigError(f"history_size={history_size!r} must be an integer in [1, {MAX_HISTORY_SIZE}]")
 
     result = OptimizationResult(solution=initial.detach().clone(memory_format=torch.contiguous_format))
     best_point = result.solution  # overwritten in place by every better point
@@ -156,8 +168,11 @@ def optimize(
         return False
 
     point = initial.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    run = _lbfgs if solver == "lbfgs" else _adam
-    run(point, evaluate, finish_step, iterations=iterations, learning_rate=learning_rate, result=result)
+    if solver == "lbfgs":
+        _lbfgs(point, evaluate, finish_step, iterations=iterations, learning_rate=learning_rate,
+               history_size=history_size, result=result)
+    else:
+        _adam(point, evaluate, finish_step, iterations=iterations, learning_rate=learning_rate, result=result)
     result.solution = best_point
     return result
 
@@ -187,11 +202,12 @@ def _adam(
 
 def _lbfgs(
     point: torch.Tensor, evaluate: _Evaluate, finish_step: _FinishStep, *, iterations: int,
-    learning_rate: float, result: OptimizationResult,
+    learning_rate: float, history_size: int, result: OptimizationResult,
 ) -> None:
     """L-BFGS (Nocedal & Wright, algorithm 7.4) with a strong-Wolfe line search.
 
-    The curvature pairs live in two ring buffers of :data:`HISTORY_SIZE` rows. It ends by
+    The curvature pairs live in two ring buffers of ``history_size`` rows (no more rows than
+    iterations, which could never fill them). It ends by
     itself ("converged") when the gradient is zero, the direction is not a descent direction
     or the line search finds no lower point, which is where float32 precision runs out. A
     trial step whose loss is not finite (an extrapolated step can overflow ``expm1`` of a
@@ -200,8 +216,9 @@ def _lbfgs(
     """
     flat = point.detach().view(-1)
     size = flat.numel()
-    steps = point.new_empty(HISTORY_SIZE, size)  # s_k = x_{k+1} - x_k
-    changes = point.new_empty(HISTORY_SIZE, size)  # y_k = g_{k+1} - g_k
+    history_size = min(history_size, iterations)
+    steps = point.new_empty(history_size, size)  # s_k = x_{k+1} - x_k
+    changes = point.new_empty(history_size, size)  # y_k = g_{k+1} - g_k
     curvatures: list[float] = []  # 1 / (y_k . s_k), oldest first
     newest = -1
     start = torch.empty_like(flat)
@@ -222,7 +239,7 @@ def _lbfgs(
     for step in range(1, iterations + 1):
         # Two-loop recursion: direction = -H gradient, newest pair first, then oldest first.
         direction.copy_(gradient).neg_()
-        order = [(newest - i) % HISTORY_SIZE for i in range(len(curvatures))]
+        order = [(newest - i) % history_size for i in range(len(curvatures))]
         alphas = []
         for slot, rho in zip(order, reversed(curvatures)):
             alpha = rho * float(steps[slot] @ direction)
@@ -250,10 +267,10 @@ def _lbfgs(
         # y . s = step * (new slope - slope), known before anything is stored.
         curvature = step_size * (float(new_gradient @ direction) - slope)
         if curvature > 1e-10:  # else the pair would make H indefinite: skip it
-            newest = (newest + 1) % HISTORY_SIZE
+            newest = (newest + 1) % history_size
             torch.mul(direction, step_size, out=steps[newest])
             torch.sub(new_gradient, gradient, out=changes[newest])
-            curvatures = (curvatures + [1.0 / curvature])[-HISTORY_SIZE:]
+            curvatures = (curvatures + [1.0 / curvature])[-history_size:]
         value, gradient = new_value, new_gradient
         if finish_step(step):
             return

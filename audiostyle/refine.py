@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .objective import Objective
-from .optimize import OptimizationResult, ProgressCallback, optimize
+from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
 from .spectral import _window, stft
 
 __all__ = ["refine_waveform"]
@@ -84,6 +84,7 @@ def refine_waveform(
     n_fft: int,
     hop_length: int,
     steps: int = 30,
+    history_size: int = HISTORY_SIZE,
     progress: ProgressCallback | None = None,
 ) -> OptimizationResult:
     """Improve a waveform [shape=(channels, samples)] on ``objective`` with L-BFGS.
@@ -98,6 +99,8 @@ def refine_waveform(
         The engine's STFT settings.
     steps : int
         L-BFGS iterations (>= 1).
+    history_size : int
+        L-BFGS curvature pairs kept (see :func:`audiostyle.optimize.optimize`).
     progress : callable, optional
         ``progress(step, total, losses)``.
 
@@ -110,4 +113,6 @@ def refine_waveform(
     def loss(signal: torch.Tensor):
         return objective(_LogMagnitude.apply(signal, n_fft, hop_length))
 
-    return optimize(waveform, loss, iterations=steps, solver="lbfgs", tolerance=0.0, progress=progress)
+    return optimize(
+        waveform, loss, iterations=steps, solver="lbfgs", tolerance=0.0, history_size=history_size, progress=progress
+    )

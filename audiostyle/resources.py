@@ -17,7 +17,6 @@ import torch
 from .config import StyleConfig
 from .errors import ConfigError
 from .networks.random import input_channels, split_filters
-from .optimize import HISTORY_SIZE
 from .segments import segment_frames
 
 __all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
@@ -63,7 +62,7 @@ def estimate_peak_bytes(
     The random network convolves tap by tap, so a pass holds two copies of its input (frames
     first, then padded) and the feature maps, ``filters * frames``; the backward pass as much
     again. Gram matrices are ``filters_i ** 2`` per width, and L-BFGS keeps
-    ``2 * HISTORY_SIZE`` copies of the variable. Pretrained networks are smaller
+    ``2 * history_size`` copies of the variable. Pretrained networks are smaller
     than the random one at the same frame count, so the estimate errs on the safe side.
     """
     n_freq = config.n_fft // 2 + 1
@@ -83,7 +82,7 @@ def estimate_peak_bytes(
     largest_style = max(style_columns, default=0)
     targets = network_pass(max(largest_style, content_columns), backward=False)
     # Optimisation: variable, gradient, content target, spectrogram/phase, solver state.
-    solver_state = 2 * HISTORY_SIZE if config.solver == "lbfgs" else 2
+    solver_state = 2 * config.history_size if config.solver == "lbfgs" else 2
     variable = n_freq * content_columns * (4 + solver_state)
     optimise = variable + network_pass(content_columns, backward=True) + config.filters * content_columns
     styles = sum(n_freq * c * 3 for c in style_columns)  # log-magnitude, complex STFT

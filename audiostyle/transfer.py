@@ -21,7 +21,7 @@ from .config import StyleConfig, resolve_device
 from .errors import AudioFileError, ConfigError
 from .networks import build_network
 from .objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
-from .optimize import OptimizationResult, ProgressCallback, optimize
+from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
 from .loop import circular_griffin_lim, circular_stft
 from .phase import griffin_lim
 from .resources import check_memory
@@ -304,6 +304,7 @@ def stylize_spectrogram(
     solver: str = "lbfgs",
     learning_rate: float = 1.0,
     tolerance: float = 1e-4,
+    history_size: int = HISTORY_SIZE,
     init: str | torch.Tensor = "content",
     frames: int | None = None,
     seed: int = 0,
@@ -331,7 +332,7 @@ def stylize_spectrogram(
     envelope_weight : float
         Weight of the content's loudness contour (:class:`audiostyle.objective.LoudnessContour`);
         0 turns it off.
-    iterations, solver, learning_rate, tolerance
+    iterations, solver, learning_rate, tolerance, history_size
         See :func:`audiostyle.optimize.optimize`.
     init : {"content", "noise"} or torch.Tensor
         Starting point; noise is small, non-negative and seeded.
@@ -414,6 +415,7 @@ def stylize_spectrogram(
         solver=solver,
         learning_rate=learning_rate,
         tolerance=tolerance,
+        history_size=history_size,
         progress=progress,
     )
     result.solution = result.solution.clamp_min(0)
@@ -441,6 +443,7 @@ def solver_settings(config: StyleConfig, texture: TextureStatistics | None, *, c
         solver=config.solver,
         learning_rate=config.learning_rate,
         tolerance=config.tolerance,
+        history_size=config.history_size,
         init=config.init,
         seed=config.seed,
     )
@@ -748,7 +751,8 @@ def stylize(
             # pair (and 0.03 on speech->strings with the mel-band network).
         )
         refined = refine_waveform(
-            waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
+            waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps,
+            history_size=config.history_size,
         )
         convergence = spectral_convergence(refined.solution, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
         return refined.solution, convergence, refined.history[-1]

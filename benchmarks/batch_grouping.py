@@ -171,7 +171,8 @@ def finish_group(clips: list[Clip], solution: torch.Tensor, config: StyleConfig,
         if config.refine_steps > 0:
             objective = clip_objective(clip, config, prepared)
             wave = refine_waveform(
-                wave, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps
+                wave, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps,
+                history_size=config.history_size,
             ).solution
         audio = resample(wave.detach().numpy(), config.sample_rate, RATE)
         peak = float(np.max(np.abs(audio)))

@@ -253,6 +253,7 @@ def random_config_value(name: str, rng: np.random.Generator):
         "mel_bands": [0, 1, 40, 256, 257, 10**6, -1],
         "envelope_weight": [0.0, 15.0, 1e9, -1.0],
         "refine_steps": [0, 1, 5, 10**6, -1],
+        "history_size": [1, 5, 100, 101, 0],
         "seed": [0, 2**63 - 1, 2**63, -5],
         "content_weight": [0.0, 1.0, 1e9, 1e10, -1.0],
         "style_weight": [0.0, 100.0, 1e9, 2e9],

@@ -93,7 +93,9 @@ def evaluation_gemms(objective, start) -> list[tuple]:
     return products
 
 
-def interleaved_loop_share(objective, start, flops_per_evaluation: float, *, rounds: int = 5, iterations: int = 8) -> dict:
+def interleaved_loop_share(
+    objective, start, flops_per_evaluation: float, *, history_size: int, rounds: int = 5, iterations: int = 8
+) -> dict:
     """The solver loop's GFLOP/s over the GEMM peak measured around it, round by round.
 
     Each round measures the peak, runs ``iterations`` solver steps from ``start`` on
@@ -108,12 +110,12 @@ def interleaved_loop_share(objective, start, flops_per_evaluation: float, *, rou
 
     gemms = evaluation_gemms(objective, start)
     gemm_flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in gemms)
-    optimize(start, objective, iterations=2, tolerance=0.0)  # warm up
+    optimize(start, objective, iterations=2, tolerance=0.0, history_size=history_size)  # warm up
     shares, rates, ceilings = [], [], []
     for _ in range(rounds):
         before = gemm_peak_gflops()
         began = time.perf_counter()
-        solved = optimize(start, objective, iterations=iterations, tolerance=0.0)
+        solved = optimize(start, objective, iterations=iterations, tolerance=0.0, history_size=history_size)
         rate = flops_per_evaluation * solved.evaluations / (time.perf_counter() - began) / 1e9
         began = time.perf_counter()
         for _ in range(solved.evaluations):
@@ -191,7 +193,7 @@ def measure_one(
     with FlopCounterMode(display=False) as counter:
         objective(x)[0].backward()
     flops_per_evaluation = counter.get_total_flops()
-    share = interleaved_loop_share(objective, c, flops_per_evaluation)
+    share = interleaved_loop_share(objective, c, flops_per_evaluation, history_size=config.history_size)
 
     evaluations = max(result.metrics["evaluations"], 1)
     per_evaluation = result.timings["optimize"] / evaluations

@@ -32,6 +32,7 @@ INVALID = {
     "solver": ["sgd", "LBFGS", "", None, 1],
     "learning_rate": [0, 0.0, -1.0, 1001.0, NAN, INF, True, "1", None],
     "tolerance": [-1e-4, 1, 1.5, NAN, INF, True, "0", None],
+    "history_size": [0, -1, 101, 5.0, True, "5", None],
     "init": ["zeros", "Content", "", None, 0],
     "griffin_lim_iters": [-1, 10001, 1.5, True, "64", None, NAN],
     "momentum": [-0.1, 1.5, 2, NAN, INF, True, "0.9", None],
@@ -64,6 +65,7 @@ CHANGED = {
     "solver": "adam",
     "learning_rate": 0.5,
     "tolerance": 0.0,
+    "history_size": 3,
     "init": "noise",
     "griffin_lim_iters": 65,
     "momentum": 0.0,
@@ -160,7 +162,7 @@ def test_default_preset_is_the_tuned_config():
     # StyleConfig() holds neutral engine defaults; the preset adds the tuned balance.
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
-        envelope_weight=15.0, iterations=30, griffin_lim_iters=8, refine_steps=20,
+        envelope_weight=15.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
     )
 
 
@@ -184,6 +186,13 @@ def test_new_kernel_widths_drop_the_old_dilations():
     assert dilated.replace(kernel_widths=(3, 7, 15)).kernel_dilations == ()
     assert dilated.replace(kernel_widths=(5, 5), kernel_dilations=[2, 4]).kernel_dilations == (2, 4)
     assert dilated.replace(seed=3).kernel_dilations == (1, 3)
+
+
+def test_fields_added_later_keep_old_digests():
+    # Digests from before kernel_dilations and history_size existed, as batch manifests hold them.
+    assert StyleConfig().digest() == "7fd7f0e3590ea037"
+    assert PRESETS["classic"].digest() == "3bb8ea06d6a7db38"
+    assert StyleConfig(history_size=5).digest() != StyleConfig().digest()
 
 
 def test_undilated_kernels_have_one_spelling():

@@ -162,6 +162,7 @@ cheap_configs = st.fixed_dictionaries(
         "solver": st.sampled_from(("lbfgs", "adam")),
         "learning_rate": st.sampled_from((1e-9, 0.1, 1.0, 1000.0)),
         "tolerance": st.sampled_from((0.0, 1e-4, 0.9)),
+        "history_size": st.integers(1, 5),
         "init": st.sampled_from(("content", "noise")),
         "griffin_lim_iters": st.integers(0, 6),
         "momentum": st.sampled_from((0.0, 0.99, 1.49)),

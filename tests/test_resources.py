@@ -36,6 +36,7 @@ def test_estimate_grows_with_every_setting_that_costs_memory() -> None:
     assert estimate_peak_bytes(base, 4000, [1000]) > reference
     assert estimate_peak_bytes(base, 1000, [1000, 8000]) > reference
     assert estimate_peak_bytes(base.replace(solver="adam"), 1000, [1000]) < reference
+    assert estimate_peak_bytes(base.replace(history_size=20), 1000, [1000]) > reference
     assert estimate_peak_bytes(base.replace(refine_steps=20), 1000, [1000]) > reference
     assert estimate_peak_bytes(base.replace(texture_weight=1.0), 1000, [1000]) > reference
     # Ten minutes of stereo at the default settings: many GiB, not a rounding error.
