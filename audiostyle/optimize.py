@@ -238,18 +238,19 @@ def _lbfgs(
         return
     for step in range(1, iterations + 1):
         # Two-loop recursion: direction = -H gradient, newest pair first, then oldest first.
+        # Its coefficients stay 0-dim tensors, so a GPU runs it without waiting on the host.
         direction.copy_(gradient).neg_()
         order = [(newest - i) % history_size for i in range(len(curvatures))]
         alphas = []
         for slot, rho in zip(order, reversed(curvatures)):
-            alpha = rho * float(steps[slot] @ direction)
-            direction.add_(changes[slot], alpha=-alpha)
+            alpha = (steps[slot] @ direction) * rho
+            direction.addcmul_(changes[slot], alpha, value=-1)
             alphas.append(alpha)
         if curvatures:
-            direction.mul_(float(changes[newest] @ steps[newest]) / float(changes[newest] @ changes[newest]))
+            direction.mul_((changes[newest] @ steps[newest]) / (changes[newest] @ changes[newest]))
         for slot, rho, alpha in zip(reversed(order), curvatures, reversed(alphas)):
-            beta = rho * float(changes[slot] @ direction)
-            direction.add_(steps[slot], alpha=alpha - beta)
+            beta = (changes[slot] @ direction) * rho
+            direction.addcmul_(steps[slot], alpha - beta)
         slope = float(gradient @ direction)
         if slope >= 0:
             break  # a stationary point (zero gradient), or rounding has the upper hand
