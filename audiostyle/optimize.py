@@ -257,7 +257,7 @@ def _lbfgs(
         first_step = learning_rate * (min(1.0, 1.0 / float(torch.linalg.vector_norm(gradient, 1))) if step == 1 else 1.0)
         start.copy_(flat)
 
-        step_size, new_value, new_gradient = _strong_wolfe(
+        step_size, new_value, new_gradient, new_slope = _strong_wolfe(
             trial, value, gradient, slope, direction, first_step,
             max_trials=min(25, max(1, max_evaluations - result.evaluations)),
         )
@@ -266,7 +266,7 @@ def _lbfgs(
         if step_size == 0 or not new_value < value:
             break  # no lower point along the direction
         # y . s = step * (new slope - slope), known before anything is stored.
-        curvature = step_size * (float(new_gradient @ direction) - slope)
+        curvature = step_size * (new_slope - slope)
         if curvature > 1e-10:  # else the pair would make H indefinite: skip it
             newest = (newest + 1) % history_size
             torch.mul(direction, step_size, out=steps[newest])
@@ -314,13 +314,13 @@ def _strong_wolfe(
     sufficient: float = 1e-4,
     curvature: float = 0.9,
     max_trials: int = 25,
-) -> tuple[float, float, torch.Tensor]:
+) -> tuple[float, float, torch.Tensor, float]:
     """A step along ``direction`` meeting the strong Wolfe conditions (Nocedal & Wright 3.5-3.6).
 
     Bracketing by cubic extrapolation, then zooming by cubic interpolation with a safeguard
     against steps too close to the bracket's ends (as in minFunc and torch.optim.LBFGS).
-    Returns the step, the loss and the gradient there; the best step found when the budget
-    runs out first, 0 when none is lower than the start.
+    Returns the step and the loss, gradient and slope there; the best step found when the
+    budget runs out first, 0 when none is lower than the start.
     """
     direction_norm = float(torch.linalg.vector_norm(direction, math.inf))
     trials = 0
@@ -346,7 +346,7 @@ def _strong_wolfe(
             bracket = [previous, (step_size, new_value, new_gradient, new_slope)]
             break
         if abs(new_slope) <= -curvature * slope:
-            return step_size, new_value, new_gradient
+            return step_size, new_value, new_gradient, new_slope
         if new_slope >= 0:
             bracket = [previous, (step_size, new_value, new_gradient, new_slope)]
             break
@@ -358,7 +358,7 @@ def _strong_wolfe(
     if bracket is None:
         # Out of trials while still descending: keep the lower of the last two points.
         last = (step_size, new_value, new_gradient, new_slope)
-        return _lower(previous, last, value, gradient)
+        return _lower(previous, last, (0.0, value, gradient, slope))
 
     # Zoom until the strong Wolfe conditions hold inside the bracket.
     low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
@@ -388,18 +388,15 @@ def _strong_wolfe(
             bracket[high] = point
         else:
             if abs(new_slope) <= -curvature * slope:
-                return step_size, new_value, new_gradient
+                return point
             if new_slope * (bracket[high][0] - bracket[low][0]) >= 0:
                 bracket[high] = bracket[low]
             bracket[low] = point
         low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
-    step_size, new_value, new_gradient, _ = bracket[low]
-    return step_size, new_value, new_gradient
+    return bracket[low]
 
 
-def _lower(first: tuple, second: tuple, value: float, gradient: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-    """The lower of two line-search points as (step, loss, gradient); the start if neither is."""
+def _lower(first: tuple, second: tuple, start: tuple) -> tuple[float, float, torch.Tensor, float]:
+    """The lower of two line-search points (step, loss, gradient, slope); ``start`` if neither is."""
     chosen = first if first[1] <= second[1] else second
-    if chosen[1] < value:
-        return chosen[0], chosen[1], chosen[2]
-    return 0.0, value, gradient
+    return chosen if chosen[1] < start[1] else start
