@@ -61,7 +61,7 @@ class StyleStatistics:
     Build with :meth:`from_log_magnitudes`; compute once per style and reuse for every content
     (the batch runner caches them). Each layer also keeps the style's own feature maps
     (``rows``) so that the loss can use the frame-product form when that is cheaper (see
-    :class:`_GramDistance`).
+    :class:`_FeatureLoss`).
     """
 
     layers: list[_LayerStyle]
@@ -117,20 +117,67 @@ class StyleStatistics:
     def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Mean over the batch of the summed relative Gram distances of the style layers.
 
-        Each layer's distance and its gradient come from :class:`_GramDistance`, which picks
+        Each layer's distance and its gradient come from :class:`_FeatureLoss`, which picks
         the cheaper of the Gram and the frame-product forms.
         """
-        total = maps[0].new_zeros(())
-        for index, layer in zip(self.layer_indices, self.layers):
-            distance = _GramDistance.apply(maps[index], layer)
-            total = total + (distance / layer.norm2.clamp_min(_EPS)).mean()
-        return total
+        return _feature_losses(maps, self, None, style_weight=1.0, content_weight=0.0)[0]
 
 
-class _GramDistance(torch.autograd.Function):
-    """``||gram(F) - G_s||^2`` per batch item, its gradient computed in the same pass.
+def _feature_losses(
+    maps: Sequence[torch.Tensor],
+    style: StyleStatistics | None,
+    content: "ContentTargets | None",
+    *,
+    style_weight: float,
+    content_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``style_weight * style + content_weight * content`` over the maps, and both parts.
 
-    The gradient is ``4 / T * (gram(F) - G_s) @ F``. When the clip has fewer frames ``T``
+    A map that is both a style and a content layer gets one :class:`_FeatureLoss`, which
+    adds the content gradient inside the style gradient's matrix product. Returns the
+    weighted total (differentiable) and the style and content losses (detached; 0 when that
+    side is None).
+    """
+    style_layers = dict(zip(style.layer_indices, style.layers)) if style is not None else {}
+    content_layers = (
+        {i: (t, s) for i, t, s in zip(content.layer_indices, content.features, content.scales)}
+        if content is not None
+        else {}
+    )
+    total = maps[0].new_zeros(())
+    style_total = maps[0].new_zeros(())
+    content_total = maps[0].new_zeros(())
+    for index in sorted(set(style_layers) | set(content_layers)):
+        target, scale = content_layers.get(index, (None, None))
+        weighted, style_part, content_part = _FeatureLoss.apply(
+            maps[index], style_layers.get(index), style_weight, target, scale, content_weight
+        )
+        total = total + weighted
+        style_total = style_total + style_part
+        content_total = content_total + content_part
+    return total, style_total, content_total
+
+
+def _scaled_gradient(gradient: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    """``gradient * grad_output``, without the pass over ``gradient`` when ``grad_output`` is 1.
+
+    The losses fold their weights in, so a plain ``total.backward()`` seeds them with exactly
+    1. Reading that on the host is free on the CPU only; elsewhere the product is cheap.
+    """
+    if grad_output.device.type == "cpu" and float(grad_output) == 1.0:
+        return gradient
+    return gradient * grad_output
+
+
+class _FeatureLoss(torch.autograd.Function):
+    """One feature map's weighted style and content losses, their gradient made in the same pass.
+
+    Returns ``style_weight * style + content_weight * content`` (differentiable), then the two
+    losses alone (not differentiable). ``style`` is the mean over the batch of
+    ``||gram(F) - G_s||^2 / ||G_s||^2``; ``content`` is ``mean((F - target)^2) / scale``.
+    Either side may be None.
+
+    The style gradient is ``4 / T * (gram(F) - G_s) @ F``. When the clip has fewer frames ``T``
     (plus the styles' ``N``) than the layer has channels ``K``, both are expanded into
     frame-by-frame products, ``T x T`` and ``T x N`` instead of ``K x K`` matrices. With the
     styles' frames ``S_i`` (weights ``w_i``, ``N_i`` frames each):
@@ -140,45 +187,69 @@ class _GramDistance(torch.autograd.Function):
 
     several times cheaper for thousands of filters and a 10 s clip. ``F^T F`` and ``F^T S``
     are written side by side into one ``T x (T + N)`` matrix, whose blocks are scaled in one
-    pass before the gradient's two products read them. Written by hand, the backward pass
-    costs one product per term where autograd needs two (it does not know that ``F^T F`` is
-    symmetric), and nothing is kept for it but the gradient.
+    pass (weights included) before the gradient's two products read them. The content
+    gradient ``c (F - target)`` rides along: ``c`` on the diagonal of the ``F^T F`` block (or
+    of ``G_x - G_s``) gives ``c F``, and ``-c target`` is the product's additive input. Written
+    by hand, the backward pass costs one product per term where autograd needs two (it does
+    not know that ``F^T F`` is symmetric), and nothing is kept for it but the gradient.
     """
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor, layer: _LayerStyle) -> torch.Tensor:
-        channels, frames = features.shape[-2], features.shape[-1]
+    def forward(ctx, features, style, style_weight, target, scale, content_weight):
+        batch, channels, frames = features.shape
         rows_all = features.transpose(-1, -2)  # (batch, T, K), the random network's memory layout
-        distance = features.new_empty(features.shape[0])
         grad_rows = torch.empty_like(rows_all)
-        if frames + layer.rows.shape[0] < channels:
-            # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
-            scales = torch.cat([layer.row_weights.new_full((frames,), 4 / frames**2), layer.row_weights * (-4 / frames)])
-            products = features.new_empty(frames, frames + layer.rows.shape[0])
-            own, cross = products[:, :frames], products[:, frames:]
-            for item, rows in enumerate(rows_all):
-                torch.mm(rows, rows.T, out=own)  # F^T F
-                torch.mm(rows, layer.rows.T, out=cross)  # F^T S
+        style_values = features.new_empty(batch)
+        content_value = features.new_zeros(())
+        diagonal = 0.0  # the content gradient's coefficient c
+        if target is not None:
+            denominator = scale * target.numel()
+            content_value = torch.dist(features, target).square() / denominator
+            diagonal = 2 * content_weight / denominator
+            target_rows = target.transpose(-1, -2)
+        if style is not None:
+            # Each item's share of the weighted batch mean.
+            weight = style_weight / (batch * style.norm2.clamp_min(_EPS))
+        for item, rows in enumerate(rows_all):
+            gradient = grad_rows[item]
+            addend = target_rows[item] if target is not None else None
+            if style is None:
+                torch.sub(rows, addend, out=gradient).mul_(diagonal)
+                continue
+            if frames + style.rows.shape[0] < channels:
+                # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
+                stack = torch.cat((rows, style.rows))  # F and S as rows: one product each way
+                products = rows @ stack.T
+                own = products[:, :frames]
                 squares = products.square().sum(0)  # per column (3x faster than vector_norm(dim=0))
-                value = squares[:frames].sum() / frames**2 - 2 / frames * torch.dot(squares[frames:], layer.row_weights)
-                distance[item] = (value + layer.norm2).clamp_min(0)
-                products.mul_(scales)
-                gradient = grad_rows[item]
-                torch.mm(own, rows, out=gradient)
-                torch.addmm(gradient, cross, layer.rows, out=gradient)
-        else:
-            for item, rows in enumerate(rows_all):
-                difference = torch.addmm(layer.gram, rows.T, rows, beta=-1, alpha=1 / frames)
-                distance[item] = torch.linalg.vector_norm(difference).square()
-                gradient = grad_rows[item]
-                torch.addmm(gradient, rows, difference, beta=0, alpha=4 / frames, out=gradient)
+                value = squares[:frames].sum() / frames**2 - 2 / frames * torch.dot(squares[frames:], style.row_weights)
+                value = (value + style.norm2).clamp_min(0)
+                scales = torch.cat((style.row_weights.new_full((frames,), 4 / frames**2), style.row_weights * (-4 / frames)))
+                products.mul_(scales.mul_(weight))
+                own.diagonal().add_(diagonal)
+                if addend is None:
+                    torch.mm(products, stack, out=gradient)
+                else:
+                    torch.addmm(addend, products, stack, beta=-diagonal, out=gradient)
+            else:
+                difference = torch.addmm(style.gram, rows.T, rows, beta=-1, alpha=1 / frames)
+                value = torch.linalg.vector_norm(difference).square()
+                difference.mul_(weight * 4 / frames).diagonal().add_(diagonal)
+                if addend is None:
+                    torch.mm(rows, difference, out=gradient)
+                else:
+                    torch.addmm(addend, rows, difference, beta=-diagonal, out=gradient)
+            style_values[item] = value
+        style_value = (style_values / style.norm2.clamp_min(_EPS)).mean() if style is not None else content_value.new_zeros(())
+        weighted = style_weight * style_value + content_weight * content_value
         ctx.save_for_backward(grad_rows)
-        return distance
+        ctx.mark_non_differentiable(style_value, content_value)
+        return weighted, style_value, content_value
 
     @staticmethod
-    def backward(ctx, grad_distance: torch.Tensor):
+    def backward(ctx, grad_weighted, _grad_style, _grad_content):
         (grad_rows,) = ctx.saved_tensors
-        return (grad_rows * grad_distance[:, None, None]).transpose(-1, -2), None
+        return _scaled_gradient(grad_rows, grad_weighted).transpose(-1, -2), None, None, None, None, None
 
 
 @dataclass
@@ -203,31 +274,7 @@ class ContentTargets:
 
     def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Summed relative mean squared error of the content layers."""
-        total = maps[0].new_zeros(())
-        for index, target, scale in zip(self.layer_indices, self.features, self.scales):
-            total = total + _RelativeSquaredError.apply(maps[index], target, scale)
-        return total
-
-
-class _RelativeSquaredError(torch.autograd.Function):
-    """``mean((x - target)^2) / scale``, with the gradient ``2 (x - target) / (n scale)`` kept.
-
-    Two passes forward and one backward, where autograd's subtract, square, mean and divide
-    take seven; the gradient keeps the features' memory layout (autograd's came out
-    transposed for the random network's maps, which slowed every pass after it).
-    """
-
-    @staticmethod
-    def forward(ctx, features: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        difference = features - target
-        value = torch.linalg.vector_norm(difference).square() / (difference.numel() * scale)
-        ctx.save_for_backward(difference.mul_(2 / (difference.numel() * scale)))
-        return value
-
-    @staticmethod
-    def backward(ctx, grad_value: torch.Tensor):
-        (gradient,) = ctx.saved_tensors
-        return gradient * grad_value, None, None
+        return _feature_losses(maps, None, self, style_weight=0.0, content_weight=1.0)[0]
 
 
 @dataclass
@@ -355,17 +402,21 @@ class Objective:
         """
         log_magnitude = _NonNegative.apply(log_magnitude)
         maps = self.network(log_magnitude)
-        style_loss = self.style.loss(maps)
-        total = self.style_weight * style_loss
-        parts = {"style": style_loss.detach()}
+        with_content = self.content is not None and self.content_weight > 0
+        total, style_loss, content_loss = _feature_losses(
+            maps,
+            self.style,
+            self.content if with_content else None,
+            style_weight=self.style_weight,
+            content_weight=self.content_weight,
+        )
+        parts = {"style": style_loss}
         if self.texture is not None and self.texture_weight > 0:
             texture_loss = self.texture.loss(log_magnitude)
             total = total + self.texture_weight * texture_loss
             parts["texture"] = texture_loss.detach()
-        if self.content is not None and self.content_weight > 0:
-            content_loss = self.content.loss(maps)
-            total = total + self.content_weight * content_loss
-            parts["content"] = content_loss.detach()
+        if with_content:
+            parts["content"] = content_loss
         if self.envelope is not None and self.envelope_weight > 0:
             envelope_loss = self.envelope.loss(log_magnitude)
             total = total + self.envelope_weight * envelope_loss
