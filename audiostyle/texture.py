@@ -24,6 +24,16 @@ N_BANDS = 32
 COMPRESSION = 0.3
 #: Octave-spaced modulation bands in Hz (the frame rate at hop 512 / 22.05 kHz is 43 Hz).
 MODULATION_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: Band magnitudes below this share of the style's mean magnitude in that band count as
+#: silence (-40 dB; bands the style never reaches get its square times the mean over all
+#: bands, -80 dB). The compression's slope grows without bound towards 0 (``x^-0.7``): with
+#: a fixed 1e-6 floor, frames of digital silence made the texture gradient about 10^4 times
+#: the style loss's and stalled L-BFGS on 30 s of speech.
+SILENCE_FLOOR = 1e-2
+#: Envelope standard deviations are floored at this share of the style's mean envelope, so
+#: a band that barely moves (or is silent throughout) has a skew near 0 and finite
+#: correlations, instead of ratios of vanishing numbers.
+STEADY_FLOOR = 0.05
 _EPS = 1e-6
 _BOUNDED = ("skew", "correlation")
 
@@ -36,10 +46,18 @@ def band_filters(sample_rate: int, n_fft: int, n_bands: int = N_BANDS) -> torch.
     return filters / filters.sum(-1, keepdim=True).clamp_min(_EPS)
 
 
-def band_envelopes(log_magnitude: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """Compressed band envelopes [shape=(batch, bands, frames)] of a log1p magnitude."""
-    magnitude = torch.expm1(log_magnitude.clamp_min(0))
-    return (filters.to(magnitude) @ magnitude + _EPS) ** COMPRESSION
+def band_magnitudes(log_magnitude: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Band magnitudes [shape=(batch, bands, frames)] of a log1p magnitude, before compression."""
+    return filters.to(log_magnitude) @ torch.expm1(log_magnitude.clamp_min(0))
+
+
+def band_envelopes(log_magnitude: torch.Tensor, filters: torch.Tensor, floor: torch.Tensor | float = _EPS) -> torch.Tensor:
+    """Compressed band envelopes [shape=(batch, bands, frames)] of a log1p magnitude.
+
+    ``floor`` (in band-magnitude units) is added before the compression; see
+    :data:`SILENCE_FLOOR`.
+    """
+    return (band_magnitudes(log_magnitude, filters) + floor) ** COMPRESSION
 
 
 def _modulation_bins(frames: int, frame_rate: float, device: torch.device) -> torch.Tensor:
@@ -49,8 +67,10 @@ def _modulation_bins(frames: int, frame_rate: float, device: torch.device) -> to
     return ((freqs >= edges[:-1, None]) & (freqs < edges[1:, None])).float()
 
 
-def texture_statistics(envelopes: torch.Tensor, frame_rate: float) -> dict[str, torch.Tensor]:
+def texture_statistics(envelopes: torch.Tensor, frame_rate: float, steady: float = _EPS) -> dict[str, torch.Tensor]:
     """Time-averaged statistics of band envelopes [shape=(batch, bands, frames)].
+
+    ``steady`` floors each band's standard deviation (see :data:`STEADY_FLOOR`).
 
     Returns ``mean`` (batch, bands), ``variation`` (std / mean), ``skew``, ``correlation``
     (batch, bands, bands) and ``modulation`` (batch, bands, octave bands): envelope power per
@@ -59,7 +79,7 @@ def texture_statistics(envelopes: torch.Tensor, frame_rate: float) -> dict[str, 
     mean = envelopes.mean(-1)
     centred = envelopes - mean[..., None]
     variance = centred.square().mean(-1)
-    std = (variance + _EPS**2).sqrt()
+    std = (variance + steady**2).sqrt()
     normalised = centred / std[..., None]
     correlation = normalised @ normalised.transpose(-1, -2) / envelopes.shape[-1]
     spectrum = torch.fft.rfft(centred, dim=-1).abs().square() / envelopes.shape[-1] ** 2
@@ -82,6 +102,12 @@ class TextureStatistics:
     targets: dict[str, torch.Tensor]
     filters: torch.Tensor
     frame_rate: float
+    floor: torch.Tensor | float = _EPS  # (bands, 1): band magnitude counted as silence
+    steady: float = _EPS  # floor of the envelopes' standard deviation
+
+    def _statistics(self, log_magnitude: torch.Tensor) -> dict[str, torch.Tensor]:
+        envelopes = band_envelopes(log_magnitude, self.filters, self.floor)
+        return texture_statistics(envelopes, self.frame_rate, self.steady)
 
     @classmethod
     @torch.no_grad()
@@ -96,21 +122,27 @@ class TextureStatistics:
     ) -> "TextureStatistics":
         """Statistics pooled over each style's channels, blended with normalised ``weights``."""
         filters = band_filters(sample_rate, n_fft).to(log_magnitudes[0].device)
-        frame_rate = sample_rate / hop_length
-        total = float(sum(weights))
-        targets: dict[str, torch.Tensor] = {}
-        for log_mag, weight in zip(log_magnitudes, weights):
-            stats = texture_statistics(band_envelopes(log_mag, filters), frame_rate)
-            for name, value in stats.items():
-                contribution = value.mean(0) * (weight / total)
-                targets[name] = targets[name] + contribution if name in targets else contribution
-        return cls(targets=targets, filters=filters, frame_rate=frame_rate)
+        shares = [float(w) / float(sum(weights)) for w in weights]
+        # Each band's mean magnitude over the styles' frames and channels, blended.
+        level = sum(share * band_magnitudes(m, filters).mean((0, 2)) for share, m in zip(shares, log_magnitudes))
+        floor = (SILENCE_FLOOR * level + SILENCE_FLOOR**2 * level.mean() + _EPS)[:, None]
+        steady = STEADY_FLOOR * sum(
+            share * float(band_envelopes(m, filters, floor).mean()) for share, m in zip(shares, log_magnitudes)
+        ) + _EPS
+        texture = cls(targets={}, filters=filters, frame_rate=sample_rate / hop_length, floor=floor, steady=steady)
+        for log_mag, share in zip(log_magnitudes, shares):
+            for name, value in texture._statistics(log_mag).items():
+                contribution = value.mean(0) * share
+                texture.targets[name] = texture.targets[name] + contribution if name in texture.targets else contribution
+        return texture
 
     def to(self, device: torch.device | str) -> "TextureStatistics":
         return TextureStatistics(
             targets={k: v.to(device) for k, v in self.targets.items()},
             filters=self.filters.to(device),
             frame_rate=self.frame_rate,
+            floor=self.floor.to(device) if torch.is_tensor(self.floor) else self.floor,
+            steady=self.steady,
         )
 
     def loss(self, log_magnitude: torch.Tensor) -> torch.Tensor:
@@ -119,7 +151,7 @@ class TextureStatistics:
         Scale-like statistics (mean, variation, modulation) are compared relative to the
         target's norm; the bounded ones (skew, correlation) by mean squared error.
         """
-        stats = texture_statistics(band_envelopes(log_magnitude, self.filters), self.frame_rate)
+        stats = self._statistics(log_magnitude)
         total = log_magnitude.new_zeros(())
         for name, value in stats.items():
             target = self.targets[name]
