@@ -28,9 +28,10 @@ FLOAT_BYTES = 4
 SAFETY_FACTOR = 1.5
 #: Floats per optimised spectrogram bin that the optional stages add, measured (ru_maxrss) on
 #: CPU: waveform refinement (an STFT under autograd plus L-BFGS on the waveform) and the
-#: band-envelope texture loss.
+#: band-envelope texture loss (12 MB for a 10 s default run, 11 MB for 20 s at n_fft 512:
+#: 4-7 floats per bin; it was budgeted at 96).
 REFINE_FLOATS_PER_BIN = 64
-TEXTURE_FLOATS_PER_BIN = 96
+TEXTURE_FLOATS_PER_BIN = 8
 #: torch, librosa and friends once imported.
 BASELINE_BYTES = 300 * 2**20
 
