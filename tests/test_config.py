@@ -162,7 +162,7 @@ def test_default_preset_is_the_tuned_config():
     # StyleConfig() holds neutral engine defaults; the preset adds the tuned balance.
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
-        envelope_weight=15.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
+        texture_weight=2.0, envelope_weight=5.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
     )
 
 
