@@ -235,3 +235,14 @@ def test_real_pair_eq_match_scores_well_below_full_style(content_name, style_nam
     assert eq["combined"] < 0.45
     assert 0.2 < mixed["style"] < 0.8
     assert 0.3 < mixed["content"] < 0.9
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="needs ../shared/corpus")
+def test_every_benchmark_pair_names_readable_files():
+    from benchmarks.quality import CORE_PAIRS, PAIRS
+
+    assert set(CORE_PAIRS) < set(PAIRS) and len(PAIRS) == 21
+    for name, paths in PAIRS.items():
+        for path in paths:
+            info = soundfile.info(str(path))
+            assert info.frames > 0 and info.samplerate > 0, f"{name}: {path}"
