@@ -366,11 +366,11 @@ class StyleConfig:
 # texture statistics (texture_weight 2) with a lighter loudness contour (envelope_weight 5,
 # was 15) moved the time-scale statistics the Grams miss: over 21 pairs (the yardstick's
 # five and 16 more corpus pairs: speech->instrument, instrument->texture, drums->mix), the
-# mean margin over a plain mix went from +0.037 to +0.083 and the pairs below it from 6 to 4,
-# for every category; texture weights 1 to 3 and contour weights 3 to 8 scored alike. Five
-# L-BFGS curvature pairs instead of ten scored the same over four seeds (mean margin over the
-# mix +0.084 against +0.086; three pairs +0.088) for 17 MB less at 10 s, though the
-# optimiser's own loss ends ~13 % higher.
+# mean margin over a plain mix went from +0.037 to +0.083 and the pairs below it from 6 to 4
+# (the mean rose in each kind of pair; trumpet->hum fell below); texture weights 1 to 3 and
+# contour weights 3 to 8 scored alike. Five L-BFGS curvature pairs instead of ten scored the
+# same over four seeds (mean margin over the mix +0.084 against +0.086; three pairs +0.088)
+# for 17 MB less at 10 s, though the optimiser's own loss ends ~13 % higher.
 _DEFAULT = StyleConfig(
     filters=3072,
     kernel_widths=(3, 3),
