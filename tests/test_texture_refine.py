@@ -129,3 +129,27 @@ def test_digital_silence_does_not_dominate_the_gradient():
     assert largest[1] < 50 * largest[0]  # 9000 times with the old fixed 1e-6 floor
     assert 0 < target.floor.min() and target.floor.max() < 1
     assert 0 < target.steady < 1
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_texture_gradient_matches_autograd(batch):
+    target = stats_of(crackle(1.0, 0))
+    generator = torch.Generator().manual_seed(4)
+    x = (torch.randn(batch, N_FFT // 2 + 1, 60, generator=generator, dtype=torch.float64) * 0.8).abs()
+    x[:, :5, :7] = 0.0  # exact zeros: clamp_min passes the gradient there
+    x[:, 10:12] *= -1  # below 0: no gradient
+    ours_in, reference_in = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    target.loss(ours_in).backward()
+    filters = target.filters.double()
+    magnitude = filters @ torch.expm1(reference_in.clamp_min(0))
+    stats = texture_statistics((magnitude + target.floor.double()) ** 0.3, target.frame_rate, target.steady)
+    reference = sum(
+        ((v - target.targets[k].double()).square().mean(tuple(range(1, v.ndim))) if k in ("skew", "correlation")
+         else (v - target.targets[k].double()).square().sum(tuple(range(1, v.ndim))) / target.targets[k].double().square().sum()).mean()
+        for k, v in stats.items()
+    )
+    reference.backward()
+    # The targets are float32, so the relative terms' denominators round at 1e-7.
+    scale = float(reference_in.grad.abs().max())
+    torch.testing.assert_close(ours_in.grad, reference_in.grad, rtol=1e-5, atol=1e-6 * scale)
+    assert float(ours_in.grad[:, 10:12].abs().max()) == 0.0
