@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from .errors import ConfigError
+from .spectral import expanded_magnitude
 from .texture import TextureStatistics
 from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
 
@@ -320,7 +321,7 @@ class _ContourDistance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_magnitude: torch.Tensor, contour: "LoudnessContour") -> torch.Tensor:
         batch, n_freq, frames = log_magnitude.shape
-        magnitude = torch.expm1(log_magnitude).clamp_min_(0)  # = expm1(max(X, 0))
+        magnitude = expanded_magnitude(log_magnitude)
         power = torch.linalg.vector_norm(magnitude, dim=-2).square_().div_(n_freq) + contour.floor
         difference = torch.log(power) - contour.level
         value = (difference.square().mean(-1) / contour.scale).mean()

@@ -87,6 +87,24 @@ def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
     return torch.log1p(magnitude.clamp_min(0))
 
 
+def expanded_magnitude(log_magnitude: torch.Tensor) -> torch.Tensor:
+    """``expm1(max(X, 0))``, the magnitude a log1p spectrogram stands for, in two passes."""
+    return torch.expm1(log_magnitude).clamp_min_(0)
+
+
+def expanded_magnitude_backward(
+    grad_magnitude: torch.Tensor, log_magnitude: torch.Tensor, magnitude: torch.Tensor
+) -> torch.Tensor:
+    """The gradient through :func:`expanded_magnitude`, ``grad * exp(X)`` where ``X >= 0``, else 0.
+
+    ``grad_magnitude`` is overwritten. ``exp(X) = magnitude + 1`` there, so it is one
+    multiply-add and one masking pass; at exactly 0 the gradient passes, as ``clamp_min``'s does.
+    """
+    grad_magnitude.addcmul_(grad_magnitude, magnitude)
+    # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
+    return torch.ops.aten.threshold_backward(grad_magnitude, log_magnitude, -torch.finfo(log_magnitude.dtype).tiny)
+
+
 @dataclass(frozen=True)
 class Spectrogram:
     """A log-magnitude spectrogram with the phase and the facts needed to invert it.

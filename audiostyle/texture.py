@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from .spectral import mel_filters
+from .spectral import expanded_magnitude, expanded_magnitude_backward, mel_filters
 
 __all__ = ["TextureStatistics", "band_envelopes", "texture_statistics"]
 
@@ -61,18 +61,14 @@ class _BandMagnitudes(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_magnitude: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        magnitude = torch.expm1(log_magnitude).clamp_min_(0)  # = expm1(max(X, 0))
+        magnitude = expanded_magnitude(log_magnitude)
         ctx.save_for_backward(log_magnitude, magnitude, filters)
         return filters @ magnitude
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         log_magnitude, magnitude, filters = ctx.saved_tensors
-        grad_magnitude = filters.T @ grad
-        grad_magnitude.addcmul_(grad_magnitude, magnitude)  # * (e + 1) = * exp(X)
-        # Zero below 0 (the clamp); kept at exactly 0, as clamp_min's gradient is.
-        below_zero = -torch.finfo(log_magnitude.dtype).tiny
-        return torch.ops.aten.threshold_backward(grad_magnitude, log_magnitude, below_zero), None
+        return expanded_magnitude_backward(filters.T @ grad, log_magnitude, magnitude), None
 
 
 def band_envelopes(log_magnitude: torch.Tensor, filters: torch.Tensor, floor: torch.Tensor | float = _EPS) -> torch.Tensor:

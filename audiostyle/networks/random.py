@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..spectral import expanded_magnitude, expanded_magnitude_backward, mel_filters
 
 __all__ = ["RandomCNN", "MelBands", "input_channels", "split_filters"]
 
@@ -163,8 +164,6 @@ class MelBands(torch.nn.Module):
 
     def __init__(self, network: torch.nn.Module, *, sample_rate: int, n_fft: int, n_bands: int) -> None:
         super().__init__()
-        from ..spectral import mel_filters
-
         n_freq = n_fft // 2 + 1
         if not 1 <= n_bands <= n_freq:
             raise ConfigError(f"mel bands={n_bands} must be in [1, {n_freq}] for n_fft={n_fft}")
@@ -203,7 +202,7 @@ class _BandLog1p(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_magnitude: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
-        magnitude = torch.expm1(log_magnitude).clamp_min_(0)  # = expm1(max(X, 0))
+        magnitude = expanded_magnitude(log_magnitude)
         out = magnitude.new_empty(magnitude.shape[0], magnitude.shape[-1], bands.shape[0])
         for item, target in zip(magnitude, out):
             torch.mm(item.T, bands.T, out=target)
@@ -218,11 +217,7 @@ class _BandLog1p(torch.autograd.Function):
         grad_input = torch.empty_like(magnitude)
         for item, target in zip(scaled, grad_input):
             torch.mm(bands.T, item.T, out=target)
-        grad_input = torch.addcmul(grad_input, grad_input, magnitude, out=grad_input)  # * exp(X)
-        # Zero below 0 (the clamp); at exactly 0 the clamp passes the gradient, as clamp_min does.
-        # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
-        below_zero = -torch.finfo(log_magnitude.dtype).tiny
-        return torch.ops.aten.threshold_backward(grad_input, log_magnitude, below_zero), None
+        return expanded_magnitude_backward(grad_input, log_magnitude, magnitude), None
 
 
 class _ShiftedConvReLU(torch.autograd.Function):
