@@ -211,22 +211,25 @@ class _FeatureLoss(torch.autograd.Function):
         if style is not None:
             # Each item's share of the weighted batch mean.
             weight = style_weight / (batch * style.norm2.clamp_min(_EPS))
+            products_form = frames + style.rows.shape[0] < channels
+            if products_form:
+                # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
+                scales = torch.cat((style.row_weights.new_full((frames,), 4 / frames**2), style.row_weights * (-4 / frames)))
+                scales.mul_(weight)
         for item, rows in enumerate(rows_all):
             gradient = grad_rows[item]
             addend = target_rows[item] if target is not None else None
             if style is None:
                 torch.sub(rows, addend, out=gradient).mul_(diagonal)
                 continue
-            if frames + style.rows.shape[0] < channels:
-                # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
+            if products_form:
                 stack = torch.cat((rows, style.rows))  # F and S as rows: one product each way
                 products = rows @ stack.T
                 own = products[:, :frames]
                 squares = products.square().sum(0)  # per column (3x faster than vector_norm(dim=0))
                 value = squares[:frames].sum() / frames**2 - 2 / frames * torch.dot(squares[frames:], style.row_weights)
                 value = (value + style.norm2).clamp_min(0)
-                scales = torch.cat((style.row_weights.new_full((frames,), 4 / frames**2), style.row_weights * (-4 / frames)))
-                products.mul_(scales.mul_(weight))
+                products.mul_(scales)
                 own.diagonal().add_(diagonal)
                 if addend is None:
                     torch.mm(products, stack, out=gradient)

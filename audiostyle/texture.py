@@ -77,7 +77,11 @@ def band_envelopes(log_magnitude: torch.Tensor, filters: torch.Tensor, floor: to
     ``floor`` (in band-magnitude units) is added before the compression; see
     :data:`SILENCE_FLOOR`.
     """
-    return (band_magnitudes(log_magnitude, filters) + floor) ** COMPRESSION
+    return _compressed(band_magnitudes(log_magnitude, filters), floor)
+
+
+def _compressed(band_magnitude: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
+    return (band_magnitude + floor) ** COMPRESSION
 
 
 def _modulation_bins(frames: int, frame_rate: float, device: torch.device) -> torch.Tensor:
@@ -143,18 +147,19 @@ class TextureStatistics:
         """Statistics pooled over each style's channels, blended with normalised ``weights``."""
         filters = band_filters(sample_rate, n_fft).to(log_magnitudes[0].device)
         shares = [float(w) / float(sum(weights)) for w in weights]
+        magnitudes = [band_magnitudes(m, filters) for m in log_magnitudes]  # small: bands x frames
         # Each band's mean magnitude over the styles' frames and channels, blended.
-        level = sum(share * band_magnitudes(m, filters).mean((0, 2)) for share, m in zip(shares, log_magnitudes))
+        level = sum(share * m.mean((0, 2)) for share, m in zip(shares, magnitudes))
         floor = (SILENCE_FLOOR * level + SILENCE_FLOOR**2 * level.mean() + _EPS)[:, None]
-        steady = STEADY_FLOOR * sum(
-            share * float(band_envelopes(m, filters, floor).mean()) for share, m in zip(shares, log_magnitudes)
-        ) + _EPS
-        texture = cls(targets={}, filters=filters, frame_rate=sample_rate / hop_length, floor=floor, steady=steady)
-        for log_mag, share in zip(log_magnitudes, shares):
-            for name, value in texture._statistics(log_mag).items():
+        envelopes = [_compressed(m, floor) for m in magnitudes]
+        steady = STEADY_FLOOR * sum(share * float(e.mean()) for share, e in zip(shares, envelopes)) + _EPS
+        frame_rate = sample_rate / hop_length
+        targets: dict[str, torch.Tensor] = {}
+        for envelope, share in zip(envelopes, shares):
+            for name, value in texture_statistics(envelope, frame_rate, steady).items():
                 contribution = value.mean(0) * share
-                texture.targets[name] = texture.targets[name] + contribution if name in texture.targets else contribution
-        return texture
+                targets[name] = targets[name] + contribution if name in targets else contribution
+        return cls(targets=targets, filters=filters, frame_rate=frame_rate, floor=floor, steady=steady)
 
     def to(self, device: torch.device | str) -> "TextureStatistics":
         return TextureStatistics(
