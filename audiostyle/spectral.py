@@ -23,6 +23,8 @@ __all__ = [
     "spectral_convergence",
     "validate_stft_params",
     "mel_filters",
+    "magnitude_of",
+    "band_views",
 ]
 
 _window_cache: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
@@ -88,21 +90,103 @@ def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
 
 
 def expanded_magnitude(log_magnitude: torch.Tensor) -> torch.Tensor:
-    """``expm1(max(X, 0))``, the magnitude a log1p spectrogram stands for, in two passes."""
-    return torch.expm1(log_magnitude).clamp_min_(0)
+    """``expm1(max(X, 0))``, the magnitude a log1p spectrogram stands for (not differentiable).
 
-
-def expanded_magnitude_backward(
-    grad_magnitude: torch.Tensor, log_magnitude: torch.Tensor, magnitude: torch.Tensor
-) -> torch.Tensor:
-    """The gradient through :func:`expanded_magnitude`, ``grad * exp(X)`` where ``X >= 0``, else 0.
-
-    ``grad_magnitude`` is overwritten. ``exp(X) = magnitude + 1`` there, so it is one
-    multiply-add and one masking pass; at exactly 0 the gradient passes, as ``clamp_min``'s does.
+    Computed as ``max(exp(X) - 1, 0)``: torch's CPU ``exp`` is vectorised and its ``expm1``
+    is not (450 against 90 us for a 10 s spectrogram on a 2-core CPU). For ``X >= 0`` the
+    difference is at most one rounding of ``exp(X)``, 1.2e-7 in float32, orders of magnitude
+    under the floors every consumer adds. See :func:`magnitude_of` for the differentiable form.
     """
-    grad_magnitude.addcmul_(grad_magnitude, magnitude)
-    # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
-    return torch.ops.aten.threshold_backward(grad_magnitude, log_magnitude, -torch.finfo(log_magnitude.dtype).tiny)
+    return torch.exp(log_magnitude).sub_(1).clamp_min_(0)
+
+
+def magnitude_of(log_magnitude: torch.Tensor) -> torch.Tensor:
+    """Differentiable :func:`expanded_magnitude`: ``expm1(max(X, 0))``.
+
+    A loss evaluation computes it once and every magnitude-domain term (mel bands, texture
+    bands, loudness contour) reads it, so the expansion and its masked gradient are one pass
+    each, not one per term. The gradient is ``grad * exp(X)`` where ``X >= 0`` and 0 below;
+    at exactly 0 it passes, as ``clamp_min``'s does.
+    """
+    return _ExpandedMagnitude.apply(log_magnitude)
+
+
+class _ExpandedMagnitude(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, log_magnitude: torch.Tensor) -> torch.Tensor:
+        magnitude = expanded_magnitude(log_magnitude)
+        ctx.save_for_backward(log_magnitude, magnitude)
+        return magnitude
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        log_magnitude, magnitude = ctx.saved_tensors
+        # exp(X) = magnitude + 1 where X >= 0. Out of place: in place (grad aliased as a
+        # factor) measured several times slower inside an evaluation.
+        scaled = torch.addcmul(grad, grad, magnitude)
+        # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
+        return torch.ops.aten.threshold_backward(scaled, log_magnitude, -torch.finfo(log_magnitude.dtype).tiny)
+
+
+def band_views(
+    magnitude: torch.Tensor, bands: torch.Tensor, log_rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two band views of a magnitude in one matrix product: ``bands @ magnitude``, split.
+
+    Parameters
+    ----------
+    magnitude : torch.Tensor [shape=(batch, n_freq, frames)]
+        Linear magnitude, e.g. from :func:`magnitude_of`.
+    bands : torch.Tensor [shape=(rows, n_freq)]
+        Band weights; the first ``log_rows`` rows feed the first view.
+    log_rows : int
+        How many rows are compressed with ``log1p``.
+
+    Returns
+    -------
+    levels : torch.Tensor [shape=(batch, frames, log_rows)]
+        ``log1p`` of the first rows' band magnitudes, frames first (a feature network's layout).
+    linear : torch.Tensor [shape=(batch, rows - log_rows, frames)]
+        The other rows' band magnitudes.
+
+    Notes
+    -----
+    One product for the mel front end and the texture bands (256 + 32 rows) ran a fast-preset
+    evaluation about 8 % faster than two: the 32-row product alone ran at a fifth of the
+    machine's GEMM rate. The backward pass is one product as well.
+    """
+    return _BandViews.apply(magnitude, bands, log_rows)
+
+
+class _BandViews(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, magnitude: torch.Tensor, bands: torch.Tensor, log_rows: int):
+        out = magnitude.new_empty(magnitude.shape[0], magnitude.shape[-1], bands.shape[0])
+        for item, target in zip(magnitude, out):
+            torch.mm(item.T, bands.T, out=target)
+        levels = out[..., :log_rows].log1p_()
+        ctx.log_rows = log_rows
+        ctx.save_for_backward(bands, out)
+        return levels, out[..., log_rows:].transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad_levels: torch.Tensor | None, grad_linear: torch.Tensor | None):
+        bands, out = ctx.saved_tensors
+        log_rows = ctx.log_rows
+        grad = torch.empty_like(out)
+        if grad_levels is None:
+            grad[..., :log_rows].zero_()
+        else:
+            # d log1p(u) / du = 1 / (1 + u) = exp(-levels)
+            torch.mul(grad_levels, torch.exp(-out[..., :log_rows]), out=grad[..., :log_rows])
+        if grad_linear is None:
+            grad[..., log_rows:].zero_()
+        else:
+            grad[..., log_rows:] = grad_linear.transpose(1, 2)
+        grad_magnitude = grad.new_empty(grad.shape[0], bands.shape[1], grad.shape[1])
+        for item, target in zip(grad, grad_magnitude):
+            torch.mm(bands.T, item.T, out=target)
+        return grad_magnitude, None, None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from .spectral import expanded_magnitude, expanded_magnitude_backward, mel_filters
+from .spectral import band_views, magnitude_of, mel_filters
 
 __all__ = ["TextureStatistics", "band_envelopes", "texture_statistics"]
 
@@ -48,27 +48,7 @@ def band_filters(sample_rate: int, n_fft: int, n_bands: int = N_BANDS) -> torch.
 
 def band_magnitudes(log_magnitude: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """Band magnitudes [shape=(batch, bands, frames)] of a log1p magnitude, before compression."""
-    return _BandMagnitudes.apply(log_magnitude, filters.to(log_magnitude))
-
-
-class _BandMagnitudes(torch.autograd.Function):
-    """``filters @ expm1(max(X, 0))``, the one part of the texture loss as large as the spectrogram.
-
-    By hand, the backward pass is one product and two passes: with ``e = expm1(max(X, 0))``
-    the gradient is ``filters^T G * (e + 1)`` where ``X >= 0`` and 0 below, where autograd's
-    clamp, expm1 and batched products took eight passes (18 % of a default evaluation).
-    """
-
-    @staticmethod
-    def forward(ctx, log_magnitude: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        magnitude = expanded_magnitude(log_magnitude)
-        ctx.save_for_backward(log_magnitude, magnitude, filters)
-        return filters @ magnitude
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        log_magnitude, magnitude, filters = ctx.saved_tensors
-        return expanded_magnitude_backward(filters.T @ grad, log_magnitude, magnitude), None
+    return band_views(magnitude_of(log_magnitude), filters.to(log_magnitude), 0)[1]
 
 
 def band_envelopes(log_magnitude: torch.Tensor, filters: torch.Tensor, floor: torch.Tensor | float = _EPS) -> torch.Tensor:
@@ -129,9 +109,6 @@ class TextureStatistics:
     floor: torch.Tensor | float = _EPS  # (bands, 1): band magnitude counted as silence
     steady: float = _EPS  # floor of the envelopes' standard deviation
 
-    def _statistics(self, log_magnitude: torch.Tensor) -> dict[str, torch.Tensor]:
-        envelopes = band_envelopes(log_magnitude, self.filters, self.floor)
-        return texture_statistics(envelopes, self.frame_rate, self.steady)
 
     @classmethod
     @torch.no_grad()
@@ -176,8 +153,17 @@ class TextureStatistics:
         Scale-like statistics (mean, variation, modulation) are compared relative to the
         target's norm; the bounded ones (skew, correlation) by mean squared error.
         """
-        stats = self._statistics(log_magnitude)
-        total = log_magnitude.new_zeros(())
+        return self.loss_of_bands(band_magnitudes(log_magnitude, self.filters))
+
+    def loss_of_bands(self, band_magnitude: torch.Tensor) -> torch.Tensor:
+        """:meth:`loss` from band magnitudes ``filters @ magnitude`` [shape=(batch, bands, frames)].
+
+        For callers that compute the band magnitudes themselves, sharing the product with
+        other band views (see :func:`~audiostyle.spectral.band_views`).
+        """
+        envelopes = _compressed(band_magnitude, self.floor)
+        stats = texture_statistics(envelopes, self.frame_rate, self.steady)
+        total = band_magnitude.new_zeros(())
         for name, value in stats.items():
             target = self.targets[name]
             dims = tuple(range(1, value.ndim))

@@ -344,3 +344,42 @@ def test_objective_adds_the_weighted_envelope_term(rng):
     )(x)
     assert "envelope" not in parts and float(parts_e["envelope"]) > 0
     assert float(with_envelope) == pytest.approx(float(plain) + 5.0 * float(parts_e["envelope"]), rel=1e-5)
+
+
+def test_shared_front_end_equals_the_terms_computed_apart(rng):
+    """Mel network, texture and contour read one expanded magnitude and one band product:
+    the objective must equal (value and gradient) the sum of each term's own loss."""
+    from audiostyle.networks import MelBands
+    from audiostyle.objective import LoudnessContour
+    from audiostyle.texture import TextureStatistics
+
+    sample_rate, n_fft = 8000, 128
+    network = MelBands(RandomCNN(24, filters=32, kernel_widths=(3,)), sample_rate=sample_rate, n_fft=n_fft, n_bands=24)
+    content = _log_magnitude(rng, 1, 40, torch.float64)
+    style_mag = _log_magnitude(rng, 1, 30, torch.float64)
+    network = network.double()
+    style = StyleStatistics.from_log_magnitudes(network, [style_mag])
+    targets = ContentTargets.from_log_magnitude(network, content)
+    texture = TextureStatistics.from_log_magnitudes([style_mag], [1.0], sample_rate=sample_rate, n_fft=n_fft, hop_length=32)
+    texture = TextureStatistics(
+        {k: v.double() for k, v in texture.targets.items()}, texture.filters.double(), texture.frame_rate,
+        texture.floor.double(), texture.steady,
+    )
+    contour = LoudnessContour.from_log_magnitude(content)
+    objective = Objective(
+        network, style, targets, content_weight=1.0, style_weight=3.0,
+        texture=texture, texture_weight=2.0, envelope=contour, envelope_weight=5.0,
+    )
+    x = (content + 0.3 * torch.from_numpy(rng.standard_normal(content.shape))).requires_grad_(True)
+    total, parts = objective(x)
+    total.backward()
+    shared_grad = x.grad.clone()
+    x.grad = None
+    clamped = x.clamp_min(0)
+    maps = network(clamped)
+    apart = 3.0 * style.loss(maps) + targets.loss(maps) + 2.0 * texture.loss(clamped) + 5.0 * contour.loss(clamped)
+    apart.backward()
+    torch.testing.assert_close(total, apart)
+    torch.testing.assert_close(shared_grad, x.grad)
+    assert set(parts) == {"style", "content", "texture", "envelope"}
+    torch.testing.assert_close(parts["texture"], texture.loss(clamped).detach())

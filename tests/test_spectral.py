@@ -11,7 +11,9 @@ from audiostyle.errors import AudioFileError, ConfigError
 from audiostyle.spectral import (
     Spectrogram,
     analyze,
+    band_views,
     log_magnitude,
+    magnitude_of,
     spectral_convergence,
     stft,
     synthesize,
@@ -243,3 +245,37 @@ def test_resample_matches_librosa_soxr_hq():
     audio = np.random.default_rng(0).standard_normal((2, 16001)).astype(np.float32)
     expected = librosa.resample(audio, orig_sr=16000, target_sr=22050, res_type="soxr_hq")
     np.testing.assert_array_equal(resample(audio, 16000, 22050), expected)
+
+
+def test_magnitude_of_is_expm1_of_the_clamped_input_with_its_gradient(rng):
+    x = torch.from_numpy(rng.standard_normal((2, 9, 7))).requires_grad_(True)
+    with torch.no_grad():
+        x[0, 0, :3] = torch.tensor([0.0, -0.0, 1e-30], dtype=x.dtype)  # the clamp's edge
+    magnitude = magnitude_of(x)
+    reference = torch.expm1(x.detach().clamp_min(0))
+    torch.testing.assert_close(magnitude, reference, rtol=0, atol=1e-15)
+    weights = torch.from_numpy(rng.standard_normal(x.shape))
+    (magnitude * weights).sum().backward()
+    expected = torch.where(x.detach() >= 0, weights * torch.exp(x.detach()), torch.zeros_like(weights))
+    torch.testing.assert_close(x.grad, expected)
+
+
+@pytest.mark.parametrize("log_rows", [0, 2, 5])
+def test_band_views_split_one_product_and_its_gradient(rng, log_rows):
+    magnitude = torch.from_numpy(rng.random((2, 9, 7))).requires_grad_(True)
+    bands = torch.from_numpy(rng.random((5, 9)))
+    levels, linear = band_views(magnitude, bands, log_rows)
+    product = bands @ magnitude.detach()
+    assert levels.shape == (2, 7, log_rows) and linear.shape == (2, 5 - log_rows, 7)
+    torch.testing.assert_close(levels, torch.log1p(product[:, :log_rows]).transpose(1, 2))
+    torch.testing.assert_close(linear, product[:, log_rows:])
+    assert torch.autograd.gradcheck(lambda m: band_views(m, bands, log_rows), (magnitude,))
+    # An unused view contributes no gradient.
+    for used in (0, 1):
+        magnitude.grad = None
+        band_views(magnitude, bands, log_rows)[used].square().sum().backward()
+        reference = magnitude.detach().clone().requires_grad_(True)
+        full = bands @ reference
+        view = torch.log1p(full[:, :log_rows]) if used == 0 else full[:, log_rows:]
+        view.square().sum().backward()
+        torch.testing.assert_close(magnitude.grad, reference.grad)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..spectral import expanded_magnitude, expanded_magnitude_backward, mel_filters
+from ..spectral import band_views, magnitude_of, mel_filters
 
 __all__ = ["RandomCNN", "MelBands", "input_channels", "split_filters"]
 
@@ -186,38 +186,18 @@ class MelBands(torch.nn.Module):
             raise ConfigError(
                 f"input shape {tuple(log_magnitude.shape)} must be (batch, {self.n_freq}, frames)"
             )
-        bands = _BandLog1p.apply(log_magnitude, self.bands.to(log_magnitude.dtype))
-        return self.network(bands.transpose(1, 2))
+        bands = self.bands.to(log_magnitude.dtype)
+        levels, _ = band_views(magnitude_of(log_magnitude), bands, bands.shape[0])
+        return self.features(levels)
 
+    def features(self, levels: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of band levels ``log1p(bands @ magnitude)`` [shape=(batch, frames, n_bands)].
 
-class _BandLog1p(torch.autograd.Function):
-    """``log1p(bands @ expm1(max(X, 0)))``, returned frames first [shape=(batch, frames, n_bands)].
-
-    Frames first is the layout the random network reads, so its input needs no transposed
-    copy. By hand, the backward pass is one product and two passes over the spectrogram:
-    with ``e = expm1(max(X, 0))`` and ``Z`` the output, the gradient is
-    ``bands^T (G exp(-Z)) * (e + 1)`` where ``X >= 0`` and 0 below, where autograd's
-    clamp, expm1, product and log1p took eight passes and a batched product.
-    """
-
-    @staticmethod
-    def forward(ctx, log_magnitude: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
-        magnitude = expanded_magnitude(log_magnitude)
-        out = magnitude.new_empty(magnitude.shape[0], magnitude.shape[-1], bands.shape[0])
-        for item, target in zip(magnitude, out):
-            torch.mm(item.T, bands.T, out=target)
-        out.log1p_()
-        ctx.save_for_backward(log_magnitude, magnitude, bands, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        log_magnitude, magnitude, bands, out = ctx.saved_tensors
-        scaled = grad * torch.exp(-out)  # d log1p(u) / du = 1 / (1 + u) = exp(-Z)
-        grad_input = torch.empty_like(magnitude)
-        for item, target in zip(scaled, grad_input):
-            torch.mm(bands.T, item.T, out=target)
-        return expanded_magnitude_backward(grad_input, log_magnitude, magnitude), None
+        For callers that compute the band levels themselves (with :func:`~audiostyle.spectral.band_views`,
+        sharing the product with other band views, as :class:`~audiostyle.objective.Objective` does).
+        Frames first is the layout the random network reads, so the input needs no transposed copy.
+        """
+        return self.network(levels.transpose(1, 2))
 
 
 class _ShiftedConvReLU(torch.autograd.Function):
