@@ -10,8 +10,9 @@ best texture model. Matching them moves the output's texture over time, not only
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -64,11 +65,38 @@ def _compressed(band_magnitude: torch.Tensor, floor: torch.Tensor | float) -> to
     return (band_magnitude + floor) ** COMPRESSION
 
 
-def _modulation_bins(frames: int, frame_rate: float, device: torch.device) -> torch.Tensor:
-    """(n_mod_bands, frames // 2 + 1) 0/1 matrix gathering rFFT bins into octave bands."""
+@functools.lru_cache(maxsize=32)
+def _modulation_bins(frames: int, frame_rate: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n_mod_bands, frames // 2 + 1) 0/1 matrix gathering rFFT bins into octave bands (cached: read-only)."""
     freqs = torch.fft.rfftfreq(frames, d=1.0 / frame_rate).to(device)
     edges = torch.tensor(MODULATION_EDGES, device=device)
-    return ((freqs >= edges[:-1, None]) & (freqs < edges[1:, None])).float()
+    return ((freqs >= edges[:-1, None]) & (freqs < edges[1:, None])).to(dtype)
+
+
+class _Moments(NamedTuple):
+    """The intermediate quantities of :func:`texture_statistics` (its gradient reuses them)."""
+
+    mean: torch.Tensor  # (batch, bands)
+    centred: torch.Tensor  # (batch, bands, frames)
+    std: torch.Tensor  # (batch, bands), floored
+    normalised: torch.Tensor  # centred / std
+    transform: torch.Tensor  # rfft(centred), (batch, bands, frames // 2 + 1)
+    bins: torch.Tensor  # (octave bands, frames // 2 + 1)
+    level: torch.Tensor  # mean^2 + eps, (batch, bands)
+    modulation: torch.Tensor  # power per octave band / level, (batch, bands, octave bands)
+
+
+def _moments(envelopes: torch.Tensor, frame_rate: float, steady: float) -> _Moments:
+    frames = envelopes.shape[-1]
+    mean = envelopes.mean(-1)
+    centred = envelopes - mean[..., None]
+    std = (centred.square().mean(-1) + steady**2).sqrt()
+    normalised = centred / std[..., None]
+    transform = torch.fft.rfft(centred, dim=-1)
+    bins = _modulation_bins(frames, float(frame_rate), envelopes.device, envelopes.dtype)
+    level = mean.square() + _EPS
+    power = transform.abs().square() / frames**2
+    return _Moments(mean, centred, std, normalised, transform, bins, level, (power @ bins.T) / level[..., None])
 
 
 def texture_statistics(envelopes: torch.Tensor, frame_rate: float, steady: float = _EPS) -> dict[str, torch.Tensor]:
@@ -78,24 +106,22 @@ def texture_statistics(envelopes: torch.Tensor, frame_rate: float, steady: float
 
     Returns ``mean`` (batch, bands), ``variation`` (std / mean), ``skew``, ``correlation``
     (batch, bands, bands) and ``modulation`` (batch, bands, octave bands): envelope power per
-    modulation band relative to the squared mean.
+    modulation band relative to the squared mean. Differentiable (by autograd); the texture
+    loss has its gradient written out (see :class:`_TextureDistance`).
     """
-    mean = envelopes.mean(-1)
-    centred = envelopes - mean[..., None]
-    variance = centred.square().mean(-1)
-    std = (variance + steady**2).sqrt()
-    normalised = centred / std[..., None]
-    correlation = normalised @ normalised.transpose(-1, -2) / envelopes.shape[-1]
-    spectrum = torch.fft.rfft(centred, dim=-1).abs().square() / envelopes.shape[-1] ** 2
-    bins = _modulation_bins(envelopes.shape[-1], frame_rate, envelopes.device).to(spectrum.dtype)
-    modulation = (spectrum @ bins.T) / (mean.square()[..., None] + _EPS)
+    return _statistics_of(_moments(envelopes, frame_rate, steady))
+
+
+def _statistics_of(moments: _Moments) -> dict[str, torch.Tensor]:
+    normalised = moments.normalised
     return {
-        "mean": mean,
-        "variation": std / (mean + _EPS),
+        "mean": moments.mean,
+        "variation": moments.std / (moments.mean + _EPS),
         "skew": normalised.pow(3).mean(-1),
-        "correlation": correlation,
+        "correlation": normalised @ normalised.transpose(-1, -2) / normalised.shape[-1],
         # The floor keeps the square root's gradient finite for a flat (silent) envelope.
-        "modulation": (modulation.clamp_min(0) + _EPS**2).sqrt(),
+        # The ratio is never negative (powers over a positive level); the clamp guards rounding.
+        "modulation": (moments.modulation.clamp_min(0) + _EPS**2).sqrt(),
     }
 
 
@@ -161,16 +187,72 @@ class TextureStatistics:
         For callers that compute the band magnitudes themselves, sharing the product with
         other band views (see :func:`~audiostyle.spectral.band_views`).
         """
-        envelopes = _compressed(band_magnitude, self.floor)
-        stats = texture_statistics(envelopes, self.frame_rate, self.steady)
-        total = band_magnitude.new_zeros(())
-        for name, value in stats.items():
-            target = self.targets[name]
-            dims = tuple(range(1, value.ndim))
-            squared = (value - target).square()
-            if name in _BOUNDED:
-                error = squared.mean(dims)
-            else:
-                error = squared.sum(dims) / target.square().sum().clamp_min(_EPS)
-            total = total + error.mean()
-        return total
+        return _TextureDistance.apply(band_magnitude, self)
+
+
+class _TextureDistance(torch.autograd.Function):
+    """:meth:`TextureStatistics.loss_of_bands` with its gradient written out, made in the forward pass.
+
+    The statistics are five small tensors of 32 bands, so autograd's cost was its own: about
+    600 operations per evaluation (3.4 ms, 7 % of a default evaluation and 18 % of a fast
+    one), where the gradient by hand takes about 60. With ``e`` the envelopes, ``c = e - mu``,
+    ``n = c / sigma`` and ``X = rfft(c)``, the chain is
+
+    - skew ``mean n^3`` and correlation ``n n^T / T`` give ``dL/dn``, hence ``dL/dc = dL/dn / sigma``
+      and ``dL/dsigma = -sum_t dL/dn * n / sigma``;
+    - modulation ``sqrt(|X|^2 W^T / (T^2 level))`` gives ``dL/dc = (2 / T) irfft(Y)`` with
+      ``Y = dL/dpower * X``, its interior bins halved (each stands for two conjugate bins), and
+      a ``dL/dmu`` through the level;
+    - ``sigma = sqrt(var + steady^2)``, ``c = e - mean(e)`` and ``e = (B + floor)^0.3`` close it.
+
+    A float64 test checks value and gradient against autograd through :func:`texture_statistics`.
+    """
+
+    @staticmethod
+    def forward(ctx, band_magnitude: torch.Tensor, texture: "TextureStatistics") -> torch.Tensor:
+        batch, bands, frames = band_magnitude.shape
+        base = band_magnitude + texture.floor
+        envelopes = base**COMPRESSION
+        moments = _moments(envelopes, texture.frame_rate, texture.steady)
+        stats = _statistics_of(moments)
+        targets = texture.targets
+        differences = {name: stats[name] - targets[name] for name in stats}
+        # Scale-like statistics relative to the target's norm, bounded ones by mean square.
+        shares = {
+            name: 1.0 / (bands * bands if name == "correlation" else bands)
+            if name in _BOUNDED
+            else 1.0 / targets[name].square().sum().clamp_min(_EPS)
+            for name in stats
+        }
+        value = sum(
+            (differences[name].square().flatten(1).sum(-1) * shares[name]).mean() for name in stats
+        )
+        # d value / d statistic, each item's share of the batch mean included.
+        grads = {name: differences[name] * (2 * shares[name] / batch) for name in stats}
+        mean, std, normalised = moments.mean, moments.std, moments.normalised
+        shifted_mean = mean + _EPS
+        grad_mean = grads["mean"] - grads["variation"] * stats["variation"] / shifted_mean
+        grad_std = grads["variation"] / shifted_mean
+        # Modulation: m = sqrt(M + eps^2), M = P W^T / level, P = |X|^2 / T^2.
+        grad_ratio = grads["modulation"] / (2 * stats["modulation"])
+        grad_mean = grad_mean - (grad_ratio * moments.modulation).sum(-1) * (2 * mean / moments.level)
+        grad_power = (grad_ratio / moments.level[..., None]) @ moments.bins
+        spectral = grad_power * moments.transform
+        interior_end = spectral.shape[-1] - (1 if frames % 2 == 0 else 0)
+        spectral[..., 1:interior_end] *= 0.5
+        grad_centred = torch.fft.irfft(spectral, n=frames, dim=-1).mul_(2 / frames)
+        # Skew and correlation through the normalised envelopes.
+        grad_normalised = grads["skew"][..., None] * (3 / frames) * normalised.square()
+        grad_normalised += (grads["correlation"] + grads["correlation"].transpose(-1, -2)) @ normalised / frames
+        grad_centred += grad_normalised / std[..., None]
+        grad_std = grad_std - (grad_normalised * normalised).sum(-1) / std
+        # std = sqrt(var + steady^2), var = mean(c^2).
+        grad_centred += moments.centred * (grad_std / (std * frames))[..., None]
+        grad_envelopes = grad_centred - grad_centred.mean(-1, keepdim=True) + (grad_mean / frames)[..., None]
+        ctx.save_for_backward(grad_envelopes.mul_(envelopes).mul_(COMPRESSION).div_(base))
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value: torch.Tensor):
+        (gradient,) = ctx.saved_tensors
+        return gradient * grad_value, None
