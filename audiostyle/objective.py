@@ -401,8 +401,8 @@ class Objective:
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         # Every magnitude-domain term reads one expanded magnitude, and the mel front end's
-        # bands and the texture's share one product (see band_views): 10-14 % of a fast
-        # evaluation and 4-5 % of a default one, against a product and an expansion each.
+        # bands and the texture's share one product (see band_views): a default evaluation
+        # took 8 % less time and a fast one 10 % less than with an expansion and a product each.
         self._mel = network if isinstance(network, MelBands) else None
         rows = [self._mel.bands] if self._mel is not None else []
         if self._with_texture:
