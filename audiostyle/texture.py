@@ -11,7 +11,7 @@ best texture model. Matching them moves the output's texture over time, not only
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import torch
@@ -36,6 +36,7 @@ SILENCE_FLOOR = 1e-2
 #: correlations, instead of ratios of vanishing numbers.
 STEADY_FLOOR = 0.05
 _EPS = 1e-6
+_STATISTICS = ("mean", "variation", "skew", "correlation", "modulation")
 _BOUNDED = ("skew", "correlation")
 
 
@@ -95,7 +96,7 @@ def _moments(envelopes: torch.Tensor, frame_rate: float, steady: float) -> _Mome
     transform = torch.fft.rfft(centred, dim=-1)
     bins = _modulation_bins(frames, float(frame_rate), envelopes.device, envelopes.dtype)
     level = mean.square() + _EPS
-    power = transform.abs().square() / frames**2
+    power = torch.view_as_real(transform).square().sum(-1) / frames**2  # |X|^2, no complex abs
     return _Moments(mean, centred, std, normalised, transform, bins, level, (power @ bins.T) / level[..., None])
 
 
@@ -134,6 +135,8 @@ class TextureStatistics:
     frame_rate: float
     floor: torch.Tensor | float = _EPS  # (bands, 1): band magnitude counted as silence
     steady: float = _EPS  # floor of the envelopes' standard deviation
+    # (dtype, device) -> the targets flattened in _STATISTICS order and each entry's weight.
+    _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     @torch.no_grad()
@@ -180,6 +183,23 @@ class TextureStatistics:
         """
         return self.loss_of_bands(band_magnitudes(log_magnitude, self.filters))
 
+    def _flat_targets(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """All targets as one vector and each entry's weight in the loss, made once per dtype and device.
+
+        Scale-like statistics weigh ``1 / ||target||^2`` (a relative error), the bounded ones
+        ``1 / entries`` (a mean square).
+        """
+        key = (like.dtype, like.device)
+        if key not in self._flat:
+            targets, weights = [], []
+            for name in _STATISTICS:
+                target = self.targets[name].to(like).flatten()
+                share = 1.0 / target.numel() if name in _BOUNDED else 1.0 / float(target.square().sum().clamp_min(_EPS))
+                targets.append(target)
+                weights.append(torch.full_like(target, share))
+            self._flat[key] = (torch.cat(targets), torch.cat(weights))
+        return self._flat[key]
+
     def loss_of_bands(self, band_magnitude: torch.Tensor) -> torch.Tensor:
         """:meth:`loss` from band magnitudes ``filters @ magnitude`` [shape=(batch, bands, frames)].
 
@@ -215,20 +235,19 @@ class _TextureDistance(torch.autograd.Function):
         envelopes = base**COMPRESSION
         moments = _moments(envelopes, texture.frame_rate, texture.steady)
         stats = _statistics_of(moments)
-        targets = texture.targets
-        differences = {name: stats[name] - targets[name] for name in stats}
-        # Scale-like statistics relative to the target's norm, bounded ones by mean square.
-        shares = {
-            name: 1.0 / (bands * bands if name == "correlation" else bands)
-            if name in _BOUNDED
-            else 1.0 / targets[name].square().sum().clamp_min(_EPS)
-            for name in stats
-        }
-        value = sum(
-            (differences[name].square().flatten(1).sum(-1) * shares[name]).mean() for name in stats
-        )
+        # All statistics as one vector per item: the errors and their gradients in a few passes.
+        flat = torch.cat([stats[name].flatten(1) for name in _STATISTICS], dim=1)
+        target, weight = texture._flat_targets(flat)
+        difference = flat - target
+        weighted = difference * weight
+        value = (weighted * difference).sum(-1).mean()
         # d value / d statistic, each item's share of the batch mean included.
-        grads = {name: differences[name] * (2 * shares[name] / batch) for name in stats}
+        gradient = weighted.mul_(2 / batch)
+        sizes = [stats[name][0].numel() for name in _STATISTICS]
+        grads = {
+            name: part.view(stats[name].shape)
+            for name, part in zip(_STATISTICS, gradient.split(sizes, dim=1))
+        }
         mean, std, normalised = moments.mean, moments.std, moments.normalised
         shifted_mean = mean + _EPS
         grad_mean = grads["mean"] - grads["variation"] * stats["variation"] / shifted_mean
@@ -237,9 +256,10 @@ class _TextureDistance(torch.autograd.Function):
         grad_ratio = grads["modulation"] / (2 * stats["modulation"])
         grad_mean = grad_mean - (grad_ratio * moments.modulation).sum(-1) * (2 * mean / moments.level)
         grad_power = (grad_ratio / moments.level[..., None]) @ moments.bins
-        spectral = grad_power * moments.transform
-        interior_end = spectral.shape[-1] - (1 if frames % 2 == 0 else 0)
-        spectral[..., 1:interior_end] *= 0.5
+        interior_end = grad_power.shape[-1] - (1 if frames % 2 == 0 else 0)
+        grad_power[..., 1:interior_end] *= 0.5
+        # Real factors times a complex spectrum, on its (re, im) view: no complex promotion.
+        spectral = torch.view_as_complex(torch.view_as_real(moments.transform) * grad_power[..., None])
         grad_centred = torch.fft.irfft(spectral, n=frames, dim=-1).mul_(2 / frames)
         # Skew and correlation through the normalised envelopes.
         grad_normalised = grads["skew"][..., None] * (3 / frames) * normalised.square()
