@@ -383,3 +383,17 @@ def test_shared_front_end_equals_the_terms_computed_apart(rng):
     torch.testing.assert_close(shared_grad, x.grad)
     assert set(parts) == {"style", "content", "texture", "envelope"}
     torch.testing.assert_close(parts["texture"], texture.loss(clamped).detach())
+    # Switching the texture term off and on again after construction re-stacks the bands.
+    objective.texture_weight = 0.0
+    without, parts_without = objective(x)
+    assert "texture" not in parts_without
+    torch.testing.assert_close(without, apart.detach() - 2.0 * parts["texture"])
+    objective.texture_weight = 2.0
+    torch.testing.assert_close(objective(x)[0], total.detach())
+    off_at_first = Objective(
+        network, style, targets, content_weight=1.0, style_weight=3.0,
+        texture=texture, texture_weight=0.0, envelope=contour, envelope_weight=5.0,
+    )
+    torch.testing.assert_close(off_at_first(x)[0], without)
+    off_at_first.texture_weight = 2.0
+    torch.testing.assert_close(off_at_first(x)[0], total.detach())
