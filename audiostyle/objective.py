@@ -238,7 +238,8 @@ class _FeatureLoss(torch.autograd.Function):
                     torch.addmm(addend, products, stack, beta=-diagonal, out=gradient)
             else:
                 difference = torch.addmm(style.gram, rows.T, rows, beta=-1, alpha=1 / frames)
-                value = torch.linalg.vector_norm(difference).square()
+                flat = difference.view(-1)
+                value = torch.dot(flat, flat)  # 2-3x faster than vector_norm(...).square() here
                 difference.mul_(weight * 4 / frames).diagonal().add_(diagonal)
                 if addend is None:
                     torch.mm(rows, difference, out=gradient)
