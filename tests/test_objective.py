@@ -52,6 +52,8 @@ def test_gram_is_f_ft_over_frames(rng, device, shape, dtype):
 REGIMES = [
     pytest.param(256, (3,), 20, [30], id="product-one-style"),
     pytest.param(256, (3, 5), 15, [12, 25], id="product-two-styles-two-layers"),
+    # 129 and 128 channels: maps of two shapes, so their products are not batched together.
+    pytest.param(257, (3, 5), 15, [12, 25], id="product-two-layers-unequal"),
     pytest.param(16, (3,), 20, [30], id="direct-one-style"),
     pytest.param(32, (3, 5), 15, [12, 25], id="direct-two-styles-two-layers"),
     pytest.param(96, (3,), 40, [60], id="direct-near-boundary"),
@@ -258,6 +260,32 @@ def test_objective_combines_weighted_parts(rng, device, content_weight, style_we
     torch.testing.assert_close(total.detach(), content_weight * parts["content"] + style_weight * parts["style"])
     total.backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("filters, widths, frames, style_frames", REGIMES)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_style_and_content_gradient_matches_autograd(rng, filters, widths, frames, style_frames, batch):
+    """Style and content on the same map share one product: value and gradient against the
+    definitions through autograd, in float64, for both forms and batched products."""
+    net = RandomCNN(N_FREQ, filters=filters, kernel_widths=widths, seed=2).double()
+    styles = [_log_magnitude(rng, 1, n, torch.float64) for n in style_frames]
+    statistics = StyleStatistics.from_log_magnitudes(net, styles, [0.3, 0.7][: len(styles)])
+    targets = ContentTargets.from_log_magnitude(net, _log_magnitude(rng, batch, frames, torch.float64))
+    objective = Objective(net, statistics, targets, content_weight=2.0, style_weight=5.0)
+    x = _log_magnitude(rng, batch, frames, torch.float64).requires_grad_(True)
+    total, parts = objective(x)
+    total.backward()
+    ours = x.grad.clone()
+    x.grad = None
+
+    maps = net(x)
+    grams = [layer.gram for layer in statistics.layers]
+    style = _hand_style_loss(maps, grams)
+    content = (maps[-1] - targets.features[0]).square().mean() / targets.features[0].square().mean()
+    (2.0 * content + 5.0 * style).backward()
+    torch.testing.assert_close(parts["style"], style.detach(), rtol=1e-9, atol=0)
+    torch.testing.assert_close(parts["content"], content.detach(), rtol=1e-9, atol=0)
+    torch.testing.assert_close(ours, x.grad, rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("content_weight", [1.0, 0.0])
