@@ -24,6 +24,7 @@ Prints a table and writes benchmarks/results/speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -136,6 +137,30 @@ def interleaved_loop_share(
     }
 
 
+@contextlib.contextmanager
+def recorded_solves():
+    """Record ``(frames, evaluations)`` of every spectrogram solve that ``stylize`` runs inside.
+
+    One per segment for content longer than a segment. It wraps the solver that
+    :func:`audiostyle.transfer.stylize_spectrogram` calls (the refinement's is not wrapped).
+    """
+    from audiostyle import transfer
+
+    solves: list[tuple[int, int]] = []
+    solve = transfer.optimize
+
+    def recording(initial, loss_function, **kwargs):
+        solved = solve(initial, loss_function, **kwargs)
+        solves.append((int(initial.shape[-1]), solved.evaluations))
+        return solved
+
+    transfer.optimize = recording
+    try:
+        yield solves
+    finally:
+        transfer.optimize = solve
+
+
 def tile_to(audio, samples: int):
     import numpy as np
 
@@ -166,36 +191,42 @@ def measure_one(
     style_audio = load_audio(style, rate, mono=True)[0]
 
     rss_before_mb = current_rss_mb()  # interpreter, torch and the two clips
-    start = time.perf_counter()
-    result = stylize((content_audio, rate), (style_audio, rate), config)
-    total = time.perf_counter() - start
+    with recorded_solves() as solves:
+        start = time.perf_counter()
+        result = stylize((content_audio, rate), (style_audio, rate), config)
+        total = time.perf_counter() - start
     # Peak RSS of the run itself, read before the FLOP count below builds a second network.
     peak_rss_mb = peak_rss()  # VmHWM: a child's ru_maxrss would include its parent's RSS
 
-    # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes. Content
-    # longer than a segment is solved segment by segment: count one full segment's evaluation
-    # (the last, shorter segment makes this a slight overestimate).
-    from audiostyle.segments import segment_frames
-
-    segment_samples = segment_frames(config.segment_seconds, rate, config.hop_length) * config.hop_length
-    c = analyze(content_audio[:, :segment_samples], rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
-    # The network and style statistics as the run builds them (same code, same settings).
+    # FLOPs of one loss-and-gradient evaluation, counted by torch on the same shapes, for each
+    # solve: content longer than a segment is solved segment by segment, and the last segment
+    # is shorter (at 60 s the last of three is about a quarter as long as the others; counting
+    # it as a full one overstated the loop's GFLOP/s by about a third). The network and style
+    # statistics are built as the run builds them.
     prepared = prepare_style((style_audio, rate), config)
     settings = solver_settings(config, prepared.texture, content=True)
-    objective = Objective(
-        prepared.network, prepared.statistics, ContentTargets.from_log_magnitude(prepared.network, c),
-        content_weight=settings["content_weight"], style_weight=settings["style_weight"],
-        texture=prepared.texture, texture_weight=settings["texture_weight"],
-        envelope=LoudnessContour.from_log_magnitude(c) if settings["envelope_weight"] > 0 else None,
-        envelope_weight=settings["envelope_weight"],
-    )
-    x = c.clone().requires_grad_(True)
-    with FlopCounterMode(display=False) as counter:
-        objective(x)[0].backward()
-    flops_per_evaluation = counter.get_total_flops()
-    share = interleaved_loop_share(objective, c, flops_per_evaluation, history_size=config.history_size)
+    whole = analyze(content_audio, rate, n_fft=config.n_fft, hop_length=config.hop_length).log_magnitude
 
+    def objective_for(frames: int) -> tuple:
+        c = whole[..., :frames].contiguous()
+        objective = Objective(
+            prepared.network, prepared.statistics, ContentTargets.from_log_magnitude(prepared.network, c),
+            content_weight=settings["content_weight"], style_weight=settings["style_weight"],
+            texture=prepared.texture, texture_weight=settings["texture_weight"],
+            envelope=LoudnessContour.from_log_magnitude(c) if settings["envelope_weight"] > 0 else None,
+            envelope_weight=settings["envelope_weight"],
+        )
+        x = c.clone().requires_grad_(True)
+        with FlopCounterMode(display=False) as counter:
+            objective(x)[0].backward()
+        return objective, c, counter.get_total_flops()
+
+    flops_by_frames = {frames: objective_for(frames)[2] for frames in {frames for frames, _ in solves}}
+    solve_flops = sum(flops_by_frames[frames] * count for frames, count in solves)
     evaluations = max(result.metrics["evaluations"], 1)
+    # The interleaved share runs the first (longest) solve's objective.
+    objective, c, first_flops = objective_for(solves[0][0])
+    share = interleaved_loop_share(objective, c, first_flops, history_size=config.history_size)
     per_evaluation = result.timings["optimize"] / evaluations
     per_iteration = result.timings["optimize"] / max(result.metrics["iterations"], 1)
     capped = config.iterations < full_iterations and result.metrics["stopped"] == "iterations"
@@ -212,8 +243,11 @@ def measure_one(
         "evaluations": evaluations,
         "iterations": result.metrics["iterations"],
         "s_per_evaluation": per_evaluation,
-        "gflop_per_evaluation": flops_per_evaluation / 1e9,
-        "loop_gflops": flops_per_evaluation / per_evaluation / 1e9,
+        # Over every solve (segment); the interleaved share's is the first solve's alone.
+        "gflop_per_evaluation": solve_flops / evaluations / 1e9,
+        "solves": [{"frames": frames, "evaluations": count, "gflop_per_evaluation": flops_by_frames[frames] / 1e9}
+                   for frames, count in solves],
+        "loop_gflops": solve_flops / result.timings["optimize"] / 1e9,
         "spectral_convergence_db": result.metrics["spectral_convergence_db"],
         "refined_spectral_convergence_db": result.metrics["refined_spectral_convergence_db"],
         "final_losses": result.history[-1],
