@@ -63,7 +63,7 @@ class StyleStatistics:
     Build with :meth:`from_log_magnitudes`; compute once per style and reuse for every content
     (the batch runner caches them). Each layer also keeps the style's own feature maps
     (``rows``) so that the loss can use the frame-product form when that is cheaper (see
-    :class:`_FeatureLosses`).
+    :class:`_FeatureLoss`).
     """
 
     layers: list[_LayerStyle]
@@ -119,8 +119,8 @@ class StyleStatistics:
     def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Mean over the batch of the summed relative Gram distances of the style layers.
 
-        The distances and their gradients come from :class:`_FeatureLosses`, which picks the
-        cheaper of the Gram and the frame-product forms for each layer.
+        Each layer's distance and its gradient come from :class:`_FeatureLoss`, which picks
+        the cheaper of the Gram and the frame-product forms.
         """
         return _feature_losses(maps, self, None, style_weight=1.0, content_weight=0.0)[0]
 
@@ -135,7 +135,8 @@ def _feature_losses(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``style_weight * style + content_weight * content`` over the maps, and both parts.
 
-    All the maps' losses and gradients come from one :class:`_FeatureLosses`. Returns the
+    A map that is both a style and a content layer gets one :class:`_FeatureLoss`, which
+    adds the content gradient inside the style gradient's matrix product. Returns the
     weighted total (differentiable) and the style and content losses (detached; 0 when that
     side is None).
     """
@@ -145,12 +146,18 @@ def _feature_losses(
         if content is not None
         else {}
     )
-    indices = sorted(set(style_layers) | set(content_layers))
-    if not indices:
-        zero = maps[0].new_zeros(())
-        return zero, zero, zero
-    layers = tuple((style_layers.get(i), *content_layers.get(i, (None, None))) for i in indices)
-    return _FeatureLosses.apply(style_weight, content_weight, layers, *(maps[i] for i in indices))
+    total = maps[0].new_zeros(())
+    style_total = maps[0].new_zeros(())
+    content_total = maps[0].new_zeros(())
+    for index in sorted(set(style_layers) | set(content_layers)):
+        target, scale = content_layers.get(index, (None, None))
+        weighted, style_part, content_part = _FeatureLoss.apply(
+            maps[index], style_layers.get(index), style_weight, target, scale, content_weight
+        )
+        total = total + weighted
+        style_total = style_total + style_part
+        content_total = content_total + content_part
+    return total, style_total, content_total
 
 
 def _scaled_gradient(gradient: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
@@ -164,15 +171,13 @@ def _scaled_gradient(gradient: torch.Tensor, grad_output: torch.Tensor) -> torch
     return gradient * grad_output
 
 
-class _FeatureLosses(torch.autograd.Function):
-    """The feature maps' weighted style and content losses, their gradients made in the same pass.
+class _FeatureLoss(torch.autograd.Function):
+    """One feature map's weighted style and content losses, their gradient made in the same pass.
 
-    ``apply(style_weight, content_weight, layers, *maps)``, with one ``(style, target, scale)``
-    per map (``style`` a :class:`_LayerStyle` or None, ``target`` and ``scale`` the content's
-    or None), returns ``style_weight * style + content_weight * content`` (differentiable),
-    then the two losses alone (not differentiable). A map's ``style`` is the mean over the
-    batch of ``||gram(F) - G_s||^2 / ||G_s||^2``, its ``content`` ``mean((F - target)^2) /
-    scale``; both are summed over the maps.
+    Returns ``style_weight * style + content_weight * content`` (differentiable), then the two
+    losses alone (not differentiable). ``style`` is the mean over the batch of
+    ``||gram(F) - G_s||^2 / ||G_s||^2``; ``content`` is ``mean((F - target)^2) / scale``.
+    Either side may be None.
 
     The style gradient is ``4 / T * (gram(F) - G_s) @ F``. When the clip has fewer frames ``T``
     (plus the styles' ``N``) than the layer has channels ``K``, both are expanded into
@@ -184,123 +189,73 @@ class _FeatureLosses(torch.autograd.Function):
 
     several times cheaper for thousands of filters and a 10 s clip. ``F^T F`` and ``F^T S``
     are written side by side into one ``T x (T + N)`` matrix, whose blocks are scaled in one
-    pass (weights included) before the gradient's product reads them. Maps of one shape (the
-    random network's branches) go through these products together, as batched products:
-    each of the machine's threads then runs whole products. On two cores those ran 7-15 %
-    faster than the same products one at a time, split between the cores, and a default
-    evaluation on a 10 s clip took 2.5-5 % less time. The content gradient ``c (F - target)``
-    rides along: ``c`` on the diagonal of the ``F^T F`` block (or of ``G_x - G_s``) gives
-    ``c F``, and ``-c target`` is added to the product. Written by hand, the backward pass costs one product per term where autograd
-    needs two (it does not know that ``F^T F`` is symmetric), and nothing is kept for it but
-    the gradients.
+    pass (weights included) before the gradient's two products read them. The content
+    gradient ``c (F - target)`` rides along: ``c`` on the diagonal of the ``F^T F`` block (or
+    of ``G_x - G_s``) gives ``c F``, and ``-c target`` is the product's additive input. Written
+    by hand, the backward pass costs one product per term where autograd needs two (it does
+    not know that ``F^T F`` is symmetric), and nothing is kept for it but the gradient.
     """
 
     @staticmethod
-    def forward(ctx, style_weight, content_weight, layers, *maps):
-        style_value = maps[0].new_zeros(())
-        content_value = maps[0].new_zeros(())
-        coefficients = []  # each map's content gradient coefficient c (0 without a target)
-        for features, (_, target, scale) in zip(maps, layers):
-            coefficient = 0.0
-            if target is not None:
-                denominator = scale * target.numel()
-                content_value = content_value + torch.dist(features, target).square() / denominator
-                coefficient = 2 * content_weight / denominator
-            coefficients.append(coefficient)
-
-        gradients: list[torch.Tensor | None] = [None] * len(maps)  # (batch, T, K) each
-        together: dict[tuple, list[int]] = {}  # maps in the products form, by shape
-        for index, (features, (style, target, _)) in enumerate(zip(maps, layers)):
-            batch, channels, frames = features.shape
+    def forward(ctx, features, style, style_weight, target, scale, content_weight):
+        batch, channels, frames = features.shape
+        rows_all = features.transpose(-1, -2)  # (batch, T, K), the random network's memory layout
+        grad_rows = torch.empty_like(rows_all)
+        style_values = features.new_empty(batch)
+        content_value = features.new_zeros(())
+        diagonal = 0.0  # the content gradient's coefficient c
+        if target is not None:
+            denominator = scale * target.numel()
+            content_value = torch.dist(features, target).square() / denominator
+            diagonal = 2 * content_weight / denominator
+            target_rows = target.transpose(-1, -2)
+        if style is not None:
+            # Each item's share of the weighted batch mean.
+            weight = style_weight / (batch * style.norm2.clamp_min(_EPS))
+            products_form = frames + style.rows.shape[0] < channels
+            if products_form:
+                # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i.
+                scales = torch.cat((style.row_weights.new_full((frames,), 4 / frames**2), style.row_weights * (-4 / frames)))
+                scales.mul_(weight)
+        for item, rows in enumerate(rows_all):
+            gradient = grad_rows[item]
+            addend = target_rows[item] if target is not None else None
             if style is None:
-                gradients[index] = (features - target).mul_(coefficients[index]).transpose(-1, -2)
-            elif frames + style.rows.shape[0] < channels:
-                together.setdefault((tuple(features.shape), style.rows.shape[0]), []).append(index)
+                torch.sub(rows, addend, out=gradient).mul_(diagonal)
+                continue
+            if products_form:
+                stack = torch.cat((rows, style.rows))  # F and S as rows: one product each way
+                products = rows @ stack.T
+                own = products[:, :frames]
+                squares = products.square().sum(0)  # per column (3x faster than vector_norm(dim=0))
+                value = squares[:frames].sum() / frames**2 - 2 / frames * torch.dot(squares[frames:], style.row_weights)
+                value = (value + style.norm2).clamp_min(0)
+                products.mul_(scales)
+                own.diagonal().add_(diagonal)
+                if addend is None:
+                    torch.mm(products, stack, out=gradient)
+                else:
+                    torch.addmm(addend, products, stack, beta=-diagonal, out=gradient)
             else:
-                values, gradients[index] = _gram_form(features, style, style_weight, target, coefficients[index])
-                style_value = style_value + (values / style.norm2.clamp_min(_EPS)).mean()
-        for indices in together.values():
-            chosen = [layers[i] for i in indices]
-            values, stacked = _products_form(
-                [maps[i] for i in indices], chosen, style_weight, [coefficients[i] for i in indices]
-            )
-            norm2 = torch.stack([style.norm2 for style, _, _ in chosen]).clamp_min(_EPS)
-            style_value = style_value + (values / norm2[:, None]).mean(1).sum()
-            for position, index in enumerate(indices):
-                gradients[index] = stacked[:, position]
-
+                difference = torch.addmm(style.gram, rows.T, rows, beta=-1, alpha=1 / frames)
+                flat = difference.view(-1)
+                value = torch.dot(flat, flat)  # 2-3x faster than vector_norm(...).square() here
+                difference.mul_(weight * 4 / frames).diagonal().add_(diagonal)
+                if addend is None:
+                    torch.mm(rows, difference, out=gradient)
+                else:
+                    torch.addmm(addend, rows, difference, beta=-diagonal, out=gradient)
+            style_values[item] = value
+        style_value = (style_values / style.norm2.clamp_min(_EPS)).mean() if style is not None else content_value.new_zeros(())
         weighted = style_weight * style_value + content_weight * content_value
-        ctx.save_for_backward(*gradients)
+        ctx.save_for_backward(grad_rows)
         ctx.mark_non_differentiable(style_value, content_value)
         return weighted, style_value, content_value
 
     @staticmethod
     def backward(ctx, grad_weighted, _grad_style, _grad_content):
-        gradients = (_scaled_gradient(rows, grad_weighted).transpose(-1, -2) for rows in ctx.saved_tensors)
-        return None, None, None, *gradients
-
-
-def _gram_form(
-    features: torch.Tensor, style: _LayerStyle, style_weight: float, target: torch.Tensor | None, coefficient: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One map's ``||G_x - G_s||^2`` per batch item and its weighted gradient, frames first."""
-    batch, _, frames = features.shape
-    rows_all = features.transpose(-1, -2)  # (batch, T, K), the random network's memory layout
-    gradients = torch.empty_like(rows_all)
-    values = features.new_empty(batch)
-    weight = style_weight / (batch * style.norm2.clamp_min(_EPS))  # each item's share of the mean
-    for item, rows in enumerate(rows_all):
-        difference = torch.addmm(style.gram, rows.T, rows, beta=-1, alpha=1 / frames)
-        flat = difference.view(-1)
-        values[item] = torch.dot(flat, flat)  # 2-3x faster than vector_norm(...).square() here
-        difference.mul_(weight * 4 / frames).diagonal().add_(coefficient)
-        if target is None:
-            torch.mm(rows, difference, out=gradients[item])
-        else:
-            torch.addmm(target[item].T, rows, difference, beta=-coefficient, out=gradients[item])
-    return values, gradients
-
-
-def _products_form(
-    maps: list[torch.Tensor], layers: list[tuple], style_weight: float, coefficients: list[float]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``||G_x - G_s||^2`` per map and batch item ``(maps, batch)``, and the weighted gradients
-    ``(batch, maps, T, K)``, of maps of one shape whose styles have the same number of rows."""
-    batch, channels, frames = maps[0].shape
-    styles = [style for style, _, _ in layers]
-    # The blocks' scales in the gradient: 4 / T^2 on F^T F, -4 w_i / (N_i T) on F^T S_i, times
-    # each item's share of the weighted batch mean.
-    scales = torch.stack(
-        [
-            torch.cat((style.row_weights.new_full((frames,), 4 / frames**2), style.row_weights * (-4 / frames)))
-            * (style_weight / (batch * style.norm2.clamp_min(_EPS)))
-            for style in styles
-        ]
-    ).unsqueeze(1)
-    row_weights = torch.stack([style.row_weights for style in styles])
-    norm2 = torch.stack([style.norm2 for style in styles])
-    stack = maps[0].new_empty(len(maps), frames + styles[0].rows.shape[0], channels)  # F and S as rows
-    for layer, style in enumerate(styles):
-        stack[layer, frames:] = style.rows
-    own = stack[:, :frames]
-    values = maps[0].new_empty(len(maps), batch)
-    gradients = maps[0].new_empty(batch, len(maps), frames, channels)
-    for item in range(batch):
-        for layer, features in enumerate(maps):
-            own[layer] = features[item].T
-        products = torch.bmm(own, stack.transpose(1, 2))  # (maps, T, T + N): one product each way
-        squares = products.square().sum(1)  # per column (3x faster than vector_norm(dim=1))
-        value = squares[:, :frames].sum(1) / frames**2 - 2 / frames * (squares[:, frames:] * row_weights).sum(1)
-        values[:, item] = (value + norm2).clamp_min(0)
-        products.mul_(scales)
-        for layer, coefficient in enumerate(coefficients):
-            if coefficient:
-                products[layer, :, :frames].diagonal().add_(coefficient)
-        torch.bmm(products, stack, out=gradients[item])
-        for layer, ((_, target, _), coefficient) in enumerate(zip(layers, coefficients)):
-            if target is not None:
-                gradients[item, layer].sub_(target[item].T, alpha=coefficient)
-    return values, gradients
+        (grad_rows,) = ctx.saved_tensors
+        return _scaled_gradient(grad_rows, grad_weighted).transpose(-1, -2), None, None, None, None, None
 
 
 @dataclass
