@@ -221,11 +221,13 @@ def measure_one(
             objective(x)[0].backward()
         return objective, c, counter.get_total_flops()
 
-    flops_by_frames = {frames: objective_for(frames)[2] for frames in {frames for frames, _ in solves}}
+    counted = {frames: objective_for(frames) for frames in dict.fromkeys(frames for frames, _ in solves)}
+    flops_by_frames = {frames: flops for frames, (_, _, flops) in counted.items()}
     solve_flops = sum(flops_by_frames[frames] * count for frames, count in solves)
     evaluations = max(result.metrics["evaluations"], 1)
-    # The interleaved share runs the first (longest) solve's objective.
-    objective, c, first_flops = objective_for(solves[0][0])
+    # The interleaved share runs the first solve's objective (a full segment when there are several).
+    objective, c, first_flops = counted[solves[0][0]]
+    del counted
     share = interleaved_loop_share(objective, c, first_flops, history_size=config.history_size)
     per_evaluation = result.timings["optimize"] / evaluations
     per_iteration = result.timings["optimize"] / max(result.metrics["iterations"], 1)

@@ -52,7 +52,7 @@ def test_gram_is_f_ft_over_frames(rng, device, shape, dtype):
 REGIMES = [
     pytest.param(256, (3,), 20, [30], id="product-one-style"),
     pytest.param(256, (3, 5), 15, [12, 25], id="product-two-styles-two-layers"),
-    # 129 and 128 channels: maps of two shapes, so their products are not batched together.
+    # 129 and 128 channels: two layers of different widths.
     pytest.param(257, (3, 5), 15, [12, 25], id="product-two-layers-unequal"),
     pytest.param(16, (3,), 20, [30], id="direct-one-style"),
     pytest.param(32, (3, 5), 15, [12, 25], id="direct-two-styles-two-layers"),
@@ -266,7 +266,7 @@ def test_objective_combines_weighted_parts(rng, device, content_weight, style_we
 @pytest.mark.parametrize("batch", [1, 2])
 def test_style_and_content_gradient_matches_autograd(rng, filters, widths, frames, style_frames, batch):
     """Style and content on the same map share one product: value and gradient against the
-    definitions through autograd, in float64, for both forms and batched products."""
+    definitions through autograd, in float64, for both forms and one or two batch items."""
     net = RandomCNN(N_FREQ, filters=filters, kernel_widths=widths, seed=2).double()
     styles = [_log_magnitude(rng, 1, n, torch.float64) for n in style_frames]
     statistics = StyleStatistics.from_log_magnitudes(net, styles, [0.3, 0.7][: len(styles)])
