@@ -26,7 +26,7 @@ from .loop import circular_griffin_lim, circular_stft
 from .phase import griffin_lim
 from .resources import check_memory
 from .segments import segment_frames, stylize_waveform_in_segments, working_length
-from .spectral import Spectrogram, analyze, spectral_convergence
+from .spectral import analyze, spectral_convergence
 from .refine import refine_waveform
 from .texture import TextureStatistics
 
