@@ -9,6 +9,7 @@ the file, and every bad parameter a :class:`~audiostyle.errors.ConfigError`.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import numbers
@@ -23,10 +24,12 @@ import soundfile as sf
 import soxr
 
 from audiostyle.errors import AudioFileError, AudioStyleError, ConfigError
+from audiostyle.system import available_cpu_memory, format_gib
 
 __all__ = [
     "AudioInfo",
     "audio_info",
+    "probe_audio",
     "load_audio",
     "resample",
     "to_channels",
@@ -43,6 +46,17 @@ PathLike = str | os.PathLike[str]
 # A (samples, channels) array passed by mistake would otherwise become a file with
 # thousands of channels; no real recording here has more than this many.
 MAX_CHANNELS = 64
+#: The highest sample rate read. Studio masters stop at 384 kHz; a header claiming more
+#: (FLAC allows 655 350 Hz) is damage or a decompression bomb.
+MAX_SAMPLE_RATE = 384_000
+#: The most memory one :func:`load_audio` may take: float32 samples as decoded, plus the
+#: resampled copy when resampling. 20 minutes (the default max_duration) of 8 channels at
+#: 48 kHz, or of stereo at 192 kHz, fit; a header promising more is refused before decoding.
+MAX_DECODED_BYTES = 2 * 2**30
+FLOAT_BYTES = 4
+# Samples (all channels) per decoded block: a few hundred kB, small enough to stay in cache
+# while it is checked and copied into place.
+_BLOCK_SAMPLES = 2**17
 
 READABLE_FORMATS = "WAV, FLAC, OGG, MP3, AIFF and the other formats libsndfile reads"
 
@@ -99,6 +113,12 @@ def _check_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value < float("inf")):
+        raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
+    return float(value)
+
+
 def _decode_reason(exc: Exception) -> str:
     # LibsndfileError's str() repeats the path; its error_string is just the reason.
     reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
@@ -112,8 +132,37 @@ def _check_readable_path(path: Path) -> None:
         raise AudioFileError(path, "is a folder, not an audio file")
 
 
+def _open_for_reading(path: Path) -> sf.SoundFile:
+    _check_readable_path(path)
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as exc:  # libsndfile and its codecs fail in many ways; all mean "unreadable"
+        raise AudioFileError(
+            path,
+            f"is not a readable audio file ({_decode_reason(exc)}); "
+            f"readable formats: {READABLE_FORMATS}",
+        ) from exc
+
+
+def _header(path: Path, handle: sf.SoundFile) -> AudioInfo:
+    info = AudioInfo(
+        path=str(path),
+        sample_rate=int(handle.samplerate),
+        channels=int(handle.channels),
+        frames=int(handle.frames),
+        format=str(handle.format),
+        subtype=handle.subtype or None,
+    )
+    if info.frames <= 0:
+        raise AudioFileError(path, "contains no audio samples (0 frames)")
+    return info
+
+
 def audio_info(path: PathLike) -> AudioInfo:
     """Read an audio file's header: sample rate, channels, length, format.
+
+    Nothing is decoded and no limit is applied: :func:`probe_audio` and :func:`load_audio`
+    check what the header promises before they decode.
 
     Parameters
     ----------
@@ -137,24 +186,205 @@ def audio_info(path: PathLike) -> AudioInfo:
     4.5
     """
     path = Path(path)
-    _check_readable_path(path)
-    try:
-        header = sf.info(str(path))
-    except Exception as exc:  # libsndfile and its codecs fail in many ways; all mean "unreadable"
+    with _open_for_reading(path) as handle:
+        return _header(path, handle)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """How many frames a decode may yield, and the limit that sets it (for messages)."""
+
+    frames: int
+    limit: str
+
+
+def _frame_count(frames: int) -> str:
+    return f"{frames / 1e6:,.0f} M frames" if frames >= 10**6 else f"{frames:,} frames"
+
+
+def _decode_budget(
+    path: Path,
+    info: AudioInfo,
+    *,
+    out_channels: int,
+    sample_rate: int | None,
+    max_duration: float | None,
+    max_bytes: int,
+) -> _Budget:
+    """Refuse a file whose header promises more than the limits allow, before decoding it.
+
+    The memory counted is the float32 output (``out_channels`` of them: one for a mono
+    downmix), plus the resampled copy when ``sample_rate`` differs from the file's.
+    """
+    if info.sample_rate <= 0:
+        raise AudioFileError(path, f"has an invalid sample rate ({info.sample_rate} Hz)")
+    if info.sample_rate > MAX_SAMPLE_RATE:
+        raise AudioFileError(
+            path, f"sample rate {info.sample_rate} Hz is over the {MAX_SAMPLE_RATE} Hz limit"
+        )
+    if max_duration is not None and info.duration > max_duration:
         raise AudioFileError(
             path,
-            f"is not a readable audio file ({_decode_reason(exc)}); "
-            f"readable formats: {READABLE_FORMATS}",
-        ) from exc
-    info = AudioInfo(
-        path=str(path),
-        sample_rate=int(header.samplerate),
-        channels=int(header.channels),
-        frames=int(header.frames),
-        format=str(header.format),
-        subtype=header.subtype or None,
-    )
-    if info.frames <= 0:
+            f"is {info.duration:.1f} s long, over the {max_duration:g} s limit; "
+            "raise the limit with --max-duration",
+        )
+    if info.channels > MAX_CHANNELS:
+        raise AudioFileError(path, f"has {info.channels} channels; at most {MAX_CHANNELS} are supported")
+    resampled = sample_rate is not None and sample_rate != info.sample_rate
+    bytes_per_frame = out_channels * FLOAT_BYTES * (1 + (sample_rate / info.sample_rate if resampled else 0))
+    needed = math.ceil(info.frames * bytes_per_frame)
+    shape = f"{out_channels} ch × {_frame_count(info.frames)}"
+    if resampled:
+        shape += f", resampled to {sample_rate} Hz"
+    if needed > max_bytes:
+        raise AudioFileError(
+            path, f"would decode to {format_gib(needed)} ({shape}), over the {format_gib(max_bytes)} limit"
+        )
+    free = available_cpu_memory()
+    if free is not None and needed > free:
+        raise AudioFileError(
+            path, f"would decode to {format_gib(needed)} ({shape}) but only {format_gib(free)} of memory is free"
+        )
+    # The header may understate the length (compressed formats estimate it): these bound
+    # what the decoder is allowed to yield beyond it.
+    limits = [(max_bytes / bytes_per_frame, format_gib(max_bytes))]
+    if free is not None:
+        limits.append((free / bytes_per_frame, f"{format_gib(free)} free memory"))
+    if max_duration is not None:
+        limits.append((max_duration * info.sample_rate, f"{max_duration:g} s"))
+    frames, limit = min(limits)
+    return _Budget(max(int(frames), info.frames), limit)
+
+
+def _allocate(path: Path, channels: int, frames: int) -> np.ndarray:
+    try:
+        return np.empty((channels, frames), np.float32)
+    except MemoryError:
+        raise AudioFileError(
+            path,
+            f"would decode to {format_gib(channels * frames * FLOAT_BYTES)} "
+            f"({channels} ch × {_frame_count(frames)}), more memory than this process can allocate",
+        ) from None
+
+
+def _blocks(handle: sf.SoundFile, path: Path, stop: int) -> Iterator[np.ndarray]:
+    """Decode up to ``stop`` frames as ``(frames, channels)`` float32 blocks, each checked finite.
+
+    The blocks share one buffer: use each before asking for the next.
+    """
+    block = np.empty((max(1, _BLOCK_SAMPLES // handle.channels), handle.channels), np.float32)
+    done = 0
+    while done < stop:
+        wanted = min(len(block), stop - done)
+        try:
+            chunk = handle.read(wanted, dtype="float32", always_2d=True, out=block[:wanted])
+        except Exception as exc:  # a header can parse while the data behind it does not decode
+            raise AudioFileError(path, f"could not be decoded ({_decode_reason(exc)})") from exc
+        if len(chunk) == 0:
+            return
+        if not np.isfinite(chunk).all():
+            raise AudioFileError(path, "contains non-finite samples (NaN or Inf)")
+        done += len(chunk)
+        yield chunk
+
+
+def _downmix(block: np.ndarray, *, out: np.ndarray) -> None:
+    """The mean of a ``(frames, channels)`` block's channels, written into ``out``.
+
+    Channel by channel, in order, then divided: the same float32 sums as
+    :func:`to_channels`, and much faster than a mean over the short channel axis.
+    """
+    np.copyto(out, block[:, 0])
+    for channel in range(1, block.shape[1]):
+        out += block[:, channel]
+    out /= block.shape[1]
+
+
+def _decode(handle: sf.SoundFile, path: Path, info: AudioInfo, *, mono: bool, budget: _Budget) -> np.ndarray:
+    """The whole file as ``(channels, frames)`` float32, never more than ``budget.frames`` long."""
+    out_channels = 1 if mono else info.channels
+    audio = _allocate(path, out_channels, min(info.frames, budget.frames))
+    filled = 0
+    for chunk in _blocks(handle, path, budget.frames + 1):
+        end = filled + len(chunk)
+        if end > audio.shape[1]:
+            if end > budget.frames:
+                raise AudioFileError(
+                    path,
+                    f"decodes to more than the {info.frames:,} frames its header declares, "
+                    f"past the {budget.limit} limit",
+                )
+            grown = _allocate(path, out_channels, min(budget.frames, max(end, 2 * audio.shape[1])))
+            grown[:, :filled] = audio[:, :filled]
+            audio = grown
+        if out_channels < info.channels:
+            _downmix(chunk, out=audio[0, filled:end])
+        else:
+            audio[:, filled:end] = chunk.T
+        filled = end
+    if filled == 0:
+        raise AudioFileError(path, "contains no audio samples (0 frames)")
+    # A header that overstated the length: keep only what decoded, without the spare room.
+    return audio if filled == audio.shape[1] else audio[:, :filled].copy()
+
+
+def probe_audio(
+    path: PathLike,
+    *,
+    max_duration: float | None = None,
+    seconds: float = 2.0,
+    max_bytes: int = MAX_DECODED_BYTES,
+) -> AudioInfo:
+    """Check that a file would load, decoding only its first ``seconds``.
+
+    Applies every check :func:`load_audio` makes from the header (sample rate, channels,
+    duration, decoded size against ``max_bytes`` and free memory), then decodes a bounded
+    slice to prove that the data behind the header decodes to finite samples. A file that
+    passes can still fail later in its remaining data; :func:`load_audio` checks it all.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file soundfile reads (WAV, FLAC, OGG, MP3, AIFF, ...).
+    max_duration : float or None
+        Refuse files longer than this many seconds; None for no limit.
+    seconds : float
+        How much of the start to decode, in seconds.
+    max_bytes : int
+        Refuse files that would decode to more than this many bytes of float32 samples.
+
+    Returns
+    -------
+    AudioInfo
+        The header's fields.
+
+    Raises
+    ------
+    AudioFileError
+        As :func:`load_audio`: missing, unreadable, empty, over a limit, or NaN/Inf in the
+        decoded slice.
+    ConfigError
+        If ``max_duration`` or ``seconds`` is not a positive number, or ``max_bytes`` not a
+        positive integer.
+
+    Examples
+    --------
+    >>> probe_audio("upload.flac", max_duration=1200).duration  # doctest: +SKIP
+    4.5
+    """
+    if max_duration is not None:
+        max_duration = _check_seconds("max_duration", max_duration)
+    seconds = _check_seconds("seconds", seconds)
+    max_bytes = _check_positive_int("max_bytes", max_bytes)
+    path = Path(path)
+    with _open_for_reading(path) as handle:
+        info = _header(path, handle)
+        _decode_budget(
+            path, info, out_channels=info.channels, sample_rate=None, max_duration=max_duration, max_bytes=max_bytes
+        )
+        stop = min(info.frames, max(1, math.ceil(seconds * info.sample_rate)))
+        decoded = sum(len(chunk) for chunk in _blocks(handle, path, stop))
+    if decoded == 0:
         raise AudioFileError(path, "contains no audio samples (0 frames)")
     return info
 
@@ -165,8 +395,15 @@ def load_audio(
     *,
     mono: bool = False,
     max_duration: float | None = None,
+    max_bytes: int = MAX_DECODED_BYTES,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as a float32 ``(channels, samples)`` waveform.
+
+    What the header promises is checked before anything is decoded: the sample rate (at
+    most ``MAX_SAMPLE_RATE``), the channels (at most ``MAX_CHANNELS``), the duration, and
+    the memory the result takes (float32 samples, of one channel when ``mono``, plus the
+    resampled copy) against ``max_bytes`` and the memory free. The data is then decoded
+    block by block into one array, and never past those limits, whatever the header said.
 
     Parameters
     ----------
@@ -180,6 +417,9 @@ def load_audio(
     max_duration : float or None
         Refuse files longer than this many seconds (checked from the header, before
         decoding); None for no limit.
+    max_bytes : int
+        Refuse files that would take more than this many bytes once decoded (and
+        resampled); default ``MAX_DECODED_BYTES`` (2 GiB).
 
     Returns
     -------
@@ -192,14 +432,17 @@ def load_audio(
     ------
     AudioFileError
         If the path does not exist, is a folder, cannot be decoded, holds no samples,
-        holds NaN or Inf, is longer than ``max_duration`` or has more than 64 channels.
+        holds NaN or Inf, is longer than ``max_duration``, has more than 64 channels, a
+        sample rate over 384 kHz, or would decode to more than ``max_bytes`` or than the
+        memory free.
     ConfigError
-        If ``sample_rate`` is not a positive integer or ``max_duration`` not a positive
-        number.
+        If ``sample_rate`` or ``max_bytes`` is not a positive integer or ``max_duration``
+        not a positive number.
 
     See Also
     --------
     audio_info : the header alone.
+    probe_audio : the header's checks and the first seconds.
     save_audio : the inverse.
 
     Examples
@@ -210,39 +453,24 @@ def load_audio(
     """
     if sample_rate is not None:
         sample_rate = _check_positive_int("sample_rate", sample_rate)
-    if max_duration is not None and not (
-        isinstance(max_duration, numbers.Real) and 0 < max_duration < float("inf")
-    ):
-        raise ConfigError(f"max_duration={max_duration!r} must be a positive number of seconds")
-
-    info = audio_info(path)
-    if max_duration is not None and info.duration > max_duration:
-        raise AudioFileError(
+    if max_duration is not None:
+        max_duration = _check_seconds("max_duration", max_duration)
+    max_bytes = _check_positive_int("max_bytes", max_bytes)
+    path = Path(path)
+    with _open_for_reading(path) as handle:
+        info = _header(path, handle)
+        budget = _decode_budget(
             path,
-            f"is {info.duration:.1f} s long, over the {max_duration:g} s limit; "
-            "raise the limit with --max-duration",
+            info,
+            out_channels=1 if mono else info.channels,
+            sample_rate=sample_rate,
+            max_duration=max_duration,
+            max_bytes=max_bytes,
         )
-    if info.channels > MAX_CHANNELS:
-        # Checked before the work, not when the result cannot be written.
-        raise AudioFileError(path, f"has {info.channels} channels; at most {MAX_CHANNELS} are supported")
-    try:
-        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # a header can parse while the data behind it does not decode
-        raise AudioFileError(
-            path, f"could not be decoded ({_decode_reason(exc)})"
-        ) from exc
-
-    audio = np.ascontiguousarray(samples.T, dtype=np.float32)
-    if audio.shape[1] == 0:
-        raise AudioFileError(path, "contains no audio samples (0 frames)")
-    if not np.isfinite(audio).all():
-        raise AudioFileError(path, "contains non-finite samples (NaN or Inf)")
-    if mono:
-        audio = to_channels(audio, 1)
-    if sample_rate is not None and sample_rate != file_rate:
-        audio = resample(audio, int(file_rate), sample_rate)
-        return audio, sample_rate
-    return audio, int(file_rate)
+        audio = _decode(handle, path, info, mono=mono, budget=budget)
+    if sample_rate is not None and sample_rate != info.sample_rate:
+        return resample(audio, info.sample_rate, sample_rate), sample_rate
+    return audio, info.sample_rate
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -278,14 +506,16 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
         return np.asarray(audio, dtype=np.float32)
     audio = np.asarray(audio, dtype=np.float32)
     length = math.ceil(audio.shape[-1] * target_sr / orig_sr)
-    # soxr directly, not through librosa.resample (the same filter): librosa's resample module
-    # pulls in scipy and numba, ~190 MB of resident memory and seconds of start-up per process.
-    frames = audio.reshape(-1, audio.shape[-1]).T
-    resampled = soxr.resample(frames, orig_sr, target_sr, quality="HQ").T
-    resampled = resampled[:, :length]
-    if resampled.shape[-1] < length:
-        resampled = np.pad(resampled, ((0, 0), (0, length - resampled.shape[-1])))
-    return np.ascontiguousarray(resampled.reshape(*audio.shape[:-1], length), dtype=np.float32)
+    rows = audio.reshape(-1, audio.shape[-1])
+    out = np.zeros((rows.shape[0], length), np.float32)
+    for row, target in zip(rows, out):
+        # soxr directly, not through librosa.resample (the same filter): librosa's resample
+        # module pulls in scipy and numba, ~190 MB of resident memory and seconds of start-up
+        # per process. One channel at a time (soxr filters channels independently): the peak
+        # is the input, the output and one channel, not two copies of each.
+        resampled = soxr.resample(row, orig_sr, target_sr, quality="HQ")[:length]
+        target[: len(resampled)] = resampled
+    return out.reshape(*audio.shape[:-1], length)
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -485,6 +715,59 @@ def _output_subtype(fmt: str, subtype: str | None) -> str:
     return wanted
 
 
+class _ErrorKeepingFile:
+    """A file for libsndfile's virtual I/O that keeps the operating system's error.
+
+    libsndfile turns a failed write into "System error" and loses the reason (a full disk,
+    a file size limit, an I/O error); this wrapper records the first ``OSError`` of the file
+    it wraps, reports the failure to libsndfile as a short write, and lets
+    :meth:`raise_error` raise it afterwards, where atomic_write turns it into a message.
+    """
+
+    def __init__(self, handle: io.BufferedRandom) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def _keep(self, error: OSError) -> None:
+        if self.error is None:
+            self.error = error
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self._keep(error)
+            return 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as error:
+            self._keep(error)
+            return b""
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        try:
+            return self._handle.seek(offset, whence)
+        except OSError as error:  # a buffered file writes what it holds before it seeks
+            self._keep(error)
+            return -1
+
+    def tell(self) -> int:
+        try:
+            return self._handle.tell()
+        except OSError as error:
+            self._keep(error)
+            return -1
+
+    def raise_error(self) -> None:
+        """Raise the first ``OSError`` the file met, if any."""
+        if self.error is not None:
+            raise self.error
+
+
 def save_audio(
     path: PathLike,
     audio: np.ndarray,
@@ -563,12 +846,16 @@ def save_audio(
         raise AudioFileError(path, "audio to write contains NaN or Inf")
 
     with atomic_write(path, protect=protect, overwrite=overwrite) as tmp_path:
-        try:
-            sf.write(str(tmp_path), audio.T, sample_rate, subtype=encoding, format=fmt)
-        except (OSError, AudioStyleError):
-            raise
-        except Exception as exc:  # libsndfile refuses e.g. MP3 at 192 kHz, >2-channel MP3
-            raise AudioFileError(
-                path, f"could not write {fmt}/{encoding}: {_decode_reason(exc)}"
-            ) from exc
+        with open(tmp_path, "r+b") as handle:
+            target = _ErrorKeepingFile(handle)
+            try:
+                sf.write(target, audio.T, sample_rate, subtype=encoding, format=fmt)
+            except (OSError, AudioStyleError):
+                raise
+            except Exception as exc:  # libsndfile refuses e.g. MP3 at 192 kHz, >2-channel MP3
+                target.raise_error()
+                raise AudioFileError(
+                    path, f"could not write {fmt}/{encoding}: {_decode_reason(exc)}"
+                ) from exc
+            target.raise_error()
     return path

@@ -7,9 +7,7 @@ lower, not minutes later when the operating system kills the process.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +16,7 @@ from .config import StyleConfig
 from .errors import ConfigError
 from .networks.random import input_channels, split_filters
 from .segments import segment_frames
+from .system import available_cpu_memory, format_gib
 
 __all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
 
@@ -95,31 +94,12 @@ def estimate_peak_bytes(
     return int(total_floats * FLOAT_BYTES * SAFETY_FACTOR) + BASELINE_BYTES
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _cgroup_headroom() -> int | None:
-    # A container's limit (cgroup v2, then v1) kills the process long before the host's.
-    for limit_file, usage_file in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
-    ):
-        limit, usage = _read_int(Path(limit_file)), _read_int(Path(usage_file))
-        if limit is not None and usage is not None and limit < 2**60:
-            return max(limit - usage, 0)
-    return None
-
-
 def available_memory(device: torch.device | str = "cpu") -> int | None:
     """Bytes free for a run on ``device``, or None when this machine does not say.
 
-    CPU: ``MemAvailable`` from ``/proc/meminfo`` (Linux), capped by a container's cgroup
-    limit, else ``os.sysconf`` free pages. CUDA: the driver's free memory. MPS: unknown.
+    CPU: :func:`audiostyle.system.available_cpu_memory` (``MemAvailable``, capped by a
+    container's cgroup limit and the process's ulimits). CUDA: the driver's free memory.
+    MPS: unknown.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -130,28 +110,7 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    available = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        available = None
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
-    headroom = _cgroup_headroom()
-    if headroom is not None:
-        available = headroom if available is None else min(available, headroom)
-    return available
-
-
-def _gib(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.1f} GiB"
+    return available_cpu_memory()
 
 
 def _shape(waveform: np.ndarray | tuple[int, int]) -> tuple[int, int]:
@@ -224,12 +183,12 @@ def check_memory(
     if free is None:
         logger.debug("free memory on %s unknown; skipping the memory check", device)
         return needed
-    logger.debug("estimated peak %s of %s free on %s", _gib(needed), _gib(free), device)
+    logger.debug("estimated peak %s of %s free on %s", format_gib(needed), format_gib(free), device)
     if needed > free:
         longest = max(_shape(w)[-1] for w in ([content] if content is not None else []) + list(styles))
         raise ConfigError(
-            f"this run needs about {_gib(needed)} of memory on {torch.device(device)} but only "
-            f"{_gib(free)} is free; lower --filters (now {config.filters}), use --preset fast, "
+            f"this run needs about {format_gib(needed)} of memory on {torch.device(device)} but only "
+            f"{format_gib(free)} is free; lower --filters (now {config.filters}), use --preset fast, "
             f"a smaller --n-fft (now {config.n_fft}), shorter --segment-seconds (now "
             f"{config.segment_seconds:g}), or a shorter clip (the longest input lasts "
             f"{longest / config.sample_rate:.0f} s)"

@@ -291,7 +291,8 @@ def test_unexpected_decoder_exception_is_wrapped(tmp_path, rng, monkeypatch):
     def broken_read(*args, **kwargs):
         raise ValueError("decoder exploded")
 
-    monkeypatch.setattr(sf, "read", broken_read)
+    # load_audio decodes block by block through SoundFile.read.
+    monkeypatch.setattr(sf.SoundFile, "read", broken_read)
     with pytest.raises(AudioFileError, match=r"a\.wav.*decoder exploded"):
         load_audio(tmp_path / "a.wav")
 
