@@ -7,6 +7,18 @@ content 1 = the content; combined = their harmonic mean).
     python -m benchmarks.quality                               # classic, default; the five core pairs
     python -m benchmarks.quality --presets default fast --seconds 5 --pairs speech-strings
     python -m benchmarks.quality --presets default --seconds 4 --pairs all    # 21 pairs
+    python -m benchmarks.quality --presets default --seconds 4 --pairs all --native-rate
+
+By default content and style are resampled to 22.05 kHz (mono) before anything else. With
+``--native-rate`` each is clipped at its own rate (mono) and passed to ``stylize`` as
+``(audio, rate)``, the baselines mix the style resampled to the content's rate, and every
+output is measured at the rate it comes back at (the yardstick resamples to 16 kHz itself).
+That mode adds the **bandwidth figure** for each pair whose content or style is at least
+44.1 kHz: the 11-16 kHz level relative to 1-8 kHz (dB, mean power per Hz of the long-term
+spectrum, :func:`benchmarks.spectrum_measures.bandwidth_db`) of the output, the content and
+the style, and per method a summary: on how many pairs the output is within 10 dB of the
+style's figure, of the pairs where the style has energy above 11 kHz (a figure of at least
+-60 dB) and the content's rate can hold 11-16 kHz (the output takes the content's rate).
 
 Prints a table and writes benchmarks/results/quality.json.
 """
@@ -21,14 +33,22 @@ from pathlib import Path
 import numpy as np
 
 from audiostyle import PRESETS, load_audio, stylize
+from audiostyle.audio import resample
 
 from .baselines import eq_match, mix
 from .quality_metrics import score
+from .spectrum_measures import bandwidth_db
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 RESULTS = ROOT / "benchmarks" / "results"
 RATE = 22050
+#: A pair gets the bandwidth figure when its content or style is at least this rate.
+WIDE_RATE = 44100
+#: A style "has energy above 11 kHz" when its bandwidth figure is at least this (dB).
+BANDWIDTH_ENERGY_DB = -60.0
+#: An output's bandwidth figure within this of the style's counts as matching it (dB).
+BANDWIDTH_TOLERANCE_DB = 10.0
 
 #: name -> (content, style): speech->instrument, instrument->texture, drums->mix, and the samples.
 PAIRS = {
@@ -66,16 +86,47 @@ PAIRS.update(
 )
 
 
-def clip(path: Path, seconds: float) -> np.ndarray:
-    audio, _ = load_audio(path, RATE, mono=True)
-    return audio[:, : int(seconds * RATE)]
+def clip(path: Path, seconds: float, *, native_rate: bool = False) -> tuple[np.ndarray, int]:
+    """The first ``seconds`` of ``path``, mono: at 22.05 kHz, or at the file's own rate."""
+    audio, rate = load_audio(path, None if native_rate else RATE, mono=True)
+    return audio[:, : int(seconds * rate)], rate
+
+
+def bandwidth_summary(rows: list[dict], method: str) -> tuple[int, int, int]:
+    """How ``method``'s outputs match their styles' bandwidth figures.
+
+    Returns
+    -------
+    (within, eligible, left_out) : tuple of int
+        ``eligible`` pairs have a style with energy above 11 kHz (figure at least
+        ``BANDWIDTH_ENERGY_DB``) and a content whose rate holds 11-16 kHz; on ``within`` of
+        them the output's figure is within ``BANDWIDTH_TOLERANCE_DB`` of the style's (an
+        output whose rate cannot hold the band is not). ``left_out`` pairs have such a style
+        but a content whose rate cannot hold the band.
+    """
+    styled = [
+        row for row in rows
+        if row["method"] == method and row.get("bandwidth_style_db") is not None
+        and row["bandwidth_style_db"] >= BANDWIDTH_ENERGY_DB
+    ]
+    eligible = [row for row in styled if row.get("bandwidth_content_db") is not None]
+    within = sum(
+        row["bandwidth_output_db"] is not None
+        and abs(row["bandwidth_output_db"] - row["bandwidth_style_db"]) <= BANDWIDTH_TOLERANCE_DB
+        for row in eligible
+    )
+    return within, len(eligible), len(styled) - len(eligible)
+
+
+def _figure(value: float | None) -> str:
+    return f"{'-':>7s}" if value is None else f"{value:7.1f}"
 
 
 def method_name(preset: str, network: str) -> str:
     return preset if network == "random" else f"{preset}+{Path(network).stem}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["classic", "default"])
     parser.add_argument(
@@ -88,35 +139,62 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each clip")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--native-rate", action="store_true",
+        help="clip content and style at their own rates (not 22.05 kHz) and add the bandwidth figure",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "quality.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     pairs = list(PAIRS) if "all" in args.pairs else args.pairs
     rows = []
     header = f"{'pair':16s} {'method':18s} {'style':>6s} {'content':>8s} {'combined':>9s} {'seconds':>8s}"
+    if args.native_rate:
+        header += f" {'rate':>6s} {'bw_out':>7s} {'bw_con':>7s} {'bw_sty':>7s}"
     print(header)
     for pair in pairs:
         content_path, style_path = PAIRS[pair]
         if not (content_path.exists() and style_path.exists()):
             print(f"{pair:16s} skipped: {content_path.name} or {style_path.name} not found")
             continue
-        content, style = clip(content_path, args.seconds), clip(style_path, args.seconds)
-        outputs = {"mix": (mix(content, style, RATE), 0.0), "eq_match": (eq_match(content, style, RATE), 0.0)}
+        (content, content_rate), (style, style_rate) = (
+            clip(content_path, args.seconds, native_rate=args.native_rate),
+            clip(style_path, args.seconds, native_rate=args.native_rate),
+        )
+        # The baselines work on one rate: the content's, the rate an output takes.
+        style_at_content_rate = resample(style, style_rate, content_rate)
+        outputs = {
+            "mix": (mix(content, style_at_content_rate, content_rate), content_rate, 0.0),
+            "eq_match": (eq_match(content, style_at_content_rate, content_rate), content_rate, 0.0),
+        }
         for preset in args.presets:
             for network in args.networks:
                 config = PRESETS[preset].replace(device=args.device, network=network)
                 start = time.perf_counter()
-                result = stylize((content, RATE), (style, RATE), config)
-                outputs[method_name(preset, network)] = (result.audio, time.perf_counter() - start)
-        for method, (audio, seconds) in outputs.items():
-            scores = score((audio, RATE), (content, RATE), (style, RATE))
-            row = {"pair": pair, "method": method, "seconds": seconds, **scores}
+                result = stylize((content, content_rate), (style, style_rate), config)
+                outputs[method_name(preset, network)] = (result.audio, result.sample_rate, time.perf_counter() - start)
+        wide = max(content_rate, style_rate) >= WIDE_RATE
+        content_band = bandwidth_db(content, content_rate) if wide else None
+        style_band = bandwidth_db(style, style_rate) if wide else None
+        for method, (audio, rate, seconds) in outputs.items():
+            scores = score((audio, rate), (content, content_rate), (style, style_rate))
+            row = {
+                "pair": pair, "method": method, "seconds": seconds, **scores,
+                "output_rate": int(rate),
+                "bandwidth_output_db": bandwidth_db(audio, rate) if wide else None,
+                "bandwidth_content_db": content_band,
+                "bandwidth_style_db": style_band,
+            }
             rows.append(row)
-            print(
+            line = (
                 f"{pair:16s} {method:18s} {scores['style']:6.3f} {scores['content']:8.3f} "
-                f"{scores['combined']:9.3f} {seconds:8.1f}",
-                flush=True,
+                f"{scores['combined']:9.3f} {seconds:8.1f}"
             )
+            if args.native_rate:
+                line += (
+                    f" {rate:6d} {_figure(row['bandwidth_output_db'])} {_figure(content_band)} {_figure(style_band)}"
+                )
+            print(line, flush=True)
     print()
     methods = [method_name(p, n) for p in args.presets for n in args.networks]
     for method in ["mix", "eq_match", *methods]:
@@ -130,8 +208,15 @@ def main() -> None:
                 wins = sum(m > 0 for m in margins)
                 line += f"  over the mix: mean {np.mean(margins):+.3f}, ahead on {wins}/{len(margins)} pairs"
             print(line)
+    if args.native_rate:
+        for method in ["mix", "eq_match", *methods]:
+            within, eligible, left_out = bandwidth_summary(rows, method)
+            print(
+                f"bandwidth {method}: within {BANDWIDTH_TOLERANCE_DB:g} dB of the style's on {within}/{eligible} pairs "
+                f"where the style has energy above 11 kHz ({left_out} more left out: the content's rate cannot hold 11-16 kHz)"
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"seconds": args.seconds, "rows": rows}, indent=2))
+    args.output.write_text(json.dumps({"seconds": args.seconds, "native_rate": args.native_rate, "rows": rows}, indent=2))
     print(f"wrote {args.output}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -246,3 +247,91 @@ def test_every_benchmark_pair_names_readable_files():
         for path in paths:
             info = soundfile.info(str(path))
             assert info.frames > 0 and info.samplerate > 0, f"{name}: {path}"
+
+
+# The bandwidth figure (benchmarks/spectrum_measures.bandwidth_db) and quality.py's --native-rate mode.
+
+
+def test_bandwidth_of_white_noise_is_flat_and_of_a_low_passed_signal_very_low():
+    from benchmarks.spectrum_measures import bandwidth_db
+
+    rate = 44100
+    noise = np.random.default_rng(0).standard_normal(2 * rate)
+    assert bandwidth_db(noise, rate) == pytest.approx(0.0, abs=0.3)
+    assert bandwidth_db(np.stack([noise, noise]), rate) == pytest.approx(bandwidth_db(noise, rate))
+    low_passed = sosfilt(butter(12, 8000, fs=rate, output="sos"), noise)
+    assert bandwidth_db(low_passed, rate) < -40.0
+    # What a 22.05 kHz engine gives back at 44.1 kHz: nothing above 11 kHz.
+    from audiostyle.audio import resample
+
+    assert bandwidth_db(resample(resample(noise, rate, 22050), 22050, rate), rate) < -60.0
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_bandwidth_needs_a_rate_that_holds_the_band(rate):
+    from benchmarks.spectrum_measures import bandwidth_db
+
+    assert bandwidth_db(np.random.default_rng(0).standard_normal(rate), rate) is None
+
+
+def test_bandwidth_summary_counts_styles_with_high_band_energy_and_contents_that_hold_it():
+    from benchmarks.quality import bandwidth_summary
+
+    def row(output, content, style, method="default"):
+        return {"method": method, "bandwidth_output_db": output, "bandwidth_content_db": content, "bandwidth_style_db": style}
+
+    rows = [
+        row(-5.0, -20.0, -3.0),  # within 10 dB
+        row(-140.0, -20.0, -3.0),  # band-limited output
+        row(None, -20.0, -3.0),  # output at a rate that cannot hold the band
+        row(-140.0, None, -3.0),  # content at 22.05 kHz: left out
+        row(-140.0, -20.0, -90.0),  # style without energy above 11 kHz: not counted
+        row(-140.0, -20.0, None),
+        row(-3.0, -20.0, -3.0, method="mix"),
+    ]
+    assert bandwidth_summary(rows, "default") == (1, 3, 1)
+    assert bandwidth_summary(rows, "mix") == (1, 1, 0)
+
+
+@pytest.mark.parametrize("native_rate", [False, True])
+def test_quality_native_rate_measures_outputs_at_their_own_rate(tmp_path, monkeypatch, capsys, native_rate):
+    """quality.main end to end, with a stand-in engine that band-limits to 11 kHz like today's."""
+    from types import SimpleNamespace
+
+    from audiostyle.audio import resample
+    from benchmarks import quality
+
+    rng = np.random.default_rng(3)
+    content_path, style_path = tmp_path / "content.wav", tmp_path / "style.flac"
+    bursts = (np.arange(2 * 44100) // 4410) % 2  # 0.1 s on, 0.1 s off
+    soundfile.write(content_path, 0.1 * rng.standard_normal(2 * 44100) * bursts, 44100)
+    soundfile.write(style_path, 0.1 * rng.standard_normal(2 * 48000), 48000)
+    monkeypatch.setitem(quality.PAIRS, "synthetic", (content_path, style_path))
+    rates = []
+
+    def band_limiting_stylize(content, style, config):
+        (audio, rate), (_, style_rate) = content, style
+        rates.append((rate, style_rate))
+        return SimpleNamespace(audio=resample(resample(audio, rate, 22050), 22050, rate), sample_rate=rate)
+
+    monkeypatch.setattr(quality, "stylize", band_limiting_stylize)
+    output = tmp_path / "quality.json"
+    argv = ["--presets", "default", "--pairs", "synthetic", "--seconds", "1.5", "--output", str(output)]
+    quality.main(argv + (["--native-rate"] if native_rate else []))
+    report = json.loads(output.read_text())
+    rows = {row["method"]: row for row in report["rows"]}
+    printed = capsys.readouterr().out
+    assert report["native_rate"] is native_rate
+    if not native_rate:
+        # Everything at 22.05 kHz, as before: no band above 11 kHz to measure, no new columns.
+        assert rates == [(quality.RATE, quality.RATE)]
+        assert all(row["output_rate"] == quality.RATE and row["bandwidth_output_db"] is None for row in rows.values())
+        assert "bw_out" not in printed and "bandwidth" not in printed
+        return
+    assert rates == [(44100, 48000)]
+    assert rows["default"]["output_rate"] == 44100
+    assert rows["default"]["bandwidth_style_db"] == pytest.approx(0.0, abs=0.5)
+    assert rows["default"]["bandwidth_output_db"] < -60.0
+    assert rows["mix"]["bandwidth_output_db"] > -10.0  # the mix carries the style's high band
+    assert "bandwidth default: within 10 dB of the style's on 0/1 pairs" in printed
+    assert "bandwidth mix: within 10 dB of the style's on 1/1 pairs" in printed
