@@ -153,6 +153,10 @@ class StyleConfig:
     segment_seconds : float
         Longer content is stylized in overlapping segments of this many seconds (1..3600)
         against the same style statistics, so memory is bounded by a segment.
+    full_band : bool
+        When the output's rate is above ``sample_rate``, rebuild the band between the
+        working rate's Nyquist frequency and the output's in the style's spectral shape
+        (see :mod:`audiostyle.bandwidth`); False leaves the output band-limited there.
     """
 
     sample_rate: int = 22050
@@ -184,6 +188,7 @@ class StyleConfig:
     strength: float = 0.5
     loop: bool = False
     segment_seconds: float = 30.0
+    full_band: bool = True
 
     def __post_init__(self) -> None:
         # numpy scalars and lists (from JSON) are accepted and stored as plain Python values,
@@ -286,6 +291,7 @@ class StyleConfig:
             f"(content_weight={self.content_weight}, style_weight={self.style_weight})",
         )
         _require(isinstance(self.loop, bool), f"loop={self.loop!r} must be True or False")
+        _require(isinstance(self.full_band, bool), f"full_band={self.full_band!r} must be True or False")
         _require(
             _is_number(self.segment_seconds) and 1 <= self.segment_seconds <= 3600,
             f"segment_seconds={self.segment_seconds!r} must be a number of seconds in [1, 3600]",
@@ -351,6 +357,8 @@ class StyleConfig:
             data.pop("kernel_dilations")
         if data["history_size"] == HISTORY_SIZE:
             data.pop("history_size")
+        if not data["full_band"]:
+            data.pop("full_band")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -387,7 +395,7 @@ _DEFAULT = StyleConfig(
 
 PRESETS: dict[str, StyleConfig] = {
     # Ulyanov & Lebedev (2016): 4096 filters of width 11, L-BFGS from noise, 500 plain
-    # Griffin-Lim iterations from random phase.
+    # Griffin-Lim iterations from random phase, and nothing above the working band.
     "classic": StyleConfig(
         filters=4096,
         kernel_widths=(11,),
@@ -399,6 +407,7 @@ PRESETS: dict[str, StyleConfig] = {
         griffin_lim_iters=500,
         momentum=0.0,
         phase_init="random",
+        full_band=False,
     ),
     "default": _DEFAULT,
     # A preview: the default with a third of its filters and two thirds of its iterations

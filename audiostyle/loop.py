@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
 from .phase import check_griffin_lim_settings, iterate_phase, random_phase
 from .spectral import _window, validate_stft_params
 
-__all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim"]
+__all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim", "resample_loop"]
 
 
 def loop_frames(length: int, hop_length: int) -> int:
@@ -113,3 +114,38 @@ def circular_griffin_lim(
         callback=callback,
     )
     return circular_istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length)
+
+
+def resample_loop(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample one period of a loop so that it still loops: band-limited and periodic.
+
+    The period's spectrum is cut or zero-padded (an exact resampler for periodic signals),
+    so the result has ``round(samples * target_sr / orig_sr)`` samples and its end runs
+    into its start; where that rounding changes the ratio, pitch moves by under a sample
+    per period.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples)]
+        One period at ``orig_sr``.
+    orig_sr, target_sr : int
+        Rates in Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(channels, round(samples * target_sr / orig_sr)), dtype=float32]
+
+    Examples
+    --------
+    >>> resample_loop(np.zeros((2, 1000), np.float32), 22050, 44100).shape
+    (2, 2000)
+    """
+    samples = audio.shape[-1]
+    length = max(1, round(samples * target_sr / orig_sr))
+    if length == samples:
+        return np.asarray(audio, dtype=np.float32)
+    spectrum = torch.fft.rfft(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), dim=-1)
+    keep = min(spectrum.shape[-1], length // 2 + 1)
+    resized = torch.zeros(*spectrum.shape[:-1], length // 2 + 1, dtype=spectrum.dtype)
+    resized[..., :keep] = spectrum[..., :keep]
+    return (torch.fft.irfft(resized, n=length, dim=-1) * (length / samples)).numpy().astype(np.float32)

@@ -17,18 +17,20 @@ import numpy as np
 import torch
 
 from .audio import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_format, resample, save_audio
+from .bandwidth import extend_bandwidth, style_band_power
 from .config import StyleConfig, resolve_device
 from .errors import AudioFileError, ConfigError
 from .networks import build_network
 from .objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
 from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
-from .loop import circular_griffin_lim, circular_stft
+from .loop import circular_griffin_lim, circular_stft, resample_loop
 from .phase import griffin_lim
 from .resources import check_memory
 from .segments import segment_frames, stylize_waveform_in_segments, working_length
 from .spectral import analyze, spectral_convergence
 from .refine import refine_waveform
 from .texture import TextureStatistics
+from .texture_start import texture_start
 
 __all__ = ["stylize", "stylize_spectrogram", "prepare_style", "PreparedStyle", "Result", "AudioSource", "Audio"]
 
@@ -259,6 +261,26 @@ def _match_loudness(audio: np.ndarray, reference: np.ndarray | None, mode: str) 
     return audio
 
 
+def _texture_at_rate(audio: np.ndarray, config: StyleConfig, rate: int) -> np.ndarray:
+    """A texture solved at the working rate, brought to ``rate`` (a loop stays a loop)."""
+    if rate == config.sample_rate:
+        return audio
+    if config.loop:
+        return resample_loop(audio, config.sample_rate, rate)
+    length = max(1, round(audio.shape[-1] * rate / config.sample_rate))
+    return np.ascontiguousarray(_fit_length(resample(audio, config.sample_rate, rate), length))
+
+
+def _full_band(
+    audio: np.ndarray, rate: int, style_audio: Sequence[Audio], blend: Sequence[float], config: StyleConfig
+) -> np.ndarray:
+    """The output with its band above the working rate rebuilt in the styles' shape (if asked and needed)."""
+    if not config.full_band or rate <= config.sample_rate:
+        return audio
+    power = style_band_power([(style.original, style.original_rate) for style in style_audio], blend, rate)
+    return extend_bandwidth(audio, rate, config.sample_rate, power, circular=config.loop)
+
+
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     if audio.shape[-1] >= length:
         return audio[..., :length]
@@ -307,6 +329,7 @@ def stylize_spectrogram(
     history_size: int = HISTORY_SIZE,
     init: str | torch.Tensor = "content",
     frames: int | None = None,
+    channels: int = 1,
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> OptimizationResult:
@@ -338,6 +361,8 @@ def stylize_spectrogram(
         Starting point; noise is small, non-negative and seeded.
     frames : int, optional
         Output length in frames for texture synthesis.
+    channels : int
+        Channels of a texture (its batch size); ignored with a content.
     seed : int
         Seed of the noise initialisation.
     progress : callable, optional
@@ -381,8 +406,10 @@ def stylize_spectrogram(
     else:
         if frames is None or isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ConfigError(f"texture synthesis (no content) needs frames >= 1; got {frames!r}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ConfigError(f"texture synthesis needs channels >= 1; got {channels!r}")
         squeeze, content, targets, contour = False, None, None, None
-        shape, device = (1, style.n_freq, frames), style.layers[0].gram.device
+        shape, device = (channels, style.n_freq, frames), style.layers[0].gram.device
 
     if torch.is_tensor(init):
         if tuple(init.shape) != tuple(shape):
@@ -519,6 +546,8 @@ class PreparedStyle:
     texture : TextureStatistics or None
     config : StyleConfig
         The settings it was made with.
+    weights : tuple of float
+        The styles' blend weights (empty: equal).
     """
 
     styles: list[Audio]
@@ -526,6 +555,7 @@ class PreparedStyle:
     statistics: StyleStatistics
     texture: TextureStatistics | None
     config: StyleConfig
+    weights: tuple[float, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -540,6 +570,7 @@ class PreparedStyle:
             statistics=self.statistics.to(device),
             texture=self.texture.to(device) if self.texture is not None else None,
             config=self.config,
+            weights=self.weights,
         )
 
     def check(self, config: StyleConfig) -> None:
@@ -600,7 +631,9 @@ def prepare_style(
         for audio in style_audio
     ]
     network, statistics, texture = _style_targets([s.log_magnitude for s in specs], blend, config, device)
-    return PreparedStyle(styles=style_audio, network=network, statistics=statistics, texture=texture, config=config)
+    return PreparedStyle(
+        styles=style_audio, network=network, statistics=statistics, texture=texture, config=config, weights=tuple(blend)
+    )
 
 
 def stylize(
@@ -680,6 +713,7 @@ def stylize(
         prepared = prepared.to(device)
         prepared.check(config)
         style_audio = prepared.styles
+        blend = list(prepared.weights) or [1.0] * len(style_audio)
     # Fail now with advice, not in an hour when the operating system kills the run.
     check_memory(
         config,
@@ -710,6 +744,7 @@ def stylize(
         length = max(int(round(seconds * config.sample_rate)), config.n_fft)
         if config.loop:  # a whole number of hops: the circular STFT has length // hop frames
             length = max(1, round(length / config.hop_length)) * config.hop_length
+        texture_frames = length // config.hop_length if config.loop else 1 + length // config.hop_length
     elif config.loop:
         raise ConfigError("loop=True is for texture synthesis (content=None)")
     else:
@@ -726,6 +761,19 @@ def stylize(
     lap("targets")
 
     settings = solver_settings(config, texture_stats, content=content_audio is not None)
+    if content_audio is None:
+        settings["channels"] = style_audio[0].channels
+        if config.init == "content":
+            settings["init"] = texture_start(
+                [audio.waveform for audio in style_audio],
+                blend,
+                frames=texture_frames,
+                channels=style_audio[0].channels,
+                n_fft=config.n_fft,
+                hop_length=config.hop_length,
+                seed=config.seed,
+                device=device,
+            )
     content_weight, style_weight = settings["content_weight"], settings["style_weight"]
     reconstruction = dict(n_iter=config.griffin_lim_iters, momentum=config.momentum, seed=config.seed)
     refined_convergence = None
@@ -789,7 +837,7 @@ def stylize(
             content_spec.log_magnitude if content_spec is not None else None,
             style_stats,
             network,
-            frames=length // config.hop_length if config.loop else 1 + length // config.hop_length,
+            frames=texture_frames if content_audio is None else None,
             progress=progress,
             **settings,
         )
@@ -823,7 +871,11 @@ def stylize(
     if content_audio is not None:
         rate, reference = content_audio.original_rate, content_audio.original
     else:
-        rate, reference = config.sample_rate, style_audio[0].waveform
+        # A texture takes the first style's rate and channels, and its level.
+        rate, reference = style_audio[0].original_rate, style_audio[0].original
+        audio = _texture_at_rate(audio, config, rate)
+    audio = _full_band(audio, rate, style_audio, blend, config)
+    lap("full_band")
     audio = _match_loudness(audio, reference, config.loudness)
     if not _all_finite(audio):
         from .errors import NumericalError

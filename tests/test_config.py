@@ -45,6 +45,7 @@ INVALID = {
     "envelope_weight": [-1.0, 2e9, NAN, INF, True, "1", None],
     "refine_steps": [-1, 10001, 2.0, True, "20", None],
     "loop": [1, 0, "yes", None],
+    "full_band": [1, 0, "yes", None],
     "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
 }
 
@@ -73,6 +74,7 @@ CHANGED = {
     "loudness": "none",
     "strength": 0.7,
     "loop": True,
+    "full_band": False,
     "segment_seconds": 10.0,
     "texture_weight": 3.0,
     "envelope_weight": 10.0,
@@ -190,9 +192,11 @@ def test_new_kernel_widths_drop_the_old_dilations():
 
 def test_fields_added_later_keep_old_digests():
     # Digests from before kernel_dilations and history_size existed, as batch manifests hold them.
-    assert StyleConfig().digest() == "7fd7f0e3590ea037"
+    assert StyleConfig(full_band=False).digest() == "7fd7f0e3590ea037"
     assert PRESETS["classic"].digest() == "3bb8ea06d6a7db38"
     assert StyleConfig(history_size=5).digest() != StyleConfig().digest()
+    # Full-band output changes what 44.1/48 kHz content gives: a new digest, so batch redoes it.
+    assert StyleConfig().digest() != StyleConfig(full_band=False).digest()
 
 
 def test_undilated_kernels_have_one_spelling():
