@@ -132,10 +132,22 @@ def _check_readable_path(path: Path) -> None:
         raise AudioFileError(path, "is a folder, not an audio file")
 
 
+class _ForwardReader(sf.SoundFile):
+    """A sound file read front to back, without soundfile's seek after every read.
+
+    libsndfile advances its own position as it decodes; the seek soundfile adds to a
+    seekable file fails at the end of a FLAC whose header overstates its length, and the
+    frames that did decode are lost with it.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
 def _open_for_reading(path: Path) -> sf.SoundFile:
     _check_readable_path(path)
     try:
-        return sf.SoundFile(str(path))
+        return _ForwardReader(str(path))
     except Exception as exc:  # libsndfile and its codecs fail in many ways; all mean "unreadable"
         raise AudioFileError(
             path,

@@ -3,11 +3,17 @@
 Every case must either succeed with a finite output of the right shape or fail with an
 ``AudioStyleError`` (through the CLI: exit code 2/3, one line on stderr, no output file).
 Anything else is a crash. The same generators drive the property and fuzz tests
-(``tests/test_properties.py``, ``tests/test_fuzz_files.py``), which run a bounded sample.
+(``tests/test_properties.py``, ``tests/test_fuzz_files.py``, ``tests/test_audio_limits.py``),
+which run a bounded sample.
+
+The file groups run every hostile file (``HOSTILE_FILES``: sample-rate and decoded-size
+bombs, headers that lie about the length, many channels; a few kB each on disk) once, then
+``--cases`` damaged copies of real files. When ``benchmarks/studio_hostile.py`` is there,
+its hostile requests against the web studio are one more row.
 
 Run::
 
-    python -m benchmarks.robustness              # ~300 cases, prints a table
+    python -m benchmarks.robustness              # ~400 cases, prints a table
     python -m benchmarks.robustness --cases 60   # quicker
 
 Writes ``benchmarks/results/robustness.json``.
@@ -19,6 +25,7 @@ import argparse
 import json
 import math
 import platform
+import struct
 import sys
 import tempfile
 import time
@@ -116,6 +123,120 @@ def _huge_declared_length(data: bytearray, suffix: str) -> bytearray:
     elif len(data) >= 8:
         data[4:8] = b"\xff\xff\xff\xff"
     return data
+
+
+# ------------------------------------------------------------------------ hostile files
+
+#: Files made to make a reader spend memory or time: each costs a few kB to write (the
+#: honest size bomb is a sparse file) and claims far more once decoded.
+HOSTILE_FILES = (
+    "rate_bomb_flac",  # the issue's file: 8 channels at 655 350 Hz claiming 1200 s (23.4 GiB)
+    "rate_bomb_wav",  # a WAV header at 655 350 Hz
+    "size_bomb_flac",  # 8 channels whose STREAMINFO claims 2**36 - 1 frames
+    "size_bomb_vorbis64",  # 64-channel Vorbis whose last page claims 1200 s at 192 kHz (55 GiB)
+    "size_bomb_wav_sparse",  # an honest 8-channel 384 kHz 8-bit WAV of 200 s: 2.3 GiB decoded
+    "overstated_length_ogg",  # the last page claims 20 times the frames there are
+    "understated_length_flac",  # STREAMINFO claims 1000 of its 16000 frames
+    "many_channels_vorbis",  # 64 channels (the most allowed), 0.05 s, honest
+)
+#: The hostile files a reader must refuse (the others may decode, to finite samples).
+REFUSED_HOSTILE_FILES = frozenset(
+    {"rate_bomb_flac", "rate_bomb_wav", "size_bomb_flac", "size_bomb_vorbis64", "size_bomb_wav_sparse"}
+)
+
+
+def flac_with_total_samples(data: bytes, total: int) -> bytes:
+    """A FLAC file's bytes with STREAMINFO's 36-bit total-samples field set to ``total``."""
+    buffer = bytearray(data)
+    if buffer[:4] != b"fLaC" or len(buffer) < 26:
+        raise ValueError("not a FLAC file with a STREAMINFO block first")
+    buffer[21] = (buffer[21] & 0xF0) | ((total >> 32) & 0x0F)
+    buffer[22:26] = (total & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(buffer)
+
+
+def _ogg_crc(page: bytes) -> int:
+    # Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial value 0.
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def ogg_with_last_granule(data: bytes, granule: int) -> bytes:
+    """An Ogg file's bytes whose last page claims ``granule`` (the stream's length), CRC fixed.
+
+    Readers take the length from the last page's granule position minus the first audio
+    page's, so the file needs at least two audio pages for the lie to show.
+    """
+    buffer = bytearray(data)
+    start = buffer.rfind(b"OggS")
+    if start < 0:
+        raise ValueError("not an Ogg file")
+    segments = buffer[start + 26]
+    length = 27 + segments + sum(buffer[start + 27 : start + 27 + segments])
+    struct.pack_into("<q", buffer, start + 6, granule)
+    struct.pack_into("<I", buffer, start + 22, 0)
+    struct.pack_into("<I", buffer, start + 22, _ogg_crc(bytes(buffer[start : start + length])))
+    return bytes(buffer)
+
+
+def sparse_wav(path: Path, *, rate: int, channels: int, frames: int, bits: int = 8) -> Path:
+    """An honest PCM WAV of silence, ``frames`` long, written as a sparse file (no data blocks)."""
+    block_align = channels * bits // 8
+    data_bytes = frames * block_align
+    if data_bytes + 36 >= 2**32:
+        raise ValueError("a plain WAV holds less than 4 GiB")
+    header = (
+        b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block_align, block_align, bits)
+        + b"data" + struct.pack("<I", data_bytes)
+    )
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + data_bytes)
+    return path
+
+
+def write_hostile_file(kind: str, folder: Path) -> Path:
+    """Write the hostile file ``kind`` (see ``HOSTILE_FILES``) into ``folder``; returns its path."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    suffixes = {"flac": ".flac", "wav": ".wav", "sparse": ".wav", "ogg": ".ogg", "vorbis": ".ogg", "vorbis64": ".ogg"}
+    path = folder / (kind + suffixes.get(kind.rsplit("_", 1)[-1], ""))
+    if kind == "rate_bomb_flac":
+        sf.write(path, np.zeros((4096, 8), np.float32), 655350, subtype="PCM_16")
+        path.write_bytes(flac_with_total_samples(path.read_bytes(), 1200 * 655350))
+    elif kind == "rate_bomb_wav":
+        sf.write(path, np.zeros((4800, 2), np.float32), 48000, subtype="PCM_16")
+        header = bytearray(path.read_bytes())
+        struct.pack_into("<II", header, 24, 655350, 655350 * 4)  # rate, bytes per second
+        path.write_bytes(bytes(header))
+    elif kind == "size_bomb_flac":
+        sf.write(path, np.zeros((4800, 8), np.float32), 48000, subtype="PCM_16")
+        path.write_bytes(flac_with_total_samples(path.read_bytes(), 2**36 - 1))
+    elif kind == "size_bomb_vorbis64":
+        noise = (0.1 * rng.standard_normal((9600, 64))).astype(np.float32)  # several pages
+        sf.write(path, noise, 192000)
+        path.write_bytes(ogg_with_last_granule(path.read_bytes(), 1200 * 192000))
+    elif kind == "size_bomb_wav_sparse":
+        sparse_wav(path, rate=384000, channels=8, frames=200 * 384000)
+    elif kind == "overstated_length_ogg":
+        sf.write(path, (0.3 * rng.standard_normal((16000, 2))).astype(np.float32), 16000)
+        path.write_bytes(ogg_with_last_granule(path.read_bytes(), 20 * 16000))
+    elif kind == "understated_length_flac":
+        sf.write(path, (0.3 * rng.standard_normal((16000, 2))).astype(np.float32), 16000, subtype="PCM_16")
+        path.write_bytes(flac_with_total_samples(path.read_bytes(), 1000))
+    elif kind == "many_channels_vorbis":
+        sf.write(path, (0.1 * rng.standard_normal((800, 64))).astype(np.float32), 16000)
+    else:
+        raise ValueError(f"unknown hostile file {kind!r}")
+    return path
 
 
 def mutate(data: bytes, kind: str, *, suffix: str, seed: int = 0) -> tuple[bytes, str]:
@@ -362,43 +483,88 @@ def check_load_case(path: Path) -> tuple[str, str]:
     return ("ok", "") if np.isfinite(audio).all() else ("nan", "non-finite samples returned")
 
 
+def _count(tally: Tally, case: str, outcome: str, detail: str) -> None:
+    if outcome == "ok":
+        tally.succeeded += 1
+    elif outcome == "clean":
+        tally.clean_errors += 1
+    elif outcome == "nan":
+        tally.nan_outputs += 1
+    elif outcome == "partial":
+        tally.partial_files += 1
+    else:
+        tally.crash(case, detail)
+
+
+def _judge_file(tally_load: Tally, tally_cli: Tally, path: Path, case: str, work: Path, *, refuse: bool) -> None:
+    for tally, judge in ((tally_load, lambda: check_load_case(path)), (tally_cli, lambda: check_cli_case(path, work))):
+        tally.tried += 1
+        started = time.perf_counter()
+        outcome, detail = judge()
+        tally.seconds += time.perf_counter() - started
+        if refuse and outcome != "clean":
+            outcome, detail = "crash", f"should have been refused; got {outcome} {detail}".strip()
+        _count(tally, case, outcome, detail)
+
+
 def _file_cases(tally_load: Tally, tally_cli: Tally, count: int, rng: np.random.Generator, folder: Path) -> None:
     sources = corpus_files(limit=12) or []
     sources += write_reference_files(folder / "reference")
     work = folder / "fuzz"
     work.mkdir()
+    for kind in HOSTILE_FILES:
+        path = write_hostile_file(kind, work / "hostile")
+        _judge_file(tally_load, tally_cli, path, f"hostile {kind}", work, refuse=kind in REFUSED_HOSTILE_FILES)
+        path.unlink()
     for index in range(count):
         source = sources[int(rng.integers(len(sources)))]
         kind = MUTATIONS[index % len(MUTATIONS)]
         data, suffix = mutate(source.read_bytes(), kind, suffix=source.suffix, seed=index)
         path = work / f"case{index}{suffix}"
         path.write_bytes(data)
-        case = f"{source.name} {kind}"
-        for tally, judge in ((tally_load, lambda: check_load_case(path)), (tally_cli, lambda: check_cli_case(path, work))):
-            tally.tried += 1
-            started = time.perf_counter()
-            outcome, detail = judge()
-            tally.seconds += time.perf_counter() - started
-            if outcome == "ok":
-                tally.succeeded += 1
-            elif outcome == "clean":
-                tally.clean_errors += 1
-            elif outcome == "nan":
-                tally.nan_outputs += 1
-            elif outcome == "partial":
-                tally.partial_files += 1
-            else:
-                tally.crash(case, detail)
+        _judge_file(tally_load, tally_cli, path, f"{source.name} {kind}", work, refuse=False)
         path.unlink()
 
 
-def run(cases: int, seed: int = 0) -> dict[str, Tally]:
-    """Run every group with about ``cases`` cases each; returns a tally per group."""
+STUDIO_ROW = "studio (hostile)"
+
+
+def _studio_cases(tally: Tally, folder: Path) -> str | None:
+    """Run ``benchmarks.studio_hostile`` into ``tally``; a note instead when it is not there.
+
+    A case the studio answered as it should counts as succeeded, any other as a crash.
+    """
+    try:
+        from benchmarks.studio_hostile import hostile_cases
+    except ModuleNotFoundError as error:
+        if error.name != "benchmarks.studio_hostile":
+            raise
+        return f"{STUDIO_ROW}: skipped, benchmarks/studio_hostile.py is not there"
+    work = folder / "studio"
+    work.mkdir()
+    started = time.perf_counter()
+    try:
+        for case, problem in hostile_cases(work):
+            tally.tried += 1
+            if problem is None:
+                tally.succeeded += 1
+            else:
+                tally.crash(case, problem)
+    except Exception as error:  # noqa: BLE001 - the harness failing is a crash of the row, not of the run
+        tally.tried += 1
+        tally.crash("studio harness", error)
+    tally.seconds = time.perf_counter() - started
+    return None
+
+
+def run(cases: int, seed: int = 0) -> tuple[dict[str, Tally], list[str]]:
+    """Run every group with about ``cases`` cases each; returns a tally per group and notes."""
     import torch
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     tallies = {name: Tally() for name in ("waveforms", "configs", "files:load_audio", "files:cli")}
+    notes = []
     with tempfile.TemporaryDirectory(prefix="audiostyle-robustness-") as tmp:
         folder = Path(tmp)
         for name, job in (
@@ -410,7 +576,13 @@ def run(cases: int, seed: int = 0) -> dict[str, Tally]:
             job()
             if name in tallies:  # the file groups time themselves, case by case
                 tallies[name].seconds = time.perf_counter() - started
-    return tallies
+        studio = Tally()
+        note = _studio_cases(studio, folder)
+        if note is None:
+            tallies[STUDIO_ROW] = studio
+        else:
+            notes.append(note)
+    return tallies, notes
 
 
 def format_table(tallies: dict[str, Tally]) -> str:
@@ -437,8 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.disable(logging.WARNING)
-    tallies = run(args.cases, args.seed)
+    tallies, notes = run(args.cases, args.seed)
     print(format_table(tallies))
+    for note in notes:
+        print(f"note: {note}")
     bad = sum(t.crashes + t.nan_outputs + t.partial_files for t in tallies.values())
     for name, tally in tallies.items():
         for example in tally.crash_examples:
@@ -451,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "machine": platform.platform(),
         "groups": {name: vars(tally) for name, tally in tallies.items()},
+        "notes": notes,
         "passed": bad == 0,
     }
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -27,12 +27,15 @@ from audiostyle import AudioFileError, WeightsError, load_audio
 from audiostyle.networks.pretrained import load_network
 from audiostyle_cli.app import app
 from benchmarks.robustness import (
+    HOSTILE_FILES,
     MUTATIONS,
+    REFUSED_HOSTILE_FILES,
     check_cli_case,
     check_load_case,
     corpus_files,
     leftovers,
     mutate,
+    write_hostile_file,
     write_reference_files,
 )
 
@@ -173,6 +176,29 @@ def test_more_channels_than_supported_is_refused_before_any_work(tmp_path: Path)
         load_audio(path)
     outcome, detail = check_cli_case(path, tmp_path)
     assert outcome == "clean" and "65 channels" in detail
+
+
+# ------------------------------------------------------------------ hostile audio files
+
+
+@pytest.mark.parametrize("kind", HOSTILE_FILES)
+def test_hostile_files_through_load_audio(kind: str, tmp_path: Path) -> None:
+    path = write_hostile_file(kind, tmp_path)
+    outcome, detail = check_load_case(path)
+    if kind in REFUSED_HOSTILE_FILES:
+        assert outcome == "clean", f"{kind}: {outcome} {detail}"
+        assert detail.startswith(f"{path}: ") and "limit" in detail
+    else:
+        assert outcome == "ok", f"{kind}: {outcome} {detail}"
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED_HOSTILE_FILES))
+def test_hostile_files_through_the_cli_are_refused_naming_the_limit(kind: str, tmp_path: Path) -> None:
+    path = write_hostile_file(kind, tmp_path / "in")
+    outcome, detail = check_cli_case(path, tmp_path)
+    assert outcome == "clean", f"{kind}: {outcome} {detail}"
+    assert detail.startswith(f"audiostyle: error: {path}: ") and "limit" in detail
+    assert not (tmp_path / "out.wav").exists() and leftovers(tmp_path) == []
 
 
 # ------------------------------------------------------------------ hostile weights files
