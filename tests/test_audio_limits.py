@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import textwrap
@@ -37,7 +36,6 @@ from benchmarks.robustness import (
     flac_with_total_samples,
     leftovers,
     ogg_with_last_granule,
-    sparse_wav,
     write_hostile_file,
 )
 
