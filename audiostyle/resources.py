@@ -177,7 +177,8 @@ def check_memory(
     else:
         valid = isinstance(texture_seconds, (int, float)) and 0 < texture_seconds <= config.max_duration
         samples = texture_seconds * config.sample_rate if valid else styles[0].shape[-1]
-        content_columns = 1 + int(samples) // hop
+        # A texture has the first style's channels, each solved like a content channel.
+        content_columns = _shape(styles[0])[0] * (1 + int(samples) // hop)
     needed = estimate_peak_bytes(config, content_columns, style_columns) + long_buffers
     free = available_memory(device)
     if free is None:
