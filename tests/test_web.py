@@ -1,11 +1,17 @@
-"""The web studio's JSON API, run in-process with the framework's test client."""
+"""The web studio's JSON API, run in-process with the framework's test client.
+
+The hostile cases (foreign hosts and origins, tokens, framing, floods, shutdown) go through
+real HTTP in ``test_web_security.py``.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +28,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from audiostyle import StyleConfig  # noqa: E402
 from audiostyle_cli.web.app import _label, create_app  # noqa: E402
+from audiostyle_cli.web.workdir import OWNER_FILE  # noqa: E402
 
 TINY = StyleConfig(
     sample_rate=16000,
@@ -36,6 +43,17 @@ TINY = StyleConfig(
 #: Many steps that never stop early: a job that is still running when the test acts on it.
 SLOW = TINY.replace(iterations=2000, tolerance=0.0)
 PRESETS = {"tiny": TINY, "slow": SLOW}
+TOKEN = "test-token-0123456789abcdef"
+
+
+def studio_client(app) -> TestClient:
+    """A test client that talks to the studio as its own page would: loopback host, token."""
+    return TestClient(app, base_url="http://127.0.0.1", headers={"X-Audiostyle-Token": TOKEN})
+
+
+def stored(workdir) -> list[str]:
+    """What the studio keeps in its private folder, besides the file naming its owner."""
+    return sorted(p.name for p in workdir.iterdir() if p.name != OWNER_FILE)
 
 
 def wav_bytes(rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000, tone: float = 220.0) -> bytes:
@@ -48,8 +66,8 @@ def wav_bytes(rng: np.random.Generator, seconds: float = 1.0, rate: int = 16000,
 
 @pytest.fixture
 def client(tmp_path):
-    app = create_app(upload_limit=200_000, workdir=tmp_path, presets=PRESETS, default_preset="tiny")
-    with TestClient(app) as client:
+    app = create_app(upload_limit=200_000, workdir=tmp_path, presets=PRESETS, default_preset="tiny", token=TOKEN)
+    with studio_client(app) as client:
         yield client
 
 
@@ -99,6 +117,9 @@ def test_page_and_options_are_self_contained(client):
 
 
 def test_openapi_documents_the_job_api(client):
+    # No interactive docs: they load their scripts from a CDN and are blank offline.
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert "/docs" not in client.get("/").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"post", "get"} <= set(paths["/jobs"])
     assert {"get", "delete"} <= set(paths["/jobs/{job_id}"])
@@ -150,7 +171,26 @@ def test_upload_job_runs_to_a_downloadable_result(client, uploads, tmp_path):
     assert workdir.parent == tmp_path and (workdir.stat().st_mode & 0o077) == 0
     names = {p.name for p in workdir.rglob("*")}
     assert "voice take 1.wav" not in names
-    assert names == {job["id"], "content", "style", "result.wav", "result.flac", "spectrograms.png"}
+    assert names == {OWNER_FILE, job["id"], "content", "style", "result.wav", "result.flac", "spectrograms.png"}
+
+
+def test_the_figure_titles_its_panels_with_the_file_names(client, uploads, monkeypatch):
+    import audiostyle.plots
+
+    drawn = []
+    real = audiostyle.plots.plot_result
+
+    def spy(result, content, style, path):
+        # plot_result titles each panel "content: <file name>", "style: <file name>".
+        drawn.append((Path(content).name, Path(style).name))
+        return real(result, content, style, path)
+
+    monkeypatch.setattr(audiostyle.plots, "plot_result", spy)
+    response = client.post("/jobs", files=uploads, data={"preset": "tiny"})
+    job = wait_for(client, response.json()["id"], ("done", "failed"))
+    assert job["status"] == "done", job["error"]
+    assert drawn == [("voice take 1.wav", "cello.wav")]
+    assert stored(client.app.state.workdir / job["id"]) == ["content", "result.flac", "result.wav", "spectrograms.png", "style"]
 
 
 def test_texture_job_from_the_style_alone(client, uploads):
@@ -189,7 +229,7 @@ def test_bad_uploads_are_clear_4xx_and_leave_nothing(client, uploads, rng, name,
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == error and isinstance(body["detail"], str) and body["detail"]
-    assert list(client.app.state.workdir.iterdir()) == []
+    assert stored(client.app.state.workdir) == []
     assert client.get("/jobs").json() == []
 
 
@@ -205,6 +245,7 @@ def test_a_form_far_over_the_limit_is_refused_before_reading(client, rng):
         ({"preset": "warp"}, "preset='warp'"),
         ({"strength": "1.5"}, "strength"),
         ({"iterations": "0"}, "iterations"),
+        ({"iterations": "2001"}, "iterations"),
         ({"network": "/etc/passwd"}, "network"),
         ({"mode": "remix"}, "mode"),
     ],
@@ -257,10 +298,11 @@ def test_cancel_a_running_job(client, uploads):
     cancelled = wait_for(client, job["id"], ("cancelled", "done", "failed"), timeout=10)
     assert cancelled["status"] == "cancelled" and cancelled["step"] < 2000
     assert client.get(f"/jobs/{job['id']}/result").status_code == 409
-    # A finished job can then be forgotten, files and all.
+    # Its uploads are deleted as soon as it stops; the job stays listed until forgotten.
+    assert stored(client.app.state.workdir) == [] and "inputs" not in cancelled["urls"]
+    assert client.get(f"/jobs/{job['id']}/inputs/content").status_code == 404
     assert client.delete(f"/jobs/{job['id']}").json()["deleted"] is True
     assert client.get(f"/jobs/{job['id']}").status_code == 404
-    assert list(client.app.state.workdir.iterdir()) == []
 
 
 def test_jobs_queue_one_at_a_time_per_device(client, uploads):
@@ -272,8 +314,9 @@ def test_jobs_queue_one_at_a_time_per_device(client, uploads):
     assert client.get(f"/jobs/{second['id']}").json()["position"] == 1
     assert client.get(f"/jobs/{third['id']}").json()["position"] == 2
 
-    # A queued job is cancelled at once; the ones behind it move up.
+    # A queued job is cancelled at once, its files deleted; the ones behind it move up.
     assert client.delete(f"/jobs/{second['id']}").json()["status"] == "cancelled"
+    assert second["id"] not in stored(client.app.state.workdir)
     assert client.get(f"/jobs/{third['id']}").json()["position"] == 1
 
     client.delete(f"/jobs/{first['id']}")
@@ -286,11 +329,11 @@ def test_jobs_queue_one_at_a_time_per_device(client, uploads):
 
 
 def test_shutdown_removes_the_private_folder(tmp_path, uploads):
-    app = create_app(workdir=tmp_path, presets=PRESETS)
-    with TestClient(app) as client:
+    app = create_app(workdir=tmp_path, presets=PRESETS, token=TOKEN)
+    with studio_client(app) as client:
         job = client.post("/jobs", files=uploads, data={"preset": "slow"}).json()
         wait_running(client, job["id"])
-        assert any(app.state.workdir.iterdir())
+        assert stored(app.state.workdir)
     assert not app.state.workdir.exists()
     assert app.state.jobs.get(job["id"]).status == "cancelled"
 
@@ -301,22 +344,38 @@ def test_client_file_names_become_harmless_labels():
     assert _label("", "style") == "style" and _label("..", "style") == "style"
 
 
-def test_serve_command_warns_off_loopback(monkeypatch):
+def test_serve_command_warns_off_loopback(monkeypatch, tmp_path):
     import uvicorn
 
     from audiostyle_cli.app import app
-    from audiostyle_cli.serve import is_loopback
+    from audiostyle_cli.serve import SHUTDOWN_GRACE, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the studio's folder, and its sweep
+    monkeypatch.delenv("AUDIOSTYLE_TOKEN", raising=False)
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: calls.append(server.config))
     runner = CliRunner()
     quiet = runner.invoke(app, ["serve", "--port", "9999", "--device", "cpu"])
     assert quiet.exit_code == 0, quiet.output
-    assert calls[-1] == {"host": "127.0.0.1", "port": 9999, "log_level": "warning"}
+    config = calls[-1]
+    assert (config.host, config.port, config.log_level) == ("127.0.0.1", 9999, "warning")
+    assert config.timeout_graceful_shutdown == SHUTDOWN_GRACE
     assert "warning" not in quiet.output
-    loud = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--device", "cpu"])
+    # A fresh random token each launch, in the printed URL.
+    first = quiet.output.split("?token=")[1].split()[0]
+    second = runner.invoke(app, ["serve", "--device", "cpu"]).output.split("?token=")[1].split()[0]
+    assert len(first) >= 32 and first != second
+    loud = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--device", "cpu", "--token", "a-chosen-token-of-24-chars"])
     assert loud.exit_code == 0 and "warning: listening on 0.0.0.0" in loud.output
-    assert "http://127.0.0.1:8765/" in loud.output
-    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["port"] == 8765
+    assert "http://127.0.0.1:8765/?token=a-chosen-token-of-24-chars" in loud.output
+    assert calls[-1].host == "0.0.0.0" and calls[-1].port == 8765
+
+
+@pytest.mark.parametrize("token", ["short", "has space in it 0123456", "semi;colon-0123456789"])
+def test_serve_refuses_a_token_unfit_for_a_url_or_cookie(token):
+    from audiostyle_cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", "--device", "cpu", "--token", token])
+    assert result.exit_code == 2 and "--token must be" in result.output

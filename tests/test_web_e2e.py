@@ -1,7 +1,8 @@
 """End to end: ``audiostyle serve`` on a free loopback port, driven in headless Chromium.
 
-Uploads two shipped samples through the page, starts a job, waits for the result player,
-downloads the result and saves a screenshot (to ``$AUDIOSTYLE_SCREENSHOT`` when set, which
+Opens the page through the link with the launch token that ``serve`` prints, checks that no
+broken image shows before the first result, uploads two shipped samples through the page,
+starts a job, waits for the result player, downloads the result and saves a screenshot (to ``$AUDIOSTYLE_SCREENSHOT`` when set, which
 is how ``docs/studio.png`` is made). Skips, saying why, where Chromium, chromedriver or
 Selenium is missing.
 """
@@ -9,6 +10,7 @@ Selenium is missing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,30 +48,36 @@ def free_port() -> int:
 def server(tmp_path):
     """``audiostyle serve`` in a subprocess whose temporary files go under tmp_path/tmp.
 
-    Yields ``(url, that folder, the process)``.
+    Yields ``(url, the link it printed, that folder, the process)``.
     """
     port = free_port()
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "audiostyle_cli", "serve", "--port", str(port), "--device", "cpu"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    env.pop("AUDIOSTYLE_TOKEN", None)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "audiostyle_cli", "serve", "--port", str(port), "--device", "cpu"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
+        link = re.search(r"http://\S+\?token=\S+", log.read_text())
         try:
-            urllib.request.urlopen(url + "/options", timeout=2).close()
-            break
+            if link:
+                urllib.request.urlopen(url + "/options?" + link.group(0).split("?", 1)[1], timeout=2).close()
+                break
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"audiostyle serve did not start:\n{process.stdout.read().decode()}")
-            time.sleep(0.2)
-    yield url, temp, process
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"audiostyle serve did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield url, link.group(0), temp, process
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -123,12 +131,29 @@ def wait_until(condition, timeout: float, message: str):
     raise AssertionError(message)
 
 
+#: The ids of images that are displayed but show nothing (a broken-image icon).
+BROKEN_IMAGES = """
+return [...document.images]
+  .filter((img) => img.getClientRects().length > 0 && !(img.complete && img.naturalWidth > 0))
+  .map((img) => img.id || img.src);
+"""
+
+
 def test_upload_start_listen_download(server, browser, tmp_path):
-    url, temp, process = server
+    url, link, temp, process = server
+    # Without the token the page only says where to find it.
     browser.get(url + "/")
+    assert "?token=" in browser.find_element("tag name", "body").text
+    browser.get(link)
+    assert browser.current_url == url + "/", "the token should leave the address bar"
     find = browser.find_element
     wait_until(lambda: len(find("id", "preset").find_elements("tag name", "option")) > 0, 10, "options never loaded")
     assert find("id", "start").get_attribute("disabled") is not None, "Start needs two inputs"
+    assert browser.execute_script(BROKEN_IMAGES) == [], "a broken image shows before any result"
+    assert not find("id", "error").is_displayed()
+    icon = browser.execute_async_script("fetch('/favicon.ico').then((r) => arguments[0](r.status), () => arguments[0](0))")
+    assert icon == 200
+    assert not browser.find_elements("css selector", "a[href='/docs']"), "/docs needs a CDN and shows a blank page offline"
 
     find("id", "file-content").send_keys(str(SAMPLES / "voice.flac"))
     find("id", "file-style").send_keys(str(SAMPLES / "violin.wav"))
@@ -155,6 +180,7 @@ def test_upload_start_listen_download(server, browser, tmp_path):
         "the spectrograms did not load",
     )
     assert "voice.flac × violin.wav" in find("id", "results").text
+    assert browser.execute_script(BROKEN_IMAGES) == []
 
     find("id", "download-wav").click()
     downloaded = wait_until(

@@ -1,5 +1,7 @@
 """The local web studio behind ``audiostyle serve`` (needs the ``web`` extra).
 
-:func:`audiostyle_cli.web.app.create_app` builds the FastAPI app; :mod:`.jobs` queues and runs
-the jobs; ``static/`` holds the page (plain HTML/CSS/JS, nothing fetched from elsewhere).
+:func:`audiostyle_cli.web.app.create_app` builds the FastAPI app; :mod:`.guard` decides who may
+drive it and bounds each request body; :mod:`.jobs` queues and runs the jobs; :mod:`.workdir`
+keeps the private folder and sweeps those of killed studios; ``static/`` holds the page
+(plain HTML/CSS/JS, nothing fetched from elsewhere).
 """

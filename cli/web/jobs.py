@@ -4,6 +4,9 @@ Jobs on the same device run one at a time, in order; the others wait and know th
 Progress (step, losses, ETA) is recorded from the solver's callback, which also checks the
 job's cancel flag: cancelling a running job raises a private exception from that callback,
 which unwinds ``stylize`` between two solver steps.
+
+The manager owns each job's folder: a cancelled job's files are deleted as soon as it stops,
+a forgotten or expired job's with it, and at most ``max_pending`` jobs wait or run at once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +32,14 @@ FINISHED = (DONE, FAILED, CANCELLED)
 
 class _Cancelled(Exception):
     """Raised from the progress callback to stop a cancelled job between solver steps."""
+
+
+class QueueFull(Exception):
+    """:meth:`JobManager.submit` refused a job: ``max_pending`` jobs already wait or run."""
+
+
+class ShuttingDown(Exception):
+    """:meth:`JobManager.submit` refused a job: the studio is stopping."""
 
 
 @dataclass
@@ -74,9 +86,20 @@ Finisher = Callable[[Job, audiostyle.Result], None]
 
 
 class JobManager:
-    """Queues jobs per device and runs each device's queue on its own thread."""
+    """Queues jobs per device and runs each device's queue on its own thread.
 
-    def __init__(self, *, finisher: Finisher | None = None) -> None:
+    Parameters
+    ----------
+    finisher : callable, optional
+        Called in the worker after a successful run (e.g. to draw the figure).
+    max_pending : int
+        Most jobs queued or running at once, all devices together; more are refused.
+    """
+
+    def __init__(self, *, finisher: Finisher | None = None, max_pending: int = 8) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending={max_pending!r} must be at least 1")
+        self.max_pending = max_pending
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, collections.deque[Job]] = {}
         self._workers: dict[str, threading.Thread] = {}
@@ -93,6 +116,15 @@ class JobManager:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
 
+    def check_room(self) -> None:
+        """Raise :class:`QueueFull` when ``max_pending`` jobs are queued or running."""
+        with self._lock:
+            self._check_room()
+
+    def _check_room(self) -> None:
+        if sum(job.status not in FINISHED for job in self._jobs.values()) >= self.max_pending:
+            raise QueueFull(f"{self.max_pending} jobs are already queued or running; try again when one has finished")
+
     def position(self, job: Job) -> int:
         """Jobs ahead of ``job`` on its device (0 when it runs or has finished)."""
         with self._lock:
@@ -107,7 +139,8 @@ class JobManager:
         device = job.device  # resolve now: an unavailable device fails the request, not the job
         with self._lock:
             if self._closed:
-                raise RuntimeError("the studio is shutting down")
+                raise ShuttingDown("the studio is shutting down")
+            self._check_room()
             self._jobs[job.id] = job
             self._queues.setdefault(device, collections.deque()).append(job)
             if device not in self._workers:
@@ -118,32 +151,55 @@ class JobManager:
         return job
 
     def cancel(self, job: Job) -> None:
-        """Cancel a queued job at once, a running one at its next solver step."""
+        """Cancel a queued job at once, a running one at its next solver step; its files go then."""
         with self._lock:
             job.cancel_requested.set()
             queue = self._queues.get(job.device)
-            if job.status == QUEUED:
+            dequeued = job.status == QUEUED
+            if dequeued:
                 if queue is not None and job in queue:
                     queue.remove(job)
                 self._finish(job, CANCELLED)
             self._lock.notify_all()
+        if dequeued:
+            _delete_files(job)
 
     def forget(self, job: Job) -> None:
-        """Drop a finished job from the list."""
+        """Drop a finished job from the list and delete its files."""
         with self._lock:
-            if job.status in FINISHED:
-                self._jobs.pop(job.id, None)
+            if job.status not in FINISHED:
+                return
+            self._jobs.pop(job.id, None)
+        _delete_files(job)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything and wait for the workers to stop."""
+    def expire(self, max_age: float) -> list[Job]:
+        """Forget the jobs that finished more than ``max_age`` seconds ago; returns them."""
+        cutoff = time.time() - max_age
+        with self._lock:
+            old = [job for job in self._jobs.values() if job.status in FINISHED and (job.finished or 0.0) <= cutoff]
+        for job in old:
+            self.forget(job)
+        return old
+
+    def stop(self) -> None:
+        """Refuse new jobs and cancel every queued and running one, without waiting."""
         with self._lock:
             self._closed = True
-            jobs = list(self._jobs.values())
+            jobs = [job for job in self._jobs.values() if job.status not in FINISHED]
         for job in jobs:
-            if job.status not in FINISHED:
-                self.cancel(job)
+            self.cancel(job)
         with self._lock:
             self._lock.notify_all()
+
+    def busy(self) -> bool:
+        """True while a worker thread is still running (after :meth:`close`: stuck in a job)."""
+        with self._lock:
+            return any(worker.is_alive() for worker in self._workers.values())
+
+    def close(self, timeout: float = 3.0) -> None:
+        """:meth:`stop`, then wait up to ``timeout`` seconds for the workers to end."""
+        self.stop()
+        with self._lock:
             workers = list(self._workers.values())
         deadline = time.monotonic() + timeout
         for worker in workers:
@@ -200,6 +256,7 @@ class JobManager:
         except _Cancelled:
             with self._lock:
                 self._finish(job, CANCELLED)
+            _delete_files(job)
             return
         except Exception as error:  # noqa: BLE001 - a failed job reports its error, the server lives on
             logger.warning("job %s failed: %s", job.id, error, exc_info=not isinstance(error, audiostyle.AudioStyleError))
@@ -220,6 +277,10 @@ class JobManager:
                 "stopped": result.metrics.get("stopped"),
             }
             self._finish(job, DONE)
+
+
+def _delete_files(job: Job) -> None:
+    shutil.rmtree(job.folder, ignore_errors=True)
 
 
 def new_job_id() -> str:

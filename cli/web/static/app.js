@@ -8,6 +8,16 @@ let events = null;    // its EventSource
 
 function mode() { return document.querySelector("input[name=mode]:checked").value; }
 
+// The studio answers only its own page: the token arrives once in the URL the server
+// printed and is kept in an HttpOnly cookie, which every same-origin request carries.
+async function api(url, options) {
+  const response = await fetch(url, options);
+  if (response.status === 401) {
+    throw new Error("this page has no access token: open the link that audiostyle serve printed (it ends in ?token=…)");
+  }
+  return response;
+}
+
 function showError(message) {
   $("error").textContent = message || "";
   $("error").hidden = !message;
@@ -75,12 +85,12 @@ function showResult(job) {
   $("download-wav").href = urls.result.wav;
   $("download-flac").href = urls.result.flac;
   $("downloads").hidden = false;
-  $("spectrograms").hidden = !urls.spectrograms;
   if (urls.spectrograms) $("spectrograms").src = urls.spectrograms;
+  $("spectrograms").hidden = !urls.spectrograms;
 }
 
 async function refreshHistory() {
-  const jobs = await (await fetch("/jobs")).json();
+  const jobs = await (await api("/jobs")).json();
   const list = $("results");
   list.textContent = "";
   if (!jobs.length) { list.innerHTML = '<li class="empty">none yet</li>'; return; }
@@ -150,8 +160,16 @@ async function start() {
   setPlayer("result", null);
   $("spectrograms").hidden = true;
   $("status-text").textContent = "Uploading…";
-  const response = await fetch("/jobs", { method: "POST", body: form });
-  const body = await response.json();
+  let response, body;
+  try {
+    response = await api("/jobs", { method: "POST", body: form });
+    body = await response.json();
+  } catch (error) {
+    showError(String(error.message || error));
+    $("status-text").textContent = "Not started.";
+    updateButtons();
+    return;
+  }
   if (!response.ok) {
     showError(body.detail || response.statusText);
     $("status-text").textContent = "Not started.";
@@ -164,11 +182,12 @@ async function start() {
 }
 
 async function cancel() {
-  if (current) await fetch("/jobs/" + current, { method: "DELETE" });
+  if (current) await api("/jobs/" + current, { method: "DELETE" });
 }
 
 async function init() {
-  const options = await (await fetch("/options")).json();
+  const options = await (await api("/options")).json();
+  if (options.limits) $("iterations").max = options.limits.iterations;
   for (const [name, preset] of Object.entries(options.presets)) {
     const option = new Option(name + " (" + preset.iterations + " it.)", name);
     $("preset").append(option);
@@ -202,4 +221,4 @@ async function init() {
   refreshHistory();
 }
 
-init().catch((error) => showError("could not reach the studio server: " + error));
+init().catch((error) => showError("could not reach the studio server: " + (error.message || error)));
