@@ -432,7 +432,7 @@ def hostile_cases(folder: Path) -> Iterator[tuple[str, str | None]]:
     """Run the hostile cases against a fresh studio whose files go under ``folder``.
 
     Yields ``(case, None)`` for each case answered as it should be, ``(case, problem)`` for
-    each that was not. Takes about half a minute (most of it starting the server).
+    each that was not. Takes some ten seconds, most of it starting the server.
     """
     folder = Path(folder)
     try:

@@ -11,6 +11,7 @@ import json
 import tempfile
 import time
 import warnings
+import webbrowser
 from pathlib import Path
 
 import numpy as np
@@ -367,10 +368,18 @@ def test_serve_command_warns_off_loopback(monkeypatch, tmp_path):
     first = quiet.output.split("?token=")[1].split()[0]
     second = runner.invoke(app, ["serve", "--device", "cpu"]).output.split("?token=")[1].split()[0]
     assert len(first) >= 32 and first != second
-    loud = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--device", "cpu", "--token", "a-chosen-token-of-24-chars"])
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    loud = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--device", "cpu", "--token", "a-chosen-token-of-24-chars", "--open"])
     assert loud.exit_code == 0 and "warning: listening on 0.0.0.0" in loud.output
     assert "http://127.0.0.1:8765/?token=a-chosen-token-of-24-chars" in loud.output
     assert calls[-1].host == "0.0.0.0" and calls[-1].port == 8765
+    deadline = time.monotonic() + 10
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert opened == ["http://127.0.0.1:8765/?token=a-chosen-token-of-24-chars"]
+    monkeypatch.setenv("AUDIOSTYLE_TOKEN", "from-the-environment-0123")
+    assert "?token=from-the-environment-0123" in runner.invoke(app, ["serve", "--device", "cpu"]).output
 
 
 @pytest.mark.parametrize("token", ["short", "has space in it 0123456", "semi;colon-0123456789"])
