@@ -99,17 +99,25 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-async def send_json(send: Send, status: int, code: str, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_json(send: Send, status: int, code: str, detail: str) -> None:
     """Send the studio's usual error body, ``{"error": code, "detail": message}``."""
     body = json.dumps({"error": code, "detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_Refusal = tuple[int, str, str]
+
+
+def _query_tokens(scope: Scope) -> list[str]:
+    return [value for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if name == "token"]
+
+
+async def _send_page(send: Send, status: int, page: bytes) -> None:
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(page)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": page})
 
 
 class AccessGuard:
@@ -146,53 +154,44 @@ class AccessGuard:
             await send(message)
 
         headers = _headers(scope)
+        path, method = scope.get("path", "/"), scope["method"]
+        refusal = self._foreign(scope, headers)
+        if refusal is None and not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)):
+            if path == "/" and method in ("GET", "HEAD") and any(self._matches(t) for t in _query_tokens(scope)):
+                await self._enter(scope, send_secured)
+                return
+            refusal = self._unauthenticated(scope, headers)
+        if refusal is None:
+            await self.app(scope, receive, send_secured)
+        elif refusal[0] == 401 and path == "/" and method in ("GET", "HEAD"):
+            await _send_page(send_secured, 401, NO_TOKEN_PAGE)
+        else:
+            await send_json(send_secured, *refusal)
+
+    def _foreign(self, scope: Scope, headers: dict[str, list[str]]) -> _Refusal | None:
+        """Why a request from a foreign host name or, for a change, a foreign page is refused."""
         hosts = headers.get("host", [])
         if len(hosts) != 1 or not self._host_allowed(hosts[0]):
             shown = hosts[0] if len(hosts) == 1 else "none" if not hosts else "several"
-            await send_json(send_secured, 403, "bad_host", f"Host {shown!r} is not this studio (loopback names only)")
-            return
-        host = hosts[0]
-        if scope["method"] in UNSAFE_METHODS and not self._same_origin(headers, host):
-            await send_json(send_secured, 403, "foreign_origin", "changes are accepted only from the studio's own page")
-            return
-        path = scope.get("path", "/")
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
-            await self.app(scope, receive, send_secured)
-            return
-        query = [value for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if name == "token"]
-        explicit = self._explicit_tokens(headers) + query
-        cookie = self._cookie_token(headers, cookie_name(scope))
+            return 403, "bad_host", f"Host {shown!r} is not this studio (loopback names only)"
+        if scope["method"] in UNSAFE_METHODS and not self._same_origin(headers, hosts[0]):
+            return 403, "foreign_origin", "changes are accepted only from the studio's own page"
+        return None
+
+    def _unauthenticated(self, scope: Scope, headers: dict[str, list[str]]) -> _Refusal | None:
+        """Why a request without the right token is refused (None: it has it)."""
+        explicit = self._explicit_tokens(headers) + _query_tokens(scope)
         if any(self._matches(t) for t in explicit):
-            if path == "/" and query and scope["method"] in ("GET", "HEAD"):
-                await self._enter(scope, send_secured)
-                return
-            await self.app(scope, receive, send_secured)
-            return
+            return None
+        cookie = self._cookie_token(headers, cookie_name(scope))
         if cookie is not None and self._matches(cookie) and not explicit:
+            # A cookie rides along with whatever page makes the request; only the studio's own counts.
             fetch_site = headers.get("sec-fetch-site", ["same-origin"])[0].lower()
             if fetch_site not in ("same-origin", "none"):
-                await send_json(send_secured, 403, "foreign_origin", "the studio's cookie works only on its own page")
-                return
-            await self.app(scope, receive, send_secured)
-            return
-        if path == "/" and scope["method"] in ("GET", "HEAD"):
-            await send_secured(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(NO_TOKEN_PAGE)).encode())],
-                }
-            )
-            await send_secured({"type": "http.response.body", "body": NO_TOKEN_PAGE})
-            return
+                return 403, "foreign_origin", "the studio's cookie works only on its own page"
+            return None
         detail = "wrong token" if explicit or cookie else "this studio needs its token"
-        await send_json(
-            send_secured,
-            401,
-            "unauthorized",
-            f"{detail}: send it as 'Authorization: token <token>', an X-Audiostyle-Token header or ?token=",
-            headers=[(b"www-authenticate", b"token")],
-        )
+        return 401, "unauthorized", f"{detail}: send it as 'Authorization: token <token>', an X-Audiostyle-Token header or ?token="
 
     def _host_allowed(self, host: str) -> bool:
         name = _host_name(host).lower()
@@ -312,7 +311,7 @@ class BodyLimit:
         boundary = _multipart_boundary(headers.get("content-type", [""])[0])
         parts = _Boundaries(boundary) if boundary else None
         received = 0
-        refusal: tuple[int, str, str] | None = None
+        refusal: _Refusal | None = None
         started = False
 
         async def counted_receive() -> Message:
