@@ -6,9 +6,10 @@ a figure is drawn, with the non-interactive Agg backend so it works on a server.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -122,12 +123,15 @@ def plot_result(
     content: Any,
     style: Any,
     path: str | os.PathLike,
+    *,
+    titles: Mapping[str, str] | None = None,
 ) -> Path:
     """One figure of a run: content, style(s) and output log-spectrograms, then the losses.
 
-    All spectrograms are analysed at the run's working rate with its ``n_fft`` and
-    ``hop_length``, so they share the frequency axis, and drawn on one dB scale (the loudest
-    bin of all panels down :data:`DYNAMIC_RANGE_DB`).
+    All spectrograms are analysed at the higher of the run's working rate and its output's
+    rate (so a full-band output shows its whole band), with the run's ``n_fft`` and
+    ``hop_length`` scaled to that rate, so they share the frequency axis, and drawn on one dB
+    scale (the loudest bin of all panels down :data:`DYNAMIC_RANGE_DB`).
 
     Parameters
     ----------
@@ -139,6 +143,9 @@ def plot_result(
         The style(s) as given to :func:`stylize`.
     path : str or os.PathLike
         A ``.png``, ``.pdf`` or ``.svg`` file, written atomically.
+    titles : mapping of str to str, optional
+        Display names by role (``"content"``, ``"style"``) for inputs whose file name is not
+        the name to show (uploads stored under other names); default: the file names.
 
     Returns
     -------
@@ -153,15 +160,20 @@ def plot_result(
     """
     plt = _pyplot()
     config = result.config
-    rate, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
+    titles = dict(titles or {})
+    scale = 2 ** max(0, round(math.log2(result.sample_rate / config.sample_rate)))
+    rate = max(config.sample_rate, result.sample_rate)
+    n_fft, hop = config.n_fft * scale, config.hop_length * scale
     styles, weights = _styles_and_weights(style)
     panels = []
     if content is not None:
         wave = _waveform(content, rate)
-        panels.append((f"content: {_label(content, 'array')}", _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))
+        name = titles.get("content") or _label(content, "array")
+        panels.append((f"content: {name}", _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))
     for index, (source, weight) in enumerate(zip(styles, weights)):
         wave = _waveform(source, rate)
-        title = f"style: {_label(source, f'array {index + 1}')}"
+        name = titles.get("style") if index == 0 and titles.get("style") else _label(source, f"array {index + 1}")
+        title = f"style: {name}"
         if len(styles) > 1:
             title += f" (weight {weight / sum(weights):.2f})"
         panels.append((title, _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))

@@ -117,3 +117,25 @@ def test_blend_weights_mix_shapes(rng):
 def test_long_term_power_is_smooth_and_nonnegative(rng):
     power = long_term_power(pink_noise(rng, 2, RATE, 3.0), 1024)
     assert power.shape == (513,) and (power >= 0).all()
+
+
+def test_run_figure_shows_the_whole_band(rng, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from audiostyle import StyleConfig, plots, stylize
+
+    config = StyleConfig(sample_rate=16000, n_fft=512, hop_length=128, filters=32, kernel_widths=(3,), iterations=2,
+                         griffin_lim_iters=2, device="cpu")
+    content = pink_noise(rng, 1, RATE, 3.0)
+    style = pink_noise(rng, 1, RATE, 0.0)
+    result = stylize((content, RATE), (style, RATE), config)
+    assert result.sample_rate == RATE
+    drawn = []
+    real = plots._draw_panels
+    monkeypatch.setattr(plots, "_draw_panels", lambda axes, panels: drawn.extend(panels) or real(axes, panels))
+    plots.plot_result(result, (content, RATE), (style, RATE), tmp_path / "run.png", titles={"content": "mine.wav"})
+    assert [title for title, *_ in drawn] == ["content: mine.wav", "style: array 1", "output"]
+    assert {rate for *_, rate in drawn} == {RATE}
+    output_db = drawn[-1][1]
+    assert output_db.shape[0] == 512 * 2 // 2 + 1  # n_fft scaled with the rate
+    # The output's rebuilt band is drawn, not cut at the working rate's Nyquist frequency.
+    assert output_db[-100:].max() > output_db.max() - 60

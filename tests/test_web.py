@@ -179,18 +179,17 @@ def test_the_figure_titles_its_panels_with_the_file_names(client, uploads, monke
     import audiostyle.plots
 
     drawn = []
-    real = audiostyle.plots.plot_result
+    real = audiostyle.plots._draw_panels
 
-    def spy(result, content, style, path):
-        # plot_result titles each panel "content: <file name>", "style: <file name>".
-        drawn.append((Path(content).name, Path(style).name))
-        return real(result, content, style, path)
+    def spy(axes, panels):
+        drawn.append([title for title, *_ in panels])
+        return real(axes, panels)
 
-    monkeypatch.setattr(audiostyle.plots, "plot_result", spy)
+    monkeypatch.setattr(audiostyle.plots, "_draw_panels", spy)
     response = client.post("/jobs", files=uploads, data={"preset": "tiny"})
     job = wait_for(client, response.json()["id"], ("done", "failed"))
     assert job["status"] == "done", job["error"]
-    assert drawn == [("voice take 1.wav", "cello.wav")]
+    assert drawn == [["content: voice take 1.wav", "style: cello.wav", "output"]]
     assert stored(client.app.state.workdir / job["id"]) == ["content", "result.flac", "result.wav", "spectrograms.png", "style"]
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
@@ -26,7 +24,7 @@ import struct
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, Iterable, Iterator, Literal, Mapping
+from typing import Annotated, Any, AsyncIterator, Iterable, Literal, Mapping
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -165,40 +163,14 @@ def _sniff(path: Path, label: str, config: StyleConfig) -> None:
 _PLOT_LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def _titled_inputs(job: Job) -> Iterator[tuple[Path | None, Path]]:
-    """The job's inputs under their labels, so the figure's panels are titled by file name.
-
-    ``plot_result`` titles a panel with its file's name, and uploads are stored as
-    ``content``/``style``: each upload gets a hard link named by its label (a harmless name,
-    see :func:`_label`) in a folder of its own, removed afterwards.
-    """
-    titles = job.folder / "titles"
-    named: dict[str, Path | None] = {"content": job.content, "style": job.style}
-    try:
-        for role, path in named.items():
-            if path is None or path.parent != job.folder:  # a shipped sample already has its name
-                continue
-            link = titles / role / job.labels.get(role, role)
-            try:
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.link(path, link)
-            except OSError:
-                continue
-            named[role] = link
-        yield named["content"], named["style"] or job.style
-    finally:
-        shutil.rmtree(titles, ignore_errors=True)
-
-
 def _finish_job(job: Job, result: audiostyle.Result) -> None:
     """Beside the WAV: a FLAC copy and the run's spectrogram figure (when matplotlib is here)."""
     result.save(job.folder / "result.flac")
     try:
         from audiostyle.plots import plot_result
 
-        with _PLOT_LOCK, _titled_inputs(job) as (content, style):
-            plot_result(result, content, style, job.folder / "spectrograms.png")
+        with _PLOT_LOCK:
+            plot_result(result, job.content, job.style, job.folder / "spectrograms.png", titles=job.labels)
     except ConfigError as error:  # matplotlib missing: the page shows players without the figure
         logger.warning("job %s: no spectrograms (%s)", job.id, error)
 
