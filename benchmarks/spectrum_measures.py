@@ -12,21 +12,23 @@ copy of a mono signal measures the same as the mono signal.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 __all__ = [
     "FRAME_SECONDS",
     "HOLE_DEPTH_DB",
-    "THIRD_OCTAVE_CENTRES",
     "MODULATION_EDGES",
-    "rms_db",
+    "THIRD_OCTAVE_CENTRES",
+    "bandwidth_db",
     "frame_levels_db",
     "hole_share",
     "long_term_spectrum",
-    "third_octave_levels_db",
-    "spectrum_difference_db",
     "modulation_depths",
-    "bandwidth_db",
+    "rms_db",
+    "spectrum_difference_db",
+    "third_octave_levels_db",
 ]
 
 FRAME_SECONDS = 0.1
@@ -99,7 +101,7 @@ def frame_levels_db(audio: np.ndarray, sample_rate: int, *, frame_seconds: float
     np.ndarray [shape=(frames,)]
     """
     power = (_channels_first(audio) ** 2).mean(axis=0)
-    frame = max(1, int(round(frame_seconds * sample_rate)))
+    frame = max(1, round(frame_seconds * sample_rate))
     frames = max(1, power.shape[-1] // frame)
     power = power[: frames * frame] if power.shape[-1] >= frame else power
     levels = _db(power.reshape(frames, -1).mean(axis=1))
@@ -217,14 +219,14 @@ def modulation_depths(audio: np.ndarray, sample_rate: int, *, edges: tuple[float
     from scipy.signal import stft
 
     waveform = _channels_first(audio)
-    window = max(16, int(round(_ENVELOPE_WINDOW_SECONDS * sample_rate)))
-    hop = max(1, int(round(_ENVELOPE_HOP_SECONDS * sample_rate)))
+    window = max(16, round(_ENVELOPE_WINDOW_SECONDS * sample_rate))
+    hop = max(1, round(_ENVELOPE_HOP_SECONDS * sample_rate))
     frequencies, _, spectrum = stft(
         waveform, fs=sample_rate, window="hann", nperseg=window, noverlap=window - hop, boundary=None, padded=True
     )
     power = (np.abs(spectrum) ** 2).mean(axis=0)
     depths = np.full(len(edges) - 1, np.nan)
-    for index, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+    for index, (low, high) in enumerate(pairwise(edges)):
         inside = (frequencies >= low) & (frequencies < high)
         if high > sample_rate / 2.0 or not inside.any():
             continue

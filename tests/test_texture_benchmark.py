@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks import spectrum_measures, texture  # noqa: E402
-from benchmarks.robustness import TINY_SETTINGS  # noqa: E402
+from benchmarks import spectrum_measures, texture
+from benchmarks.robustness import TINY_SETTINGS
 
 SR = 22050
 
