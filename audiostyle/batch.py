@@ -3,8 +3,8 @@
 :func:`plan_batch` turns input files and folders plus one or more styles into a list of
 :class:`Job` (one content x one style -> one output file, mirroring the input tree), already
 marking what an earlier run finished. :func:`run_batch` runs them in this process, in local
-worker processes, or on a Dask cluster, and appends one JSON line per finished job to the
-manifest, from which a later run resumes.
+worker processes, or on a Dask cluster, and appends JSON lines to the manifest (one per job
+as it starts, one as it ends), from which a later run resumes.
 
 Every style's network and statistics are made once (:func:`~audiostyle.transfer.prepare_style`)
 in the calling process and shipped to the workers, so each worker builds nothing per job.
@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -137,7 +138,10 @@ class BatchReport:
 def read_manifest(path: str | os.PathLike) -> list[dict]:
     """The records of a manifest, oldest first; a missing file is empty.
 
-    Lines that are not JSON objects (a partial last line after a crash) are ignored.
+    Besides one ``done``, ``failed`` or ``skipped`` record per finished job, a run writes a
+    ``started`` record for each job it is about to run, before any output can appear; a job
+    whose last record is ``started`` was cut short (its run was killed). Lines that are not
+    JSON objects (a partial last line after a crash) are ignored.
     """
     path = Path(path)
     if not path.is_file():
@@ -147,40 +151,70 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
         for line in lines:
             with contextlib.suppress(json.JSONDecodeError):
                 record = json.loads(line)
-                if isinstance(record, dict) and "output" in record and "status" in record:
+                if isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("output", "status")):
                     records.append(record)
     return records
 
 
 class _Manifest:
-    """Appends one JSON line per record, flushed and fsynced, so a crash loses at most one line."""
+    """Appends JSON lines, each write fsynced, so that a crash loses at most the line being written.
+
+    Every append is one ``os.write`` of complete lines on an ``O_APPEND`` descriptor; one that
+    fails (disk full, file size limit) is cut back to where it began, so the file never holds
+    half a line of ours, and raises an :class:`AudioStyleError` that keeps the system's reason.
+    """
 
     def __init__(self, path: str | os.PathLike | None) -> None:
         self.path = Path(path) if path is not None else None
-        self._file = None
+        self._fd: int | None = None
 
     def __enter__(self) -> "_Manifest":
-        if self.path is not None:
+        if self.path is None:
+            return self
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a+b")
-            self._file.seek(0, os.SEEK_END)
-            if self._file.tell() > 0:
-                self._file.seek(-1, os.SEEK_END)
-                if self._file.read(1) != b"\n":
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            self._fd = os.open(self.path, flags, 0o666)
+            if os.lseek(self._fd, 0, os.SEEK_END) > 0:
+                os.lseek(self._fd, -1, os.SEEK_END)
+                if os.read(self._fd, 1) != b"\n":
                     # A partial line from an interrupted run: end it so ours start clean.
-                    self._file.write(b"\n")
+                    self._append(b"\n", "the end of a partial line")
+        except OSError as error:
+            self.__exit__()
+            raise AudioStyleError(f"{self.path}: could not open the manifest: {_os_reason(error)}") from error
         return self
 
-    def write(self, record: dict) -> None:
-        if self._file is None:
+    def write(self, records: Sequence[dict], what: str) -> None:
+        """Append ``records``, one line each; ``what`` names them in an error message."""
+        if self._fd is not None and records:
+            lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+            self._append(lines.encode("utf-8"), what)
+
+    def _append(self, data: bytes, what: str) -> None:
+        if self._fd is None:
             return
-        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, data)
+            # A short write (the disk filled up mid-line): the next one says why.
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise AudioStyleError(f"{self.path}: could not record {what}: {_os_reason(error)}") from error
 
     def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _os_reason(error: OSError) -> str:
+    """The system's words for an OSError ("No space left on device"), without the errno number."""
+    return error.strerror or str(error)
 
 
 # ---------------------------------------------------------------------------------------
@@ -289,6 +323,9 @@ def plan_batch(
         Search sub-folders.
     overwrite : bool
         Redo outputs that exist, even when an earlier run finished them with these settings.
+        Without it an existing output is skipped, unless the manifest shows that a run with
+        these settings started its job and stopped before recording it (killed): that
+        output is made again, with a warning that names it.
     format : str, optional
         Output extension for every job (``"wav"``, ``"flac"``, ...).
 
@@ -339,12 +376,8 @@ def plan_batch(
             raise ConfigError(f"input {given}: no such file or folder")
 
     hashes = {style: _config_hash(config, style) for style in style_paths}
-    finished = {
-        record.get("relative") or Path(os.path.relpath(record["output"], output_dir)).as_posix(): record.get("config_hash")
-        for record in read_manifest(output_dir / MANIFEST_NAME)
-        if record.get("status") == "done"
-    }
-    jobs, seen = [], {}
+    finished, unfinished = _earlier_runs(output_dir)
+    jobs, seen, redone = [], {}, []
     for path, rel, reason in contents:
         duration = None
         if reason is None:
@@ -361,12 +394,45 @@ def plan_batch(
             relative = output.relative_to(output_dir).as_posix()
             skip = reason
             if skip is None and not overwrite and output.exists():
-                if finished.get(relative) == hashes[style]:
+                if unfinished.get(relative) == hashes[style]:
+                    # A killed run of this plan may have written it without recording it.
+                    redone.append(relative)
+                elif finished.get(relative) == hashes[style]:
                     skip = "finished earlier with the same settings"
                 else:
                     skip = "output exists, made otherwise; --overwrite replaces it"
             jobs.append(Job(str(path), str(output), str(style), config, hashes[style], duration, skip, relative))
+    if redone:
+        shown = ", ".join(redone[:REDONE_SHOWN])
+        if len(redone) > REDONE_SHOWN:
+            shown += f" and {len(redone) - REDONE_SHOWN} more"
+        logger.warning(
+            "%d output(s) of an earlier run that stopped before recording them will be made again: %s",
+            len(redone),
+            shown,
+        )
     return jobs
+
+
+#: How many redone outputs the planning warning names.
+REDONE_SHOWN = 10
+
+
+def _earlier_runs(output_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Config hashes by output (relative path): of jobs finished earlier, and of jobs started
+    but never finished (their run was killed)."""
+    finished: dict[str, Any] = {}
+    unfinished: dict[str, Any] = {}
+    for record in read_manifest(output_dir / MANIFEST_NAME):
+        relative = record.get("relative") or Path(os.path.relpath(record["output"], output_dir)).as_posix()
+        status = record.get("status")
+        if status == "started":
+            unfinished[relative] = record.get("config_hash")
+        elif status in ("done", "failed"):
+            unfinished.pop(relative, None)
+            if status == "done":
+                finished[relative] = record.get("config_hash")
+    return finished, unfinished
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,6 +490,10 @@ _worker_styles: dict[str, PreparedStyle] = {}
 #: What a worker process is doing: "idle", "stylizing" (nothing on disk yet) or "saving".
 _worker_phase = "idle"
 _worker_interrupted = False
+#: The job a worker process is running, None between jobs.
+_worker_job: Job | None = None
+#: Shared with the batch process: for each job of the pool, the pid of the worker that began it (0: none).
+_worker_began: Any = None
 
 
 def _record(job: Job, status: str, **fields: Any) -> dict:
@@ -436,7 +506,8 @@ def _record(job: Job, status: str, **fields: Any) -> dict:
         "status": status,
         "duration": job.duration,
         **fields,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # A started record says when the job began; the others when it ended.
+        "started" if status == "started" else "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -519,17 +590,70 @@ def _on_worker_terminate(signum: int, frame: Any) -> None:
     _on_worker_interrupt(signum, frame)
 
 
-def _init_worker(threads: int, styles: dict[str, PreparedStyle]) -> None:
+#: Seconds between a worker's checks that the batch process is still there.
+PARENT_CHECK_INTERVAL = 0.25
+
+
+def _process_identity(pid: int) -> str | None:
+    """What tells process ``pid`` from a later one that reuses its pid, or None if it is gone.
+
+    Its start time where ``/proc`` says it (an exited process that is not yet reaped counts
+    as gone); elsewhere ``""`` while a process with that pid exists.
+    """
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        # fields[0]: the state (Z and X: exited); fields[19]: the start time in clock ticks.
+        if not fields or fields[0] in ("Z", "X"):
+            return None
+        return fields[19] if len(fields) > 19 else ""
+    if os.name == "nt":
+        return ""  # os.kill(pid, 0) would terminate the process there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return ""
+
+
+def _watch_batch_process(pid: int, identity: str | None) -> None:
+    """End this worker soon after the batch process ``pid`` is gone.
+
+    A batch process killed with SIGKILL cannot stop its workers, and a forkserver's workers
+    are not even its children: left alone they would go on with their queued jobs and write
+    outputs that no manifest records. (The forkserver is no witness: a SIGTERM sent to the
+    whole process group ends it at once while the batch process winds down in order.)
+    """
+    while _process_identity(pid) == identity:
+        time.sleep(PARENT_CHECK_INTERVAL)
+    job = _worker_job
+    if job is not None:
+        _remove_partial_files([job])
+    os._exit(1)
+
+
+def _init_worker(
+    threads: int, styles: dict[str, PreparedStyle], batch_process: tuple[int, str | None], began: Any
+) -> None:
+    global _worker_began
     torch.set_num_threads(threads)
     _worker_styles.update(styles)
+    _worker_began = began
     signal.signal(signal.SIGINT, _on_worker_interrupt)
     signal.signal(signal.SIGTERM, _on_worker_terminate)
+    threading.Thread(target=_watch_batch_process, args=batch_process, name="audiostyle-watch", daemon=True).start()
 
 
-def _execute_in_worker(job: Job) -> dict:
-    global _worker_phase
+def _execute_in_worker(index: int, job: Job) -> dict:
+    global _worker_phase, _worker_job
     if _worker_interrupted:
         raise KeyboardInterrupt
+    _worker_began[index] = os.getpid()
+    _worker_job = job
     started = time.perf_counter()
     _worker_phase = "stylizing"
     try:
@@ -538,6 +662,7 @@ def _execute_in_worker(job: Job) -> dict:
         return _save_job(job, outcome, started)
     finally:
         _worker_phase = "idle"
+        _worker_job = None
 
 
 def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> dict:
@@ -550,7 +675,7 @@ def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> 
 # Executors
 
 
-#: Times a job is run again, alone, after a worker process died while it was queued or running.
+#: Times a job is run again, alone, after a worker process died while it may have been running it.
 WORKER_RETRIES = 2
 
 
@@ -573,26 +698,70 @@ def _run_here(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Callable[
             emit(_save_job(job, outcome, started))
 
 
+def _worker_context() -> Any:
+    """The multiprocessing context of the worker processes, its forkserver started if it has one."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The workers fork from a server that has torch imported already: seconds saved per
+    # worker. But the server runs as `python -c`, which puts the current folder first on
+    # sys.path, where a folder named audiostyle would be imported instead of this package.
+    # PYTHONSAFEPATH (Python 3.11+) leaves it out; before 3.11, nothing is preloaded and each
+    # worker imports with the batch process's sys.path.
+    if sys.version_info >= (3, 11):
+        from multiprocessing import forkserver
+
+        context.set_forkserver_preload(["audiostyle.batch"])
+        previous = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = previous
+    return context
+
+
 def _run_processes(
     jobs: list[Job], styles: dict[str, PreparedStyle], emit: Callable[[dict], None], workers: int
 ) -> None:
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        # Workers fork from a server that has torch imported already: seconds saved per worker.
-        context.set_forkserver_preload(["audiostyle.batch"])
-    lost = _run_pool(jobs, styles, emit, workers, context)
-    # A worker that dies (killed, out of memory, a crashing decoder) breaks the pool and every
-    # job still in it, and the pool cannot say which job killed it: run each lost job again
-    # alone, so that only the culprit is recorded as failed.
-    for job in lost:
-        for _ in range(WORKER_RETRIES):
-            logger.info("a worker process died; running %s again", job.input)
-            if not _run_pool([job], styles, emit, 1, context):
-                break
-        else:
-            error = f"its worker process died {WORKER_RETRIES + 1} times (killed, or out of memory?)"
-            emit(_record(job, "failed", error=error))
+    context = _worker_context()
+    remaining, failed_starts = list(jobs), 0
+    while remaining:
+        given = len(remaining)
+        suspects, remaining = _run_pool(remaining, styles, emit, workers, context)
+        if suspects:
+            # A worker that dies (killed, out of memory, a crashing decoder) breaks the pool
+            # and every job in it. The jobs it may have been running are run again alone, so
+            # that only the culprit is recorded as failed; the others go on in parallel.
+            logger.warning(
+                "a worker process died (killed, or out of memory?) while running %s; running %s again alone",
+                ", ".join(job.input for job in suspects),
+                "it" if len(suspects) == 1 else "each",
+            )
+            for job in suspects:
+                _run_alone(job, styles, emit, context)
+        elif len(remaining) == given:
+            failed_starts += 1
+            if failed_starts > WORKER_RETRIES:
+                error = "worker processes died before running any job (see the errors above)"
+                for job in remaining:
+                    emit(_record(job, "failed", error=error))
+                return
+            logger.warning("worker processes died before running any job; starting them again")
+        elif remaining:
+            logger.warning("a worker process died between jobs; running the %d queued job(s) again", len(remaining))
+
+
+def _run_alone(job: Job, styles: dict[str, PreparedStyle], emit: Callable[[dict], None], context: Any) -> None:
+    for _ in range(WORKER_RETRIES):
+        suspects, others = _run_pool([job], styles, emit, 1, context)
+        if not suspects and not others:
+            return
+    error = f"its worker process died {WORKER_RETRIES + 1} times (killed, or out of memory?)"
+    emit(_record(job, "failed", error=error))
 
 
 def _run_pool(
@@ -601,44 +770,73 @@ def _run_pool(
     emit: Callable[[dict], None],
     workers: int,
     context: Any,
-) -> list[Job]:
-    """Run ``jobs`` on one pool, recording each; returns the jobs lost when a worker died."""
-    lost: list[Job] = []
+) -> tuple[list[Job], list[Job]]:
+    """Run ``jobs`` on one pool, recording each.
+
+    Returns the jobs lost when a worker died: those a dead worker may have been running
+    (suspects), and the others (queued, or running on a worker the pool then stopped).
+    """
+    began = context.RawArray("i", len(jobs))
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)),
         mp_context=context,
         initializer=_init_worker,
-        initargs=(_threads_per_worker(workers), styles),
+        initargs=(_threads_per_worker(workers), styles, (os.getpid(), _process_identity(os.getpid())), began),
     )
-    pending = {pool.submit(_execute_in_worker, job): job for job in jobs}
+    pending: dict[Any, int] = {}
+    lost: list[int] = []
+    processes: dict[int, Any] = {}
     try:
+        for index, job in enumerate(jobs):
+            try:
+                pending[pool.submit(_execute_in_worker, index, job)] = index
+            except (BrokenProcessPool, OSError) as error:
+                # Broken while the jobs were handed over: a worker died as it started.
+                logger.debug("worker pool broken at job %d: %r", index, error)
+                lost.extend(range(index, len(jobs)))
+                break
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                job = pending.pop(future)
+                index = pending.pop(future)
                 error = future.exception()
                 if isinstance(error, BrokenProcessPool):
-                    lost.append(job)
+                    processes.update(getattr(pool, "_processes", None) or {})
+                    lost.append(index)
                 else:
-                    emit(_future_record(job, error, future))
-    except KeyboardInterrupt:
+                    emit(_future_record(jobs[index], error, future))
+    except BaseException as stop:
+        # Ctrl-C, or a manifest that cannot be written: stop the workers' optimisations.
         for future in pending:
             future.cancel()
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             with contextlib.suppress(OSError):
                 os.kill(process.pid, signal.SIGINT)
-        # Jobs that finished in the meantime still get their record.
-        for future, job in pending.items():
-            if future.cancelled():
-                continue
-            with contextlib.suppress(BaseException):
-                error = future.exception(timeout=60)
-                if error is None:
-                    emit(future.result())
+        if isinstance(stop, KeyboardInterrupt):
+            # Jobs that finished in the meantime still get their record.
+            for future, index in pending.items():
+                if future.cancelled():
+                    continue
+                with contextlib.suppress(BaseException):
+                    failure = future.exception(timeout=60)
+                    if failure is None:
+                        emit(future.result())
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return lost
+    return _sort_lost(jobs, lost, began, processes)
+
+
+def _sort_lost(jobs: list[Job], lost: list[int], began: Any, processes: dict[int, Any]) -> tuple[list[Job], list[Job]]:
+    """Split the lost jobs (indices) into suspects and others; see :func:`_run_pool`."""
+    running = {index: began[index] for index in lost if began[index]}
+    # After one worker died the pool stops the others with SIGTERM: one that ended otherwise
+    # (SIGKILL, the out-of-memory killer, a crash) is one that died. Where none can be told
+    # apart, every job that had begun is suspect.
+    died = {pid for pid, process in processes.items() if process.exitcode not in (None, 0, -signal.SIGTERM)}
+    blamed = {index for index, pid in running.items() if pid in died} or set(running)
+    lost = sorted(lost)  # in plan order
+    return [jobs[i] for i in lost if i in blamed], [jobs[i] for i in lost if i not in blamed]
 
 
 def _future_record(job: Job, error: BaseException | None, future: Any) -> dict:
@@ -746,7 +944,8 @@ def run_batch(
     scheduler : str, optional
         Dask scheduler address such as ``tcp://host:8786``.
     manifest : path, optional
-        JSON-lines file to append the records to.
+        JSON-lines file to append the records to: a ``started`` record for each job to run
+        before any runs, then one record per job as it ends.
 
     Returns
     -------
@@ -762,6 +961,9 @@ def run_batch(
         Bad executor, workers or scheduler, or Dask not installed.
     AudioFileError
         A style file is unusable (nothing is run).
+    AudioStyleError
+        The manifest cannot be written (disk full...): the run stops; the message keeps the
+        system's reason, and the manifest is left as it was before the failed line.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} must be one of {EXECUTORS}")
@@ -784,7 +986,7 @@ def run_batch(
 
         def emit(record: dict) -> None:
             with _signals_held():
-                log.write(record)
+                log.write([record], f"job {record['input']} ({record['status']})")
                 report.records.append(record)
             if record["status"] == "failed":
                 logger.info("failed: %s", record["error"])
@@ -794,6 +996,9 @@ def run_batch(
         for job in jobs:
             if job.skip_reason is not None:
                 emit(_record(job, "skipped", reason=job.skip_reason))
+        with _signals_held():
+            # Before any output can appear: a rerun after a kill then knows whose outputs they are.
+            log.write([_record(job, "started") for job in runnable], f"the start of {len(runnable)} job(s)")
         try:
             if executor == "dask" and runnable:
                 _run_dask(runnable, styles, emit, workers, scheduler)

@@ -58,7 +58,8 @@ Examples:
 
   audiostyle batch library/ -s rain.ogg -o /shared/out --executor dask --scheduler tcp://host:8786
 
-A rerun resumes: outputs finished with the same settings are skipped, failed ones retried.
+A rerun resumes: outputs finished with the same settings are skipped, failed ones retried,
+and outputs that a killed run wrote without recording them are made again (with a warning).
 Exit status: 0 all jobs succeeded, 1 some failed, 2 usage error, 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM). Either way finished outputs are complete and recorded, no partial
 files remain, and the same command resumes.

@@ -122,10 +122,21 @@ def guarded(debug: bool) -> Iterator[None]:
         raise
     except MemoryError:
         raise fail("out of memory; try --preset fast, fewer --filters or a shorter clip", 4) from None
+    except OSError as error:
+        if debug:
+            traceback.print_exc()
+        raise fail(describe_os_error(error), 4) from None
     except Exception as error:  # noqa: BLE001 - the last line of defence of a CLI
         if debug:
             traceback.print_exc()
         raise fail(f"unexpected {type(error).__name__}: {error} (rerun with --debug for details)", 4) from None
+
+
+def describe_os_error(error: OSError) -> str:
+    """``"out/a.wav: No space left on device"``: the file(s) and the system's reason, in one line."""
+    reason = error.strerror or str(error) or type(error).__name__
+    files = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(files)}: {reason}" if files else reason
 
 
 def default_output_name(content: Path, style: Path) -> Path:

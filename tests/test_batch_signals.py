@@ -63,6 +63,11 @@ def manifest_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
+def ended(records: list[dict]) -> list[dict]:
+    """The records of jobs that ended, without the ``started`` ones a run writes first."""
+    return [r for r in records if r["status"] != "started"]
+
+
 def stop_batch(args: list[str], folder: Path, signum: int, *, group: bool) -> subprocess.CompletedProcess:
     """Run ``audiostyle batch ARGS`` and send ``signum`` once its first output is recorded."""
     driver = folder / "driver.py"
@@ -78,7 +83,7 @@ def stop_batch(args: list[str], folder: Path, signum: int, *, group: bool) -> su
     )
     try:
         deadline = time.monotonic() + 180
-        while not manifest_lines(manifest):
+        while not ended(read_manifest(manifest)):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no job finished"
             time.sleep(0.02)
@@ -122,7 +127,8 @@ def test_signal_stops_batch_cleanly_and_rerun_resumes(
     word = "terminated" if signum == signal.SIGTERM else "interrupted"
     assert len(lines) == 1 and word in lines[0] and "resume" in lines[0], first.stderr
 
-    records = [json.loads(line) for line in manifest_lines(out / MANIFEST_NAME)]  # every line whole
+    written = manifest_lines(out / MANIFEST_NAME)
+    records = ended([json.loads(line) for line in written])  # every line whole
     assert records and all(r["status"] == "done" for r in records), records
     done = {Path(r["output"]).name for r in records}
     assert len(done) < CLIPS, "the signal came after the last job: nothing was interrupted"
@@ -135,7 +141,7 @@ def test_signal_stops_batch_cleanly_and_rerun_resumes(
 
     again = CliRunner().invoke(app, ["batch", *args], prog_name="audiostyle")
     assert again.exit_code == 0, again.stderr
-    latest = {Path(r["output"]).name: r["status"] for r in read_manifest(out / MANIFEST_NAME)[len(records):]}
+    latest = {Path(r["output"]).name: r["status"] for r in ended(read_manifest(out / MANIFEST_NAME)[len(written):])}
     assert {name for name, status in latest.items() if status == "skipped"} == done
     assert {name for name, status in latest.items() if status == "done"} == {f"hit{i}.wav" for i in range(CLIPS)} - done
     assert all(sf.info(out / f"hit{i}.wav").frames == 16000 for i in range(CLIPS))
@@ -157,7 +163,7 @@ def test_sigterm_in_process_exits_143_like_ctrl_c_exits_130(library, tmp_path: P
     result = CliRunner().invoke(app, ["batch", str(clips), "-s", str(style), "-o", str(out), *ENGINE], prog_name="audiostyle")
     assert result.exit_code == 143, result.stderr
     assert "terminated after 1 of" in result.stderr and "resume" in result.stderr
-    assert [r["status"] for r in read_manifest(out / MANIFEST_NAME)] == ["done"]
+    assert [r["status"] for r in ended(read_manifest(out / MANIFEST_NAME))] == ["done"]
     assert sorted(p.name for p in out.iterdir()) == ["hit0.wav", MANIFEST_NAME]
 
 
