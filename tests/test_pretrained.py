@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
+import random
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from audiostyle.networks.base import FeatureNetwork
 from audiostyle.networks.pretrained import (
     PRETRAINED_NAME,
     WEIGHTS_DIR,
+    WEIGHTS_FILE_SLACK,
     TimbreCNN,
     expected_tensor_shapes,
     load_network,
@@ -296,3 +301,179 @@ def test_generator_renders_a_tiny_real_set(recipe_modules, tmp_path: Path) -> No
     # Held-out pitches never occur in training clips.
     assert set(clips["pitch"][notes & clips["heldout"]] % 5) == {2}
     assert 2 not in set(clips["pitch"][notes & ~clips["heldout"]] % 5)
+
+
+# --- untrusted weights files: every failure is a WeightsError naming the file ------------------
+
+TINY_ARCHITECTURE = {
+    "format": "audiostyle.timbre_cnn",
+    "front_end": {"n_mels": 8, "fmin": 0.0, "fmax": 8000.0, "reference_n_fft": 512, "mel_floor": 0.001},
+    "conv_layers": [{"channels": 4, "kernel_size": 3, "dilation": 1}, {"channels": 4, "kernel_size": 3, "dilation": 2}],
+    "activation": "relu",
+    "content_layers": [0],
+    "style_layers": [0, 1],
+}
+
+
+def _tiny_tensors() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return TimbreCNN(TINY_ARCHITECTURE, sample_rate=16000, n_fft=512).weight_tensors()
+
+
+def _checkpoint(obj: object, **options) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, **options)
+    return buffer.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _mutations(data: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """Truncations at evenly spread lengths and copies with 1 to 4 random bytes replaced."""
+    cuts = [data[:length] for length in range(0, len(data), max(1, len(data) // 40))]
+    flipped = []
+    for _ in range(count):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        flipped.append(bytes(damaged))
+    return cuts + flipped
+
+
+def _hostile_checkpoints() -> list[bytes]:
+    rng = random.Random(20160901)
+    tensors = _tiny_tensors()
+    good = _checkpoint(tensors)
+    pickled = next(name for name in zipfile.ZipFile(io.BytesIO(good)).namelist() if name.endswith("data.pkl"))
+    cases = _mutations(good, rng, 150)
+    cases += _mutations(_checkpoint(tensors, _use_new_zipfile_serialization=False), rng, 60)
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))) for _ in range(10)] + [b""]
+    cases += [
+        _zip({"junk": b"x" * 100}),
+        _zip({pickled: b"not a pickle"}),
+        _zip({pickled: pickle.dumps({"band_mean": 1.0})}),
+        b"PK\x03\x04" + bytes(200),
+        _checkpoint([tensors["band_mean"]]),
+        _checkpoint({"nested": tensors}),
+        _checkpoint(tensors["band_mean"]),
+        _checkpoint(None),
+        _checkpoint({1: tensors["band_mean"]}),
+        _checkpoint({**tensors, "band_mean": torch.zeros(8, dtype=torch.complex64)}),
+        _checkpoint({**tensors, "band_std": torch.zeros(8, dtype=torch.int8)}),
+    ]
+    cases += [pickle.dumps(value, protocol=protocol) for protocol in range(6) for value in ({"band_mean": 1.0}, [1, 2])]
+    return cases
+
+
+def _hostile_safetensors() -> list[bytes]:
+    rng = random.Random(7)
+    good = safetensors_torch.save(_tiny_tensors())
+    header = len(good).to_bytes(8, "little")
+    return _mutations(good, rng, 100) + [
+        header + good[8:],  # a header length past the end
+        (2**63).to_bytes(8, "little") + good[8:],
+        (10).to_bytes(8, "little") + b'{"a": 1}  ' + good[18:],
+        safetensors_torch.save({**_tiny_tensors(), "band_std": torch.zeros(8, dtype=torch.float8_e4m3fn)}),
+    ]
+
+
+def _load_or_weights_error(path: Path) -> None:
+    """Load ``path``; anything but a network or a WeightsError that names the file fails."""
+    try:
+        network = load_network(path, sample_rate=16000, n_fft=512)
+    except WeightsError as error:
+        assert str(path) in str(error) and "\n" not in str(error), str(error)
+    else:
+        assert isinstance(network, TimbreCNN)
+
+
+@pytest.mark.parametrize("suffix, cases", [(".pt", _hostile_checkpoints), (".safetensors", _hostile_safetensors)])
+def test_damaged_or_hostile_weights_files_are_always_a_weights_error(tmp_path: Path, suffix: str, cases) -> None:
+    path = tmp_path / f"net{suffix}"
+    path.with_suffix(".json").write_text(json.dumps(TINY_ARCHITECTURE))
+    variants = cases()
+    assert len(variants) > 100
+    for data in variants:
+        path.write_bytes(data)
+        _load_or_weights_error(path)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"activation": ["relu"]}, "activation"),
+        ({"front_end": {**TINY_ARCHITECTURE["front_end"], "n_mels": 1_000_000}}, "n_mels"),
+        ({"conv_layers": [{"channels": 4, "kernel_size": 3, "dilation": 10**9}]}, "dilation"),
+        ({"conv_layers": [{"channels": 1, "kernel_size": 1, "dilation": 1}] * 1000}, "conv_layers"),
+    ],
+)
+def test_architecture_numbers_that_would_allocate_too_much_are_refused(tmp_path: Path, change: dict, match: str) -> None:
+    path = tmp_path / "net.safetensors"
+    safetensors_torch.save_file(_tiny_tensors(), str(path))
+    path.with_suffix(".json").write_text(json.dumps({**TINY_ARCHITECTURE, **change}))
+    with pytest.raises(WeightsError, match=match):
+        load_network(path, sample_rate=16000, n_fft=512)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, '{"format": ' + "9" * 5000 + "}", "\udcff".encode("utf-8", "surrogatepass").decode("latin-1")],
+    ids=["deep", "long integer", "bad utf-8"],
+)
+def test_hostile_architecture_json_is_a_weights_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "net.safetensors"
+    safetensors_torch.save_file(_tiny_tensors(), str(path))
+    path.with_suffix(".json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        load_network(path, sample_rate=16000, n_fft=512)
+
+
+def test_oversized_files_are_refused_before_they_are_read(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "net.pt"
+    path.write_bytes(_checkpoint(_tiny_tensors()))
+    with open(path, "ab") as grown:
+        grown.truncate(WEIGHTS_FILE_SLACK + 4096)  # sparse: no disk spent
+    path.with_suffix(".json").write_text(json.dumps(TINY_ARCHITECTURE))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read an oversized file"))
+    with pytest.raises(WeightsError, match="more than the tensors"):
+        load_network(path, sample_rate=16000, n_fft=512)
+    big_json = tmp_path / "big.safetensors"
+    safetensors_torch.save_file(_tiny_tensors(), str(big_json))
+    big_json.with_suffix(".json").write_text(json.dumps({**TINY_ARCHITECTURE, "notes": "x" * (1 << 20)}))
+    with pytest.raises(WeightsError, match="at most"):
+        load_network(big_json, sample_rate=16000, n_fft=512)
+
+
+def test_a_damaged_network_through_the_command_line_exits_with_the_weights_code(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import soundfile as sf
+    from audiostyle_cli.app import app
+
+    content, style = tmp_path / "content.wav", tmp_path / "style.wav"
+    noise = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    sf.write(content, noise, 16000), sf.write(style, noise[::-1].copy(), 16000)
+    good = _checkpoint(_tiny_tensors())
+    legacy = _checkpoint(_tiny_tensors(), _use_new_zipfile_serialization=False)
+    cases = [("truncated.pt", good[: len(good) // 2]), ("random.pt", bytes(range(256)) * 4),
+             ("structure.pt", pickle.dumps([1, 2, 3]))]
+    # Torch's older format cut short fails deep inside its reader (struct, index errors).
+    cases += [(f"legacy{eighth}.pt", legacy[: len(legacy) * eighth // 8]) for eighth in range(1, 8)]
+    for name, data in cases:
+        network = tmp_path / name
+        network.write_bytes(data)
+        network.with_suffix(".json").write_text(json.dumps(TINY_ARCHITECTURE))
+        result = CliRunner().invoke(
+            app, [str(content), str(style), "-o", str(tmp_path / "out.wav"), "--network", str(network), "-n", "1",
+                  "--device", "cpu", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128"],
+            prog_name="audiostyle",
+        )
+        assert result.exit_code == WeightsError.exit_code, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(network) in lines[0] and "error: unexpected" not in lines[0], (name, lines)

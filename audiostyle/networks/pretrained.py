@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,6 +50,18 @@ PRETRAINED_NAME = "timbre_cnn"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ARCHITECTURE_FORMAT = "audiostyle.timbre_cnn"
 ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu}
+
+# Bounds on what a weights file and its JSON may make us allocate. The tensors themselves are
+# bounded by the file's size; these bound what small numbers in the JSON could inflate: the
+# mel filterbank (n_mels x n_fft / 2 floats), the padding of a dilated convolution, the layers.
+MAX_ARCHITECTURE_BYTES = 1024 * 1024
+MAX_MELS = 1024
+MAX_CONV_LAYERS = 64
+MAX_KERNEL_SIZE = 255
+MAX_DILATION = 64
+#: A weights file may be at most this much larger than its tensors at 8 bytes a value
+#: (float64): room for the container's headers and alignment.
+WEIGHTS_FILE_SLACK = 16 * 1024 * 1024
 
 
 def mel_filterbank(
@@ -101,6 +114,8 @@ def validate_architecture(architecture: Any, *, source: str = "architecture") ->
     for key in ("n_mels", "reference_n_fft"):
         if not _positive_int(front.get(key)):
             raise WeightsError(f"{source}: front_end.{key}={front.get(key)!r} must be a positive integer")
+    if front["n_mels"] > MAX_MELS:
+        raise WeightsError(f"{source}: front_end.n_mels={front['n_mels']} must be at most {MAX_MELS}")
     for key in ("fmin", "fmax"):
         value = front.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -111,8 +126,8 @@ def validate_architecture(architecture: Any, *, source: str = "architecture") ->
     if not front["fmin"] < front["fmax"]:
         raise WeightsError(f"{source}: front_end.fmin={front['fmin']} must be < fmax={front['fmax']}")
     layers = architecture["conv_layers"]
-    if not isinstance(layers, list) or not layers:
-        raise WeightsError(f"{source}: conv_layers must be a non-empty list")
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_CONV_LAYERS:
+        raise WeightsError(f"{source}: conv_layers must be a list of 1 to {MAX_CONV_LAYERS} layers")
     for index, layer in enumerate(layers):
         if not isinstance(layer, dict):
             raise WeightsError(f"{source}: conv_layers[{index}] must be an object")
@@ -126,7 +141,10 @@ def validate_architecture(architecture: Any, *, source: str = "architecture") ->
                 f"{source}: conv_layers[{index}].kernel_size={layer['kernel_size']} must be odd "
                 "(so output frames stay aligned with input frames)"
             )
-    if architecture["activation"] not in ACTIVATIONS:
+        for key, most in (("kernel_size", MAX_KERNEL_SIZE), ("dilation", MAX_DILATION)):
+            if layer[key] > most:
+                raise WeightsError(f"{source}: conv_layers[{index}].{key}={layer[key]} must be at most {most}")
+    if not isinstance(architecture["activation"], str) or architecture["activation"] not in ACTIVATIONS:
         raise WeightsError(
             f"{source}: activation={architecture['activation']!r} must be one of {sorted(ACTIVATIONS)}"
         )
@@ -288,27 +306,35 @@ class TimbreCNN(torch.nn.Module):
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file; any failure to read it is a WeightsError naming it.
+
+    The file is untrusted: a damaged or hostile one can make the readers fail in any way
+    (struct, index, key, assertion errors from deep inside torch's unpickler), so every
+    exception but an interrupt becomes the one error the callers handle.
+    """
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise WeightsError(f"{path}: not a readable safetensors file ({error})") from error
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            raise WeightsError(f"{path}: not a readable safetensors file ({_reason(error)})") from error
     if suffix in (".pt", ".pth"):
         try:
-            # weights_only refuses any global outside torch's tensor allow-list, so a pickled
-            # payload (code that runs when unpickled) is rejected before it can run.
-            tensors = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # A damaged file can claim any pickle protocol; torch warns about each.
+                warnings.simplefilter("ignore")
+                # weights_only refuses any global outside torch's tensor allow-list, so a
+                # pickled payload (code that runs when unpickled) is rejected before it runs.
+                tensors = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
             raise WeightsError(
-                f"{path}: refused: the checkpoint carries pickled objects other than tensors "
-                "(save a plain dict of tensors, or use .safetensors)"
+                f"{path}: refused: the checkpoint carries pickled objects other than tensors, or is damaged "
+                f"({_reason(error)}); save a plain dict of tensors, or use .safetensors"
             ) from error
-        except (RuntimeError, EOFError, OSError, ValueError) as error:
-            raise WeightsError(f"{path}: not a readable torch checkpoint ({error})") from error
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            raise WeightsError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from error
         if not isinstance(tensors, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
         ):
@@ -317,14 +343,40 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     raise WeightsError(f"{path}: unsupported weights format {suffix!r}; use .safetensors, .pt or .pth")
 
 
+def _reason(error: BaseException) -> str:
+    """An exception as a short phrase for a one-line message (the first line, at most 200 characters)."""
+    text = str(error).strip().splitlines()
+    phrase = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return phrase if len(phrase) <= 200 else phrase[:197] + "..."
+
+
 def _read_architecture(path: Path) -> dict:
     if not path.is_file():
         raise WeightsError(f"{path}: architecture description not found (a JSON file beside the weights)")
     try:
-        architecture = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WeightsError(f"{path}: not valid JSON ({error})") from error
+        size = path.stat().st_size
+        if size <= MAX_ARCHITECTURE_BYTES:
+            architecture = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        # ValueError: bad JSON, bad UTF-8, or an integer too long to convert.
+        raise WeightsError(f"{path}: not valid JSON ({_reason(error)})") from error
+    if size > MAX_ARCHITECTURE_BYTES:
+        raise WeightsError(f"{path}: {size} bytes; an architecture description is at most {MAX_ARCHITECTURE_BYTES}")
     return validate_architecture(architecture, source=str(path))
+
+
+def _check_file_size(path: Path, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse, before reading it, a weights file larger than its tensors could make it."""
+    values = sum(math.prod(shape) for shape in expected.values())
+    most = 8 * values + WEIGHTS_FILE_SLACK
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot read ({_reason(error)})") from error
+    if size > most:
+        raise WeightsError(
+            f"{path}: {size} bytes is more than the tensors of its architecture can fill ({most} at most)"
+        )
 
 
 def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_fft: int) -> TimbreCNN:
@@ -349,8 +401,10 @@ def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_
     Raises
     ------
     WeightsError
-        Missing file, unsupported extension, pickled payload, missing/invalid JSON, a tensor
-        missing, unexpected, misshapen or non-finite.
+        Missing file, unsupported extension, pickled payload, a file that cannot be read as
+        weights (damaged, truncated, any garbage) or is larger than its architecture's tensors,
+        missing/invalid/out-of-bounds JSON, a tensor missing, unexpected, misshapen or
+        non-finite. The message names the file.
     ConfigError
         ``sample_rate`` or ``n_fft`` out of range.
 
@@ -370,14 +424,16 @@ def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_
             f"{weights_path}: unsupported weights format {weights_path.suffix!r}; use .safetensors, .pt or .pth"
         )
     architecture = _read_architecture(weights_path.with_suffix(".json"))
-    tensors = _read_tensors(weights_path)
     expected = expected_tensor_shapes(architecture)
+    _check_file_size(weights_path, expected)
+    tensors = _read_tensors(weights_path)
     missing = [name for name in expected if name not in tensors]
     if missing:
         raise WeightsError(f"{weights_path}: missing tensor(s) {missing}")
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise WeightsError(f"{weights_path}: unexpected tensor(s) {unexpected} for this architecture")
+    checked = {}
     for name, shape in expected.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != shape:
@@ -386,12 +442,14 @@ def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_
             )
         if not tensor.is_floating_point():
             raise WeightsError(f"{weights_path}: tensor {name!r} has dtype {tensor.dtype}, expected floating point")
-        if not torch.isfinite(tensor).all():
+        # float32 first: the float8 types have no isfinite.
+        checked[name] = tensor.to(torch.float32)
+        if not torch.isfinite(checked[name]).all():
             raise WeightsError(f"{weights_path}: tensor {name!r} holds NaN or Inf")
-    if not (tensors["band_std"] > 0).all():
+    if not (checked["band_std"] > 0).all():
         raise WeightsError(f"{weights_path}: tensor 'band_std' must be > 0")
     network = TimbreCNN(architecture, sample_rate=sample_rate, n_fft=n_fft)
-    network.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)
+    network.load_state_dict(checked, strict=False)
     network.eval()
     for parameter in network.parameters():
         parameter.requires_grad_(False)
