@@ -21,6 +21,8 @@ __all__ = ["texture_start"]
 
 #: Frames gathered and transformed at a time: bounds the temporaries for long textures.
 FRAME_CHUNK = 2048
+#: Consecutive style frames drawn together: runs keep the style's own motion within them.
+RUN_FRAMES = 1
 
 
 def _frame_log_magnitudes(
@@ -97,7 +99,9 @@ def texture_start(
         # Frames whose window lies wholly inside the style: the edge frames are half padding.
         available = 1 + style.shape[-1] // hop_length
         margin = min(n_fft // (2 * hop_length), (available - 1) // 2)
-        chosen = margin + torch.randint(0, available - 2 * margin, (positions.numel(),), generator=generator)
+        run = max(1, min(RUN_FRAMES, available - 2 * margin))
+        starts = torch.randint(0, available - 2 * margin - run + 1, (-(-positions.numel() // run),), generator=generator)
+        chosen = (margin + starts[:, None] + torch.arange(run)[None, :]).reshape(-1)[: positions.numel()]
         for channel in range(channels):
             waveform = torch.from_numpy(np.ascontiguousarray(style[channel % style.shape[0]], dtype=np.float32))
             start[channel][:, positions.to(device)] = _frame_log_magnitudes(

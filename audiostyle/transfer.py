@@ -215,12 +215,20 @@ def _chunks(audio: np.ndarray):
 
 
 def _rms(audio: np.ndarray) -> float:
-    """Root mean square, summed in float64 chunk by chunk (no full-length float64 copy)."""
+    """Root mean square about each channel's mean, in float64 chunk by chunk (no full-length copy).
+
+    A DC offset is no sound: counted, it would set a recording with one far too loud.
+    """
     if audio.size == 0:
         return 0.0
     total = 0.0
-    for chunk in _chunks(audio):
-        total += float(np.square(chunk, dtype=np.float64).sum())
+    for row in audio.reshape(-1, audio.shape[-1]):
+        squares = sums = 0.0
+        for begin in range(0, row.shape[-1], LEVEL_CHUNK):
+            chunk = row[begin : begin + LEVEL_CHUNK]
+            squares += float(np.square(chunk, dtype=np.float64).sum())
+            sums += float(chunk.sum(dtype=np.float64))
+        total += max(squares - sums * sums / row.shape[-1], 0.0)
     return math.sqrt(total / audio.size)
 
 

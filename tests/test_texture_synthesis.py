@@ -105,3 +105,11 @@ def test_resample_loop_stays_periodic(orig, target):
     assert out.shape == (1, round(orig * target / orig))
     expected = np.sin(2 * np.pi * 5 * np.arange(out.shape[-1]) / out.shape[-1])
     np.testing.assert_allclose(out[0], expected, atol=1e-4)
+
+
+def test_a_dc_offset_does_not_set_the_level(rain, single_thread):
+    # A recording with a DC offset (the corpus whale has +0.35) is as loud as its sound, not its offset.
+    offset = rain + np.float32(0.35)
+    result = stylize(None, (offset, RATE), TINY.replace(full_band=False), duration=1.0)
+    ac = lambda a: 10 * np.log10(np.square(a - a.mean(axis=-1, keepdims=True), dtype=np.float64).mean())  # noqa: E731
+    assert abs(ac(result.audio) - ac(rain)) < 3
