@@ -112,12 +112,12 @@ def test_signal_mid_write_removes_the_temporary_file(signum: int, code: int, inp
 
     def write_then_signal(file, data, *args, **kwargs):
         real_write(file, data[: len(data) // 2], *args, **kwargs)
-        assert Path(file).exists() and ".part" in Path(file).name
+        assert any(".part" in path.name for path in tmp_path.iterdir())
         os.kill(os.getpid(), signum)
         time.sleep(1)  # the handler runs before this returns
         raise AssertionError("the signal did not interrupt the write")
 
-    monkeypatch.setattr("audiostyle.audio.sf.write", write_then_signal)
+    monkeypatch.setattr("audiostyle.io.write.sf.write", write_then_signal)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = CliRunner().invoke(app, [str(content), str(style), "-o", str(output), *TINY_CLI], prog_name="audiostyle")
@@ -144,7 +144,7 @@ def _disk_full_write(file, data, *args, **kwargs):
 
 
 def test_disk_full_in_the_library_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("audiostyle.audio.sf.write", _disk_full_write)
+    monkeypatch.setattr("audiostyle.io.write.sf.write", _disk_full_write)
     output = tmp_path / "out.wav"
     with pytest.raises(AudioFileError, match="No space left on device"):
         save_audio(output, np.zeros((1, 1000), np.float32), 16000)
@@ -155,7 +155,7 @@ def test_disk_full_keeps_an_existing_output_intact(tmp_path: Path, monkeypatch) 
     output = tmp_path / "out.wav"
     save_audio(output, np.full((1, 1000), 0.5, np.float32), 16000)
     before = output.read_bytes()
-    monkeypatch.setattr("audiostyle.audio.sf.write", _disk_full_write)
+    monkeypatch.setattr("audiostyle.io.write.sf.write", _disk_full_write)
     with pytest.raises(AudioFileError, match="No space left"):
         save_audio(output, np.zeros((1, 1000), np.float32), 16000)
     assert output.read_bytes() == before
@@ -166,7 +166,7 @@ def test_disk_full_on_fsync_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("audiostyle.audio.os.fsync", no_space)
+    monkeypatch.setattr("audiostyle.io.write.os.fsync", no_space)
     output = tmp_path / "out.wav"
     with pytest.raises(AudioFileError, match="No space left"):
         save_audio(output, np.zeros((1, 1000), np.float32), 16000)
@@ -176,7 +176,7 @@ def test_disk_full_on_fsync_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
 def test_disk_full_through_the_cli_is_one_line_and_exit_3(inputs, tmp_path: Path, monkeypatch) -> None:
     content, style = inputs
     output = tmp_path / "out.wav"
-    monkeypatch.setattr("audiostyle.audio.sf.write", _disk_full_write)
+    monkeypatch.setattr("audiostyle.io.write.sf.write", _disk_full_write)
     result = CliRunner().invoke(app, [str(content), str(style), "-o", str(output), *TINY_CLI], prog_name="audiostyle")
     assert result.exit_code == 3, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -190,7 +190,7 @@ def test_result_save_after_disk_full_can_be_retried(tmp_path: Path, monkeypatch)
     result = audiostyle.stylize((tone, 16000), (make_waveform("noise", channels=1, samples=8000), 16000), config)
     output = tmp_path / "out.wav"
     with monkeypatch.context() as patch:
-        patch.setattr("audiostyle.audio.sf.write", _disk_full_write)
+        patch.setattr("audiostyle.io.write.sf.write", _disk_full_write)
         with pytest.raises(AudioFileError):
             result.save(output)
     assert_nothing_written(tmp_path, output)
