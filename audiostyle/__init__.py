@@ -4,9 +4,9 @@ Re-render a sound (the content) in the timbre and texture of another (the style)
 features of a 1-D CNN over a log-magnitude spectrogram, after Ulyanov & Lebedev (2016).
 """
 
-from .audio import load_audio, save_audio
-from .config import PRESETS, StyleConfig, get_preset
+from .config import PRESETS, StyleConfig, get_preset, resolve_device
 from .errors import AudioFileError, AudioStyleError, ConfigError, NumericalError, WeightsError
+from .io import load_audio, save_audio
 from .networks import FeatureNetwork, MelBands, RandomCNN
 from .phase import griffin_lim
 from .spectral import Spectrogram, analyze, synthesize
@@ -29,6 +29,7 @@ __all__ = [
     "StyleConfig",
     "PRESETS",
     "get_preset",
+    "resolve_device",
     "FeatureNetwork",
     "MelBands",
     "RandomCNN",

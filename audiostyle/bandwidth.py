@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .audio import resample
+from .dsp.resample import resample
 from .spectral import istft, stft
 
 __all__ = ["crossover_hz", "band_stft_size", "long_term_power", "style_band_power", "extend_bandwidth"]

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .audio import atomic_write, load_audio, resample
+from .dsp.resample import resample
+from .io import atomic_write, load_audio
 from .errors import ConfigError
 from .spectral import stft, validate_stft_params
 
@@ -237,7 +238,7 @@ def plot_files(
         raise ConfigError("plot_files needs at least one audio file")
     validate_stft_params(n_fft, hop_length)
     plt = _pyplot()
-    from .audio import audio_info
+    from .io import audio_info
 
     rate = max(audio_info(p).sample_rate for p in paths)
     panels = []

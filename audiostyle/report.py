@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .audio import atomic_write
+from .io import atomic_write
 
 __all__ = ["build_report", "write_report", "REPORT_VERSION"]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from .audio import resample
+from .dsp.resample import resample
 from .errors import ConfigError
 from .optimize import OptimizationResult, ProgressCallback
 

@@ -16,7 +16,8 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .audio import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_format, resample, save_audio
+from .dsp.resample import resample
+from .io import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_format, save_audio
 from .bandwidth import extend_bandwidth, style_band_power
 from .config import StyleConfig, resolve_device
 from .errors import AudioFileError, ConfigError

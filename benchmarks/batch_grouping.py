@@ -41,7 +41,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audiostyle.audio import load_audio, resample
+from audiostyle.dsp.resample import resample
+from audiostyle.io import load_audio
 from audiostyle.config import PRESETS, StyleConfig
 from audiostyle.objective import ContentTargets, LoudnessContour, Objective
 from audiostyle.phase import griffin_lim

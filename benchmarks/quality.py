@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from audiostyle import PRESETS, load_audio, stylize
-from audiostyle.audio import resample
+from audiostyle.dsp.resample import resample
 
 from .baselines import eq_match, mix
 from .quality_metrics import score

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiostyle.audio import (
+from audiostyle.dsp.resample import resample, to_channels
+from audiostyle.io import (
     WRITABLE_EXTENSIONS,
     AudioInfo,
     atomic_write,
     audio_info,
+    check_output_path,
     load_audio,
-    resample,
     save_audio,
-    to_channels,
 )
 from audiostyle.errors import AudioFileError, ConfigError
 
@@ -244,7 +244,7 @@ def test_load_bad_input(tmp_path, name, make, problem):
 
 def test_load_over_max_duration(tmp_path, rng):
     save_audio(tmp_path / "long.wav", sine(rng, 1, 16000, 8000), 8000)
-    with pytest.raises(AudioFileError, match=r"long\.wav.*1 s limit.*--max-duration"):
+    with pytest.raises(AudioFileError, match=r"long\.wav.*1 s limit.*max_duration"):
         load_audio(tmp_path / "long.wav", max_duration=1.0)
     assert load_audio(tmp_path / "long.wav", max_duration=2.0)[0].shape == (1, 16000)
 
@@ -396,7 +396,7 @@ def test_save_refuses_input_differing_in_case(tmp_path, rng):
 
 def test_save_overwrite_false(tmp_path, rng):
     source, original = _existing_input(tmp_path, rng)
-    with pytest.raises(AudioFileError, match=r"input\.wav.*exists; pass --overwrite"):
+    with pytest.raises(AudioFileError, match=r"input\.wav.*exists; pass overwrite=True"):
         save_audio(source, sine(rng, 1, 160, 8000), 8000, overwrite=False)
     assert source.read_bytes() == original
     save_audio(source, sine(rng, 1, 160, 8000), 8000)  # overwrite=True is the default
@@ -473,6 +473,31 @@ def test_atomic_write_file_mode_follows_umask(tmp_path):
 
 
 # --- the shared corpus -------------------------------------------------------------------
+
+
+def test_unwritable_folder_found_before_any_work(tmp_path):
+    # /proc refuses new files even to root, for whom permission bits say nothing.
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    with pytest.raises(AudioFileError, match=r"out\.wav.*cannot write to its folder"):
+        check_output_path("/proc/out.wav")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_folder_found_before_any_work(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(AudioFileError, match="cannot write to its folder"):
+            check_output_path(folder / "out.wav")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_output_path_check_leaves_nothing(tmp_path):
+    assert check_output_path(tmp_path / "out.wav") == tmp_path / "out.wav"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_corpus_files_load():

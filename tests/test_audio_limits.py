@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import audiostyle.audio as audio_module
-from audiostyle.audio import (
+import audiostyle.io.read as read_module
+import audiostyle.io.write as write_module
+from audiostyle.dsp.resample import to_channels
+from audiostyle.io import (
     MAX_DECODED_BYTES,
     MAX_SAMPLE_RATE,
     WRITABLE_EXTENSIONS,
@@ -29,7 +31,6 @@ from audiostyle.audio import (
     load_audio,
     probe_audio,
     save_audio,
-    to_channels,
 )
 from audiostyle.errors import AudioFileError, ConfigError
 from benchmarks.robustness import (
@@ -40,7 +41,7 @@ from benchmarks.robustness import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCK_SAMPLES = audio_module._BLOCK_SAMPLES
+BLOCK_SAMPLES = read_module._BLOCK_SAMPLES
 
 
 def noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -72,7 +73,7 @@ def reads(monkeypatch) -> list[int]:
 @pytest.fixture
 def plenty_of_memory(monkeypatch) -> None:
     """Free memory as a roomy machine reports it, so the fixed cap is the limit that binds."""
-    monkeypatch.setattr(audio_module, "available_cpu_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(read_module, "available_cpu_memory", lambda: 64 * 2**30)
 
 
 # --- limits checked from the header, before decoding --------------------------------------
@@ -145,7 +146,7 @@ def test_resampled_copy_counts_toward_the_cap(tmp_path: Path, plenty_of_memory) 
 
 def test_free_memory_is_a_limit_too(tmp_path: Path, monkeypatch) -> None:
     path = flac_claiming(tmp_path / "big.flac", frames=4800, channels=8, rate=48000, claimed=10_000_000)
-    monkeypatch.setattr(audio_module, "available_cpu_memory", lambda: 100 * 2**20)
+    monkeypatch.setattr(read_module, "available_cpu_memory", lambda: 100 * 2**20)
     with pytest.raises(AudioFileError, match=r"big\.flac: would decode to 0\.3 GiB \(8 ch × 10 M frames\) but only 0\.1 GiB of memory is free"):
         load_audio(path)
     with pytest.raises(AudioFileError, match="of memory is free"):
@@ -160,7 +161,7 @@ def test_an_allocation_the_process_cannot_make_is_an_audio_file_error(tmp_path: 
     def no_memory(shape, dtype=float):
         raise MemoryError
 
-    monkeypatch.setattr(audio_module.np, "empty", no_memory)
+    monkeypatch.setattr(read_module.np, "empty", no_memory)
     with pytest.raises(AudioFileError, match=r"a\.wav: would decode to .*more memory than this process can allocate"):
         load_audio(path)
 
@@ -327,7 +328,7 @@ _FILE_SIZE_LIMIT_SCRIPT = textwrap.dedent(
     """
     import json, resource, signal, sys
     import numpy as np
-    from audiostyle.audio import save_audio
+    from audiostyle.io import save_audio
     from audiostyle.errors import AudioFileError
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
@@ -392,7 +393,7 @@ class _FillingFile:
 @pytest.mark.parametrize("ext", sorted(WRITABLE_EXTENSIONS))
 def test_full_disk_is_named_and_leaves_nothing(ext: str, tmp_path: Path, monkeypatch) -> None:
     real_open = open
-    monkeypatch.setattr(audio_module, "open", lambda file, mode="r": _FillingFile(real_open(file, mode), 2000), raising=False)
+    monkeypatch.setattr(write_module, "open", lambda file, mode="r": _FillingFile(real_open(file, mode), 2000), raising=False)
     target = tmp_path / f"out{ext}"
     with pytest.raises(AudioFileError) as caught:
         save_audio(target, noise(100_000, 2).T, 44100)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audiostyle import bandwidth
-from audiostyle.audio import resample
+from audiostyle.dsp.resample import resample
 from audiostyle.bandwidth import band_stft_size, crossover_hz, extend_bandwidth, long_term_power, style_band_power
 
 RATE = 44100

@@ -262,7 +262,7 @@ def test_bandwidth_of_white_noise_is_flat_and_of_a_low_passed_signal_very_low():
     low_passed = sosfilt(butter(12, 8000, fs=rate, output="sos"), noise)
     assert bandwidth_db(low_passed, rate) < -40.0
     # What a 22.05 kHz engine gives back at 44.1 kHz: nothing above 11 kHz.
-    from audiostyle.audio import resample
+    from audiostyle.dsp.resample import resample
 
     assert bandwidth_db(resample(resample(noise, rate, 22050), 22050, rate), rate) < -60.0
 
@@ -298,7 +298,7 @@ def test_quality_native_rate_measures_outputs_at_their_own_rate(tmp_path, monkey
     """quality.main end to end, with a stand-in engine that band-limits to 11 kHz like today's."""
     from types import SimpleNamespace
 
-    from audiostyle.audio import resample
+    from audiostyle.dsp.resample import resample
     from benchmarks import quality
 
     rng = np.random.default_rng(3)

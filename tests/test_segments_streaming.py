@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiostyle.audio import resample
+from audiostyle.dsp.resample import resample
 from audiostyle.optimize import OptimizationResult
 from audiostyle.segments import (
     _spans,

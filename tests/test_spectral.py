@@ -240,7 +240,7 @@ def test_mel_filters_match_librosa(sample_rate, n_fft, n_mels, fmin, fmax, norm)
 
 
 def test_resample_matches_librosa_soxr_hq():
-    from audiostyle.audio import resample
+    from audiostyle.dsp.resample import resample
 
     audio = np.random.default_rng(0).standard_normal((2, 16001)).astype(np.float32)
     expected = librosa.resample(audio, orig_sr=16000, target_sr=22050, res_type="soxr_hq")

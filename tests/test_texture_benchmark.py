@@ -75,7 +75,7 @@ def test_rate_and_channel_count_must_match(noise):
 
 
 def test_band_limited_output_of_a_wide_source_fails_the_spectrum():
-    from audiostyle.audio import resample
+    from audiostyle.dsp.resample import resample
 
     rate = 44100
     wide = (0.1 * np.random.default_rng(1).standard_normal((1, 3 * rate))).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Signal processing on waveforms and spectrograms: no files, no networks."""
