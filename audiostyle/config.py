@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -12,10 +11,16 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .optimize import HISTORY_SIZE, MAX_HISTORY_SIZE, SOLVERS
-from .spectral import validate_stft_params
+from .validation import is_int, is_number, require, validate_stft_params
 
-__all__ = ["StyleConfig", "PRESETS", "get_preset", "resolve_device"]
+__all__ = ["HISTORY_SIZE", "MAX_HISTORY_SIZE", "PRESETS", "SOLVERS", "StyleConfig", "get_preset", "resolve_device"]
+
+SOLVERS = ("lbfgs", "adam")
+#: L-BFGS curvature pairs kept by default (scipy's default); each pair is two copies of the
+#: solved tensor.
+HISTORY_SIZE = 10
+#: Most curvature pairs the solver accepts.
+MAX_HISTORY_SIZE = 100
 
 INITS = ("content", "noise")
 PHASE_INITS = ("content", "random")
@@ -53,24 +58,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ):
         raise ConfigError(f"device={device!r}: MPS is not available here; use device='auto' or 'cpu'")
     return resolved
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 @dataclass(frozen=True)
@@ -203,97 +190,97 @@ class StyleConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(int(v) if isinstance(v, np.integer) else v for v in value))
-        _require(
-            _is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
+        require(
+            is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
             f"sample_rate={self.sample_rate!r} must be an integer in [8000, 192000] Hz",
         )
         validate_stft_params(self.n_fft, self.hop_length)
-        _require(isinstance(self.network, str) and self.network != "", "network must be 'random', 'pretrained' or a .safetensors path")
-        _require(
-            _is_int(self.filters) and 1 <= self.filters <= 16384,
+        require(isinstance(self.network, str) and self.network != "", "network must be 'random', 'pretrained' or a .safetensors path")
+        require(
+            is_int(self.filters) and 1 <= self.filters <= 16384,
             f"filters={self.filters!r} must be an integer in [1, 16384]",
         )
-        _require(
+        require(
             isinstance(self.kernel_widths, tuple)
             and 1 <= len(self.kernel_widths) <= 16
-            and all(_is_int(w) and 1 <= w <= 255 and w % 2 == 1 for w in self.kernel_widths),
+            and all(is_int(w) and 1 <= w <= 255 and w % 2 == 1 for w in self.kernel_widths),
             f"kernel_widths={self.kernel_widths!r} must be 1 to 16 odd integers in [1, 255]",
         )
-        _require(
+        require(
             len(self.kernel_widths) <= self.filters,
             f"filters={self.filters} must be >= the number of kernel widths ({len(self.kernel_widths)})",
         )
-        _require(
+        require(
             isinstance(self.kernel_dilations, tuple)
             and len(self.kernel_dilations) in (0, len(self.kernel_widths))
-            and all(_is_int(d) and 1 <= d <= 64 for d in self.kernel_dilations),
+            and all(is_int(d) and 1 <= d <= 64 for d in self.kernel_dilations),
             f"kernel_dilations={self.kernel_dilations!r} must be empty (all 1) or one integer in [1, 64] "
             f"per kernel width ({len(self.kernel_widths)})",
         )
         if all(d == 1 for d in self.kernel_dilations):
             object.__setattr__(self, "kernel_dilations", ())  # one spelling of "no dilation"
-        _require(
-            _is_int(self.mel_bands) and 0 <= self.mel_bands <= 16384,
+        require(
+            is_int(self.mel_bands) and 0 <= self.mel_bands <= 16384,
             f"mel_bands={self.mel_bands!r} must be an integer in [0, 16384] (0: linear bins)",
         )
-        _require(_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
+        require(is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
         for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
             value = getattr(self, name)
-            _require(_is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
-        _require(
+            require(is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
+        require(
             self.content_weight > 0 or self.style_weight > 0,
             "content_weight and style_weight must not both be 0",
         )
-        _require(
-            _is_int(self.iterations) and 1 <= self.iterations <= 100000,
+        require(
+            is_int(self.iterations) and 1 <= self.iterations <= 100000,
             f"iterations={self.iterations!r} must be an integer in [1, 100000]",
         )
-        _require(self.solver in SOLVERS, f"solver={self.solver!r} must be one of {SOLVERS}")
-        _require(
-            _is_number(self.learning_rate) and 0 < self.learning_rate <= 1e3,
+        require(self.solver in SOLVERS, f"solver={self.solver!r} must be one of {SOLVERS}")
+        require(
+            is_number(self.learning_rate) and 0 < self.learning_rate <= 1e3,
             f"learning_rate={self.learning_rate!r} must be a number in (0, 1000]",
         )
-        _require(
-            _is_number(self.tolerance) and 0 <= self.tolerance < 1,
+        require(
+            is_number(self.tolerance) and 0 <= self.tolerance < 1,
             f"tolerance={self.tolerance!r} must be a number in [0, 1)",
         )
-        _require(
-            _is_int(self.history_size) and 1 <= self.history_size <= MAX_HISTORY_SIZE,
+        require(
+            is_int(self.history_size) and 1 <= self.history_size <= MAX_HISTORY_SIZE,
             f"history_size={self.history_size!r} must be an integer in [1, {MAX_HISTORY_SIZE}]",
         )
-        _require(self.init in INITS, f"init={self.init!r} must be one of {INITS}")
-        _require(
-            _is_int(self.griffin_lim_iters) and 0 <= self.griffin_lim_iters <= 10000,
+        require(self.init in INITS, f"init={self.init!r} must be one of {INITS}")
+        require(
+            is_int(self.griffin_lim_iters) and 0 <= self.griffin_lim_iters <= 10000,
             f"griffin_lim_iters={self.griffin_lim_iters!r} must be an integer in [0, 10000]",
         )
-        _require(
-            _is_int(self.refine_steps) and 0 <= self.refine_steps <= 10000,
+        require(
+            is_int(self.refine_steps) and 0 <= self.refine_steps <= 10000,
             f"refine_steps={self.refine_steps!r} must be an integer in [0, 10000]",
         )
-        _require(
-            _is_number(self.momentum) and 0 <= self.momentum < 1.5,
+        require(
+            is_number(self.momentum) and 0 <= self.momentum < 1.5,
             f"momentum={self.momentum!r} must be a number in [0, 1.5)",
         )
-        _require(self.phase_init in PHASE_INITS, f"phase_init={self.phase_init!r} must be one of {PHASE_INITS}")
-        _require(self.loudness in LOUDNESS_MODES, f"loudness={self.loudness!r} must be one of {LOUDNESS_MODES}")
-        _require(
-            _is_number(self.max_duration) and self.max_duration > 0,
+        require(self.phase_init in PHASE_INITS, f"phase_init={self.phase_init!r} must be one of {PHASE_INITS}")
+        require(self.loudness in LOUDNESS_MODES, f"loudness={self.loudness!r} must be one of {LOUDNESS_MODES}")
+        require(
+            is_number(self.max_duration) and self.max_duration > 0,
             f"max_duration={self.max_duration!r} must be a positive number of seconds",
         )
-        _require(isinstance(self.device, str), f"device={self.device!r} must be a string")
-        _require(
-            _is_number(self.strength) and 0 <= self.strength <= 1,
+        require(isinstance(self.device, str), f"device={self.device!r} must be a string")
+        require(
+            is_number(self.strength) and 0 <= self.strength <= 1,
             f"strength={self.strength!r} must be a number in [0, 1]",
         )
-        _require(
+        require(
             any(weight > 0 for weight in self.loss_weights()),
             f"strength={self.strength} leaves both loss weights at 0 "
             f"(content_weight={self.content_weight}, style_weight={self.style_weight})",
         )
-        _require(isinstance(self.loop, bool), f"loop={self.loop!r} must be True or False")
-        _require(isinstance(self.full_band, bool), f"full_band={self.full_band!r} must be True or False")
-        _require(
-            _is_number(self.segment_seconds) and 1 <= self.segment_seconds <= 3600,
+        require(isinstance(self.loop, bool), f"loop={self.loop!r} must be True or False")
+        require(isinstance(self.full_band, bool), f"full_band={self.full_band!r} must be True or False")
+        require(
+            is_number(self.segment_seconds) and 1 <= self.segment_seconds <= 3600,
             f"segment_seconds={self.segment_seconds!r} must be a number of seconds in [1, 3600]",
         )
 
@@ -320,7 +307,7 @@ class StyleConfig:
             return self.envelope_weight
         return self.envelope_weight * self.loss_weights()[0] / self.content_weight
 
-    def replace(self, **changes: Any) -> "StyleConfig":
+    def replace(self, **changes: Any) -> StyleConfig:
         """A copy with some fields changed (validated again).
 
         New ``kernel_widths`` without ``kernel_dilations`` mean undilated kernels.

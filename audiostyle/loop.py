@@ -16,7 +16,8 @@ import torch
 
 from .errors import ConfigError
 from .phase import check_griffin_lim_settings, iterate_phase, random_phase
-from .spectral import _window, validate_stft_params
+from .spectral import _window
+from .validation import validate_stft_params
 
 __all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim", "resample_loop"]
 

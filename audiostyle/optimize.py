@@ -8,17 +8,10 @@ from typing import Callable, Mapping
 
 import torch
 
+from .config import HISTORY_SIZE, MAX_HISTORY_SIZE, SOLVERS
 from .errors import ConfigError, NumericalError
 
-__all__ = ["optimize", "OptimizationResult", "ProgressCallback", "SOLVERS"]
-
-SOLVERS = ("lbfgs", "adam")
-#: L-BFGS curvature pairs kept by default (scipy's default). Each pair is two copies of the
-#: solved tensor (3.5 MB for a 10 s spectrogram); 20 pairs gave the same losses and quality
-#: scores as 10.
-HISTORY_SIZE = 10
-#: Most curvature pairs :func:`optimize` accepts.
-MAX_HISTORY_SIZE = 100
+__all__ = ["optimize", "OptimizationResult", "ProgressCallback"]
 
 #: ``progress(step, total, losses)``: called after every step with the named losses as floats.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]

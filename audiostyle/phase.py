@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 
 from .errors import ConfigError
-from .spectral import istft, stft, validate_stft_params
+from .spectral import istft, stft
+from .validation import validate_stft_params
 
 __all__ = ["griffin_lim"]
 

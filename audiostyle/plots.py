@@ -17,7 +17,8 @@ import torch
 from .dsp.resample import resample
 from .io import atomic_write, load_audio
 from .errors import ConfigError
-from .spectral import stft, validate_stft_params
+from .spectral import stft
+from .validation import validate_stft_params
 
 __all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB"]
 

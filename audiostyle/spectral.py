@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .errors import AudioFileError, ConfigError
+from .validation import validate_stft_params
 
 __all__ = [
     "Spectrogram",
@@ -21,24 +22,12 @@ __all__ = [
     "istft",
     "log_magnitude",
     "spectral_convergence",
-    "validate_stft_params",
     "mel_filters",
     "magnitude_of",
     "band_views",
 ]
 
 _window_cache: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
-
-
-def validate_stft_params(n_fft: int, hop_length: int) -> None:
-    """Raise ConfigError unless ``n_fft`` and ``hop_length`` describe a usable STFT."""
-    if isinstance(n_fft, bool) or not isinstance(n_fft, (int, np.integer)) or not 16 <= n_fft <= 65536:
-        raise ConfigError(f"n_fft={n_fft!r} must be an integer in [16, 65536]")
-    if isinstance(hop_length, bool) or not isinstance(hop_length, (int, np.integer)) or hop_length < 1:
-        raise ConfigError(f"hop_length={hop_length!r} must be a positive integer")
-    # Hann windows need 2x overlap at least for the overlap-add to be invertible.
-    if hop_length > n_fft // 2:
-        raise ConfigError(f"hop_length={hop_length} must be <= n_fft // 2 = {n_fft // 2}")
 
 
 def _window(n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from audiostyle.errors import ConfigError, NumericalError
-from audiostyle.optimize import SOLVERS, OptimizationResult, optimize
+from audiostyle.config import SOLVERS
+from audiostyle.optimize import OptimizationResult, optimize
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

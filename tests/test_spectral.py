@@ -17,8 +17,8 @@ from audiostyle.spectral import (
     spectral_convergence,
     stft,
     synthesize,
-    validate_stft_params,
 )
+from audiostyle.validation import validate_stft_params
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -21,17 +21,17 @@ from .read import audio_info, load_audio, probe_audio
 from .write import atomic_write, check_output_path, save_audio
 
 __all__ = [
-    "AudioInfo",
-    "audio_info",
-    "probe_audio",
-    "load_audio",
-    "save_audio",
-    "atomic_write",
-    "check_output_path",
-    "output_format",
     "MAX_CHANNELS",
     "MAX_DECODED_BYTES",
     "MAX_SAMPLE_RATE",
     "READABLE_FORMATS",
     "WRITABLE_EXTENSIONS",
+    "AudioInfo",
+    "atomic_write",
+    "audio_info",
+    "check_output_path",
+    "load_audio",
+    "output_format",
+    "probe_audio",
+    "save_audio",
 ]

@@ -12,13 +12,13 @@ import soundfile as sf
 from ..errors import AudioFileError, ConfigError
 
 __all__ = [
-    "AudioInfo",
-    "output_format",
     "MAX_CHANNELS",
-    "MAX_SAMPLE_RATE",
     "MAX_DECODED_BYTES",
+    "MAX_SAMPLE_RATE",
     "READABLE_FORMATS",
     "WRITABLE_EXTENSIONS",
+    "AudioInfo",
+    "output_format",
 ]
 
 logger = logging.getLogger("audiostyle")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -25,7 +25,7 @@ from .formats import (
     decode_reason,
 )
 
-__all__ = ["audio_info", "probe_audio", "load_audio"]
+__all__ = ["audio_info", "load_audio", "probe_audio"]
 
 # Samples (all channels) per decoded block: a few hundred kB, small enough to stay in cache
 # while it is checked and copied into place.

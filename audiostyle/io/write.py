@@ -14,9 +14,15 @@ import soundfile as sf
 
 from ..errors import AudioFileError, AudioStyleError, ConfigError
 from ..validation import positive_int
-from .formats import MAX_CHANNELS, PathLike, decode_reason, output_format, output_subtype
+from .formats import (
+    MAX_CHANNELS,
+    PathLike,
+    decode_reason,
+    output_format,
+    output_subtype,
+)
 
-__all__ = ["check_output_path", "atomic_write", "save_audio"]
+__all__ = ["atomic_write", "check_output_path", "save_audio"]
 
 
 def _same_file(a: str, b: str) -> bool:
