@@ -5,11 +5,17 @@ features of a 1-D CNN over a log-magnitude spectrogram, after Ulyanov & Lebedev 
 """
 
 from .config import PRESETS, StyleConfig, get_preset, resolve_device
-from .errors import AudioFileError, AudioStyleError, ConfigError, NumericalError, WeightsError
+from .dsp.phase import griffin_lim
+from .dsp.stft import Spectrogram, analyze, synthesize
+from .errors import (
+    AudioFileError,
+    AudioStyleError,
+    ConfigError,
+    NumericalError,
+    WeightsError,
+)
 from .io import load_audio, save_audio
 from .networks import FeatureNetwork, MelBands, RandomCNN
-from .phase import griffin_lim
-from .spectral import Spectrogram, analyze, synthesize
 from .transfer import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
 
 __version__ = "0.1.0"

@@ -14,11 +14,12 @@ from typing import Sequence
 
 import torch
 
+from .dsp.mel import band_views
+from .dsp.stft import magnitude_of
 from .errors import ConfigError
-from .spectral import band_views, magnitude_of
-from .texture import TextureStatistics
 from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
 from .networks.random import MelBands
+from .texture import TextureStatistics
 
 __all__ = ["gram", "StyleStatistics", "ContentTargets", "LoudnessContour", "Objective"]
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from .dsp.resample import resample
-from .io import atomic_write, load_audio
+from .dsp.stft import stft
 from .errors import ConfigError
-from .spectral import stft
+from .io import atomic_write, load_audio
 from .validation import validate_stft_params
 
 __all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from .dsp.stft import hann_window, stft
 from .objective import Objective
 from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
-from .spectral import _window, stft
 
 __all__ = ["refine_waveform"]
 
@@ -71,7 +71,7 @@ class _LogMagnitude(torch.autograd.Function):
         if n_fft % 2 == 0:
             grad_spec[:, -1].mul_(2)
         grad_frames = torch.fft.irfft(grad_spec.transpose(-1, -2), n=n_fft)  # (batch, frames, n_fft)
-        grad_frames.mul_(_window(n_fft, grad_frames.device, grad_frames.dtype) * (n_fft / 2))
+        grad_frames.mul_(hann_window(n_fft, grad_frames.device, grad_frames.dtype) * (n_fft / 2))
         start = n_fft // 2
         grad_waveform = _overlap_add(grad_frames, hop_length)[:, start : start + samples]
         return grad_waveform.reshape(*lead, samples), None, None

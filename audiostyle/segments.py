@@ -30,7 +30,7 @@ from .errors import ConfigError
 from .optimize import OptimizationResult, ProgressCallback
 
 if TYPE_CHECKING:
-    from .spectral import Spectrogram
+    from .dsp.stft import Spectrogram
 
 __all__ = [
     "segment_frames",

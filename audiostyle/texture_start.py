@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .spectral import _window, log_magnitude
+from .dsp.stft import hann_window, log_magnitude
 
 __all__ = ["texture_start"]
 
@@ -34,7 +34,7 @@ def _frame_log_magnitudes(
     """
     padded = torch.nn.functional.pad(waveform[None, None], (n_fft // 2, n_fft // 2))[0, 0]
     frames = padded.unfold(0, n_fft, hop_length)  # a view: nothing is copied until indexed
-    window = _window(n_fft, waveform.device, waveform.dtype)
+    window = hann_window(n_fft, waveform.device, waveform.dtype)
     parts = []
     for begin in range(0, indices.numel(), FRAME_CHUNK):
         chosen = frames[indices[begin : begin + FRAME_CHUNK]] * window

@@ -16,20 +16,34 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .dsp.resample import resample
-from .io import MAX_CHANNELS, AudioInfo, audio_info, load_audio, output_format, save_audio
-from .bandwidth import extend_bandwidth, style_band_power
 from .config import StyleConfig, resolve_device
+from .dsp.bandwidth import extend_bandwidth, style_band_power
+from .dsp.levels import (
+    all_finite,
+    analysis_gain,
+    fit_length,
+    match_loudness,
+    normalise_level,
+)
+from .dsp.loop import circular_griffin_lim, circular_stft, resample_loop
+from .dsp.phase import griffin_lim
+from .dsp.resample import resample
+from .dsp.stft import analyze, spectral_convergence
 from .errors import AudioFileError, ConfigError
+from .io import (
+    MAX_CHANNELS,
+    AudioInfo,
+    audio_info,
+    load_audio,
+    output_format,
+    save_audio,
+)
 from .networks import build_network
 from .objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
 from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
-from .loop import circular_griffin_lim, circular_stft, resample_loop
-from .phase import griffin_lim
+from .refine import refine_waveform
 from .resources import check_memory
 from .segments import segment_frames, stylize_waveform_in_segments, working_length
-from .spectral import analyze, spectral_convergence
-from .refine import refine_waveform
 from .texture import TextureStatistics
 from .texture_start import texture_start
 
@@ -40,23 +54,12 @@ logger = logging.getLogger("audiostyle")
 #: A path to an audio file, or ``(waveform (channels, samples), sample_rate)``.
 AudioSource = Union[str, os.PathLike, Tuple[np.ndarray, int]]
 
-#: -1 dBFS: the output's peak ceiling.
-PEAK_CEILING = 10 ** (-1 / 20)
-
-#: Inputs are analysed at -20 dBFS RMS: log1p is not scale-invariant, so without this a quiet
-#: recording would weigh its content loss differently from a loud one.
-ANALYSIS_RMS = 0.1
 #: The content weight of the waveform refinement, relative to the spectrogram solve's. The
 #: solve has moved the style; refining then mostly has to keep the content while the
 #: spectrogram becomes a real signal's. On the quality yardstick (5 pairs, 4 seeds) 16 raised
 #: the mean margin over a plain mix from +0.061 to +0.086 and drums->mix's content from
 #: 0.57 to 0.68; 32 and more put speech->strings back at the mix.
 REFINE_CONTENT_EMPHASIS = 16.0
-#: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
-MAX_ANALYSIS_GAIN = 1e4
-#: Samples per row read at a time by the level helpers: their float64 temporaries stay at
-#: 2 MB however long the audio is.
-LEVEL_CHUNK = 1 << 18
 
 
 @dataclass
@@ -103,7 +106,7 @@ def _load_source(source: AudioSource, config: StyleConfig, role: str, *, may_seg
             f"(n_fft={config.n_fft} samples at {config.sample_rate} Hz = {config.n_fft / config.sample_rate:.3f} s) is needed",
         )
     segmented = may_segment and _is_segmented(samples, config)
-    working = None if segmented else _normalise_level(resample(original, rate, config.sample_rate))
+    working = None if segmented else normalise_level(resample(original, rate, config.sample_rate))
     return Audio(name=name, waveform=working, original=original, original_rate=rate, info=info, samples=samples)
 
 
@@ -128,7 +131,7 @@ def _read_source(source: AudioSource, config: StyleConfig, role: str) -> tuple[s
             raise AudioFileError(name, "is empty (0 samples)")
         # No copy of a float32 array: a long content is read in place, never duplicated whole.
         audio = np.asarray(audio, dtype=np.float32)
-        if not _all_finite(audio):
+        if not all_finite(audio):
             raise AudioFileError(name, "contains non-finite samples (NaN or Inf)")
         if audio.shape[-1] / rate > config.max_duration:
             raise AudioFileError(
@@ -208,68 +211,6 @@ class Result:
         )
 
 
-def _chunks(audio: np.ndarray):
-    """Views of ``audio`` (channels, samples), one row and ``LEVEL_CHUNK`` samples at a time."""
-    for row in audio.reshape(-1, audio.shape[-1]):
-        for begin in range(0, row.shape[-1], LEVEL_CHUNK):
-            yield row[begin : begin + LEVEL_CHUNK]
-
-
-def _rms(audio: np.ndarray) -> float:
-    """Root mean square about each channel's mean, in float64 chunk by chunk (no full-length copy).
-
-    A DC offset is no sound: counted, it would set a recording with one far too loud.
-    """
-    if audio.size == 0:
-        return 0.0
-    total = 0.0
-    for row in audio.reshape(-1, audio.shape[-1]):
-        squares = sums = 0.0
-        for begin in range(0, row.shape[-1], LEVEL_CHUNK):
-            chunk = row[begin : begin + LEVEL_CHUNK]
-            squares += float(np.square(chunk, dtype=np.float64).sum())
-            sums += float(chunk.sum(dtype=np.float64))
-        total += max(squares - sums * sums / row.shape[-1], 0.0)
-    return math.sqrt(total / audio.size)
-
-
-def _peak(audio: np.ndarray) -> float:
-    """Largest absolute sample, chunk by chunk (``np.abs`` would copy the whole array)."""
-    return max((max(float(chunk.max()), -float(chunk.min())) for chunk in _chunks(audio)), default=0.0)
-
-
-def _all_finite(audio: np.ndarray) -> bool:
-    """No NaN or Inf, checked chunk by chunk (``np.isfinite`` would make a full bool array)."""
-    return all(np.isfinite(chunk).all() for chunk in _chunks(audio))
-
-
-def _analysis_gain(audio: np.ndarray) -> float:
-    """The gain that brings ``audio`` to ANALYSIS_RMS, at most MAX_ANALYSIS_GAIN (1 if silent)."""
-    rms = _rms(audio)
-    return 1.0 if rms == 0 else min(ANALYSIS_RMS / rms, MAX_ANALYSIS_GAIN)
-
-
-def _normalise_level(audio: np.ndarray) -> np.ndarray:
-    gain = _analysis_gain(audio)
-    return audio if gain == 1.0 else np.multiply(audio, gain, dtype=np.float32)
-
-
-def _match_loudness(audio: np.ndarray, reference: np.ndarray | None, mode: str) -> np.ndarray:
-    """Scale ``audio`` in place to the reference's RMS (when asked), then bring peaks down to -1 dBFS.
-
-    ``audio`` must be a float32 array the caller owns (it is modified and returned); the
-    level measurements read it chunk by chunk, so no full-length copy is made.
-    """
-    if mode == "rms" and reference is not None:
-        target, current = _rms(reference), _rms(audio)
-        if current > 0:
-            audio *= target / current
-    peak = _peak(audio)
-    if peak > PEAK_CEILING:
-        audio *= PEAK_CEILING / peak
-    return audio
-
-
 def _texture_at_rate(audio: np.ndarray, config: StyleConfig, rate: int) -> np.ndarray:
     """A texture solved at the working rate, brought to ``rate`` (a loop stays a loop)."""
     if rate == config.sample_rate:
@@ -277,7 +218,7 @@ def _texture_at_rate(audio: np.ndarray, config: StyleConfig, rate: int) -> np.nd
     if config.loop:
         return resample_loop(audio, config.sample_rate, rate)
     length = max(1, round(audio.shape[-1] * rate / config.sample_rate))
-    return np.ascontiguousarray(_fit_length(resample(audio, config.sample_rate, rate), length))
+    return np.ascontiguousarray(fit_length(resample(audio, config.sample_rate, rate), length))
 
 
 def _full_band(
@@ -288,12 +229,6 @@ def _full_band(
         return audio
     power = style_band_power([(style.original, style.original_rate) for style in style_audio], blend, rate)
     return extend_bandwidth(audio, rate, config.sample_rate, power, circular=config.loop)
-
-
-def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
-    if audio.shape[-1] >= length:
-        return audio[..., :length]
-    return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))
 
 
 def _normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | None) -> tuple[list, list[float]]:
@@ -824,12 +759,12 @@ def stylize(
             return wave, spectral_convergence(wave, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
 
         # The content is read at its own rate, segment by segment, and the output is joined at
-        # that rate: the analysis gain is the one _normalise_level would apply to the whole.
+        # that rate: the analysis gain is the one normalise_level would apply to the whole.
         solved = stylize_waveform_in_segments(
             content_audio.original,
             sample_rate=content_audio.original_rate,
             working_rate=config.sample_rate,
-            gain=_analysis_gain(content_audio.original),
+            gain=analysis_gain(content_audio.original),
             hop_length=config.hop_length,
             segment_length=per_segment,
             analyse=lambda part: analyze(part, config.sample_rate, **analysis),
@@ -874,8 +809,8 @@ def stylize(
     if not segmented:
         audio = waveform.detach().cpu().numpy().astype(np.float32)
         if content_audio is not None:
-            audio = _fit_length(resample(audio, config.sample_rate, content_audio.original_rate), content_audio.original.shape[-1])
-        # Contiguous and our own: _match_loudness scales it in place.
+            audio = fit_length(resample(audio, config.sample_rate, content_audio.original_rate), content_audio.original.shape[-1])
+        # Contiguous and our own: match_loudness scales it in place.
         audio = np.ascontiguousarray(audio)
     if content_audio is not None:
         rate, reference = content_audio.original_rate, content_audio.original
@@ -885,8 +820,8 @@ def stylize(
         audio = _texture_at_rate(audio, config, rate)
     audio = _full_band(audio, rate, style_audio, blend, config)
     lap("full_band")
-    audio = _match_loudness(audio, reference, config.loudness)
-    if not _all_finite(audio):
+    audio = match_loudness(audio, reference, config.loudness)
+    if not all_finite(audio):
         from .errors import NumericalError
 
         raise NumericalError("the reconstructed audio holds NaN or Inf; nothing was written")

@@ -41,14 +41,20 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audiostyle.dsp.resample import resample
-from audiostyle.io import load_audio
 from audiostyle.config import PRESETS, StyleConfig
+from audiostyle.dsp.levels import normalise_level
+from audiostyle.dsp.phase import griffin_lim
+from audiostyle.dsp.resample import resample
+from audiostyle.dsp.stft import analyze
+from audiostyle.io import load_audio
 from audiostyle.objective import ContentTargets, LoudnessContour, Objective
-from audiostyle.phase import griffin_lim
 from audiostyle.refine import refine_waveform
-from audiostyle.spectral import analyze
-from audiostyle.transfer import PreparedStyle, _normalise_level, prepare_style, stylize, stylize_spectrogram
+from audiostyle.transfer import (
+    PreparedStyle,
+    prepare_style,
+    stylize,
+    stylize_spectrogram,
+)
 from audiostyle.transfer import solver_settings as transfer_settings
 from benchmarks.batch import RATE, make_clips, make_style
 
@@ -105,7 +111,7 @@ def load_clip(path: Path, config: StyleConfig) -> Clip:
     """As ``stylize`` sees a content file: working rate, -20 dBFS RMS, analysed."""
     audio, rate = load_audio(path)
     working = resample(audio, rate, config.sample_rate)
-    working = _normalise_level(working)
+    working = normalise_level(working)
     spec = analyze(working, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, device="cpu")
     return Clip(path, working, spec.log_magnitude, spec.phase)
 

@@ -176,11 +176,12 @@ def measure_one(
     from torch.utils.flop_counter import FlopCounterMode
 
     from audiostyle import PRESETS, load_audio, prepare_style, stylize
+    from audiostyle.dsp.stft import analyze
     from audiostyle.objective import ContentTargets, LoudnessContour, Objective
-    from audiostyle.spectral import analyze
     from audiostyle.transfer import solver_settings
 
-    from .long_input import current_rss_mb, peak_rss_mb as peak_rss
+    from .long_input import current_rss_mb
+    from .long_input import peak_rss_mb as peak_rss
 
     config = PRESETS[preset].replace(device=device)
     full_iterations = config.iterations

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audiostyle import bandwidth
+from audiostyle.dsp import bandwidth
+from audiostyle.dsp.bandwidth import (
+    band_stft_size,
+    crossover_hz,
+    extend_bandwidth,
+    long_term_power,
+    style_band_power,
+)
 from audiostyle.dsp.resample import resample
-from audiostyle.bandwidth import band_stft_size, crossover_hz, extend_bandwidth, long_term_power, style_band_power
 
 RATE = 44100
 WORKING = 22050

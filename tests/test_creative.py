@@ -9,26 +9,26 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from audiostyle_cli.app import app
+from audiostyle_cli.creative import parse_weighted
 from typer.testing import CliRunner
 
 from audiostyle import PRESETS, ConfigError, StyleConfig, stylize
-from audiostyle.loop import circular_griffin_lim, circular_istft, circular_stft
+from audiostyle.dsp.levels import (
+    LEVEL_CHUNK,
+    PEAK_CEILING,
+    all_finite,
+    analysis_gain,
+    match_loudness,
+    normalise_level,
+    peak,
+    rms,
+)
+from audiostyle.dsp.loop import circular_griffin_lim, circular_istft, circular_stft
+from audiostyle.dsp.stft import analyze
 from audiostyle.networks import RandomCNN
 from audiostyle.objective import StyleStatistics, gram
 from audiostyle.segments import crossfade_weights, segment_bounds
-from audiostyle.spectral import analyze
-from audiostyle.transfer import (
-    LEVEL_CHUNK,
-    PEAK_CEILING,
-    _all_finite,
-    _analysis_gain,
-    _match_loudness,
-    _normalise_level,
-    _peak,
-    _rms,
-)
-from audiostyle_cli.app import app
-from audiostyle_cli.creative import parse_weighted
 
 RATE = 16000
 TINY = StyleConfig(
@@ -297,30 +297,30 @@ def test_chunked_level_helpers_equal_the_full_copy_computation(rng, shape):
     audio = (0.3 * rng.standard_normal(shape)).astype(np.float32)
     reference = (0.05 * rng.standard_normal((shape[0], shape[1] // 2 + 5))).astype(np.float32)
     full_rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    assert _rms(audio) == pytest.approx(full_rms, rel=1e-12)
-    assert _rms(np.ascontiguousarray(audio.T).T) == pytest.approx(full_rms, rel=1e-12)  # a strided view
-    assert _peak(audio) == float(np.max(np.abs(audio)))
-    assert _analysis_gain(audio) == pytest.approx(0.1 / full_rms, rel=1e-12)
-    np.testing.assert_allclose(_normalise_level(audio), _old_normalise_level(audio), rtol=1e-6, atol=0)
+    assert rms(audio) == pytest.approx(full_rms, rel=1e-12)
+    assert rms(np.ascontiguousarray(audio.T).T) == pytest.approx(full_rms, rel=1e-12)  # a strided view
+    assert peak(audio) == float(np.max(np.abs(audio)))
+    assert analysis_gain(audio) == pytest.approx(0.1 / full_rms, rel=1e-12)
+    np.testing.assert_allclose(normalise_level(audio), _old_normalise_level(audio), rtol=1e-6, atol=0)
     quiet = audio * 1e-9
-    assert _analysis_gain(quiet) == 1e4  # capped
+    assert analysis_gain(quiet) == 1e4  # capped
     silent = np.zeros(shape, np.float32)
-    assert _analysis_gain(silent) == 1.0 and _normalise_level(silent) is silent
+    assert analysis_gain(silent) == 1.0 and normalise_level(silent) is silent
     for mode in ("rms", "none"):
         for scale in (0.5, 5.0):  # peaks below and above the -1 dBFS ceiling
             loud = audio * scale
             expected = _old_match_loudness(loud, reference, mode)
-            matched = _match_loudness(loud.copy(), reference, mode)
+            matched = match_loudness(loud.copy(), reference, mode)
             np.testing.assert_allclose(matched, expected, rtol=1e-6, atol=0)
             assert matched.dtype == np.float32 and np.abs(matched).max() <= PEAK_CEILING + 1e-7
         inplace = audio.copy()
-        assert _match_loudness(inplace, reference, mode) is inplace
-    assert _match_loudness(silent.copy(), reference, "rms").max() == 0
-    assert _all_finite(audio)
+        assert match_loudness(inplace, reference, mode) is inplace
+    assert match_loudness(silent.copy(), reference, "rms").max() == 0
+    assert all_finite(audio)
     for bad in (np.nan, np.inf, -np.inf):
         broken = audio.copy()
         broken[-1, -1] = bad  # past the first chunk
-        assert not _all_finite(broken)
+        assert not all_finite(broken)
 
 
 def test_segmented_memory_grows_only_by_the_output(rng, style_wave, single_thread):

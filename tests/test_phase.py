@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from audiostyle.dsp.phase import griffin_lim
+from audiostyle.dsp.stft import spectral_convergence, stft
 from audiostyle.errors import ConfigError
-from audiostyle.phase import griffin_lim
-from audiostyle.spectral import spectral_convergence, stft
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -156,6 +156,31 @@ def test_same_as_librosa_from_the_same_start(signal):
         previous = rebuilt
     reference = librosa.istft(mag * angles, hop_length=HOP, n_fft=N_FFT, length=signal.size)
     np.testing.assert_allclose(ours.numpy(), reference, atol=1e-6)
+
+
+def test_defaults_as_librosa(signal):
+    """griffin_lim(magnitude) alone: n_fft from the bins, hop n_fft // 4, length from the frames."""
+    assert HOP == N_FFT // 4
+    magnitude = _magnitude(signal).double()
+    init = _random_phase(magnitude.shape).to(torch.complex128)
+    ours = griffin_lim(magnitude, n_iter=4, init_phase=init)
+    frames = magnitude.shape[-1]
+    assert ours.shape == (HOP * (frames - 1),)
+    explicit = griffin_lim(magnitude, n_fft=N_FFT, hop_length=HOP, length=HOP * (frames - 1), n_iter=4, init_phase=init)
+    torch.testing.assert_close(ours, explicit, rtol=0, atol=0)
+    # librosa's loop body with its own defaults (no n_fft, hop_length or length given).
+    angles, mag, previous = init.numpy().copy(), magnitude.numpy(), 0.0
+    for _ in range(4):
+        rebuilt = librosa.stft(librosa.istft(mag * angles), n_fft=N_FFT, pad_mode="constant")
+        angles = rebuilt - (0.99 / 1.99) * previous
+        angles, previous = angles / (np.abs(angles) + 1e-16), rebuilt
+    np.testing.assert_allclose(ours.numpy(), librosa.istft(mag * angles), atol=1e-6)
+    assert griffin_lim(magnitude[..., :5], n_iter=1).shape == (4 * HOP,)
+
+
+def test_defaults_need_a_two_dimensional_magnitude():
+    with pytest.raises(ConfigError, match="expected"):
+        griffin_lim(torch.ones(257))
 
 
 def test_n_iter_zero_is_inverse_of_initial_phase(signal):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from audiostyle.dsp.resample import resample
+from audiostyle.dsp.stft import analyze
 from audiostyle.optimize import OptimizationResult
 from audiostyle.segments import (
     _spans,
@@ -16,7 +17,6 @@ from audiostyle.segments import (
     stylize_waveform_in_segments,
     working_length,
 )
-from audiostyle.spectral import analyze
 
 HOP, N_FFT, WORK = 64, 256, 16000
 

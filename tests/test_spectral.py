@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from audiostyle.errors import AudioFileError, ConfigError
-from audiostyle.spectral import (
+from audiostyle.dsp.mel import band_views
+from audiostyle.dsp.stft import (
     Spectrogram,
     analyze,
-    band_views,
     log_magnitude,
     magnitude_of,
     spectral_convergence,
     stft,
     synthesize,
 )
+from audiostyle.errors import AudioFileError, ConfigError
 from audiostyle.validation import validate_stft_params
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -229,7 +229,7 @@ def test_with_log_magnitude_shape_mismatch(rng, shape):
 def test_mel_filters_match_librosa(sample_rate, n_fft, n_mels, fmin, fmax, norm):
     import warnings
 
-    from audiostyle.spectral import mel_filters
+    from audiostyle.dsp.mel import mel_filters
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # librosa warns about empty bands above Nyquist

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from audiostyle.dsp.phase import griffin_lim
+from audiostyle.dsp.stft import analyze
 from audiostyle.networks import RandomCNN
 from audiostyle.objective import ContentTargets, Objective, StyleStatistics
-from audiostyle.phase import griffin_lim
 from audiostyle.refine import refine_waveform
-from audiostyle.spectral import analyze
-from audiostyle.texture import TextureStatistics, band_envelopes, band_filters, texture_statistics
+from audiostyle.texture import (
+    TextureStatistics,
+    band_envelopes,
+    band_filters,
+    texture_statistics,
+)
 
 RATE, N_FFT, HOP = 16000, 512, 128
 
@@ -94,8 +99,8 @@ def test_refinement_lowers_the_objective():
 )
 def test_refine_log_magnitude_gradient_matches_autograd(shape, n_fft, hop):
     """The written-out STFT adjoint is autograd's through torch.stft, to float64 rounding."""
+    from audiostyle.dsp.stft import stft
     from audiostyle.refine import _MAGNITUDE_FLOOR, _LogMagnitude
-    from audiostyle.spectral import stft
 
     generator = torch.Generator().manual_seed(0)
     wave = torch.randn(*shape, generator=generator, dtype=torch.float64)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from audiostyle import StyleConfig, stylize
-from audiostyle.loop import resample_loop
-from audiostyle.spectral import analyze
+from audiostyle.dsp.loop import resample_loop
+from audiostyle.dsp.stft import analyze
 from audiostyle.texture_start import texture_start
 
 RATE = 44100

@@ -7,9 +7,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiostyle import PRESETS, AudioFileError, ConfigError, StyleConfig, stylize, stylize_spectrogram
+from audiostyle import (
+    PRESETS,
+    AudioFileError,
+    ConfigError,
+    StyleConfig,
+    stylize,
+    stylize_spectrogram,
+)
+from audiostyle.dsp.levels import PEAK_CEILING
 from audiostyle.networks import RandomCNN
-from audiostyle.transfer import PEAK_CEILING
 
 TINY = StyleConfig(
     sample_rate=16000,

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import recipe  # noqa: E402
 from midi import MidiTrack  # noqa: E402
 
+from audiostyle.dsp.stft import log_magnitude, stft  # noqa: E402
 from audiostyle.networks.pretrained import TimbreCNN  # noqa: E402
-from audiostyle.spectral import log_magnitude, stft  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RELEASE_SECONDS = 0.5  # kept after note-off, then every voice is cut (All Sound Off)

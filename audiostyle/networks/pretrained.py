@@ -33,8 +33,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..dsp.mel import mel_filters
 from ..errors import ConfigError, WeightsError
-from ..spectral import mel_filters
 
 __all__ = [
     "TimbreCNN",

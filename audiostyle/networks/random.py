@@ -12,8 +12,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..dsp.mel import band_views, mel_filters
+from ..dsp.stft import magnitude_of
 from ..errors import ConfigError
-from ..spectral import band_views, magnitude_of, mel_filters
 
 __all__ = ["RandomCNN", "MelBands", "input_channels", "split_filters"]
 

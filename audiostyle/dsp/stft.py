@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .errors import AudioFileError, ConfigError
-from .validation import validate_stft_params
+from ..errors import AudioFileError, ConfigError
+from ..validation import validate_stft_params
 
 __all__ = [
     "Spectrogram",
@@ -22,15 +22,16 @@ __all__ = [
     "istft",
     "log_magnitude",
     "spectral_convergence",
-    "mel_filters",
+    "expanded_magnitude",
+    "hann_window",
     "magnitude_of",
-    "band_views",
 ]
 
 _window_cache: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def _window(n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def hann_window(n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The periodic Hann window every STFT here uses, made once per size, device and dtype."""
     key = (n_fft, device, dtype)
     if key not in _window_cache:
         _window_cache[key] = torch.hann_window(n_fft, periodic=True, device=device, dtype=dtype)
@@ -49,7 +50,7 @@ def stft(waveform: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor
         flat,
         n_fft=n_fft,
         hop_length=hop_length,
-        window=_window(n_fft, flat.device, flat.dtype),
+        window=hann_window(n_fft, flat.device, flat.dtype),
         center=True,
         pad_mode="constant",
         return_complex=True,
@@ -66,7 +67,7 @@ def istft(spec: torch.Tensor, *, n_fft: int, hop_length: int, length: int) -> to
         flat,
         n_fft=n_fft,
         hop_length=hop_length,
-        window=_window(n_fft, flat.device, real_dtype),
+        window=hann_window(n_fft, flat.device, real_dtype),
         center=True,
         length=length,
     )
@@ -115,67 +116,6 @@ class _ExpandedMagnitude(torch.autograd.Function):
         scaled = torch.addcmul(grad, grad, magnitude)
         # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
         return torch.ops.aten.threshold_backward(scaled, log_magnitude, -torch.finfo(log_magnitude.dtype).tiny)
-
-
-def band_views(
-    magnitude: torch.Tensor, bands: torch.Tensor, log_rows: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two band views of a magnitude in one matrix product: ``bands @ magnitude``, split.
-
-    Parameters
-    ----------
-    magnitude : torch.Tensor [shape=(batch, n_freq, frames)]
-        Linear magnitude, e.g. from :func:`magnitude_of`.
-    bands : torch.Tensor [shape=(rows, n_freq)]
-        Band weights; the first ``log_rows`` rows feed the first view.
-    log_rows : int
-        How many rows are compressed with ``log1p``.
-
-    Returns
-    -------
-    levels : torch.Tensor [shape=(batch, frames, log_rows)]
-        ``log1p`` of the first rows' band magnitudes, frames first (a feature network's layout).
-    linear : torch.Tensor [shape=(batch, rows - log_rows, frames)]
-        The other rows' band magnitudes.
-
-    Notes
-    -----
-    One product for the mel front end and the texture bands (256 + 32 rows) made a fast-preset
-    evaluation about 6 % faster than two: the 32-row product alone ran at a fifth of the
-    machine's GEMM rate. The backward pass is one product as well.
-    """
-    return _BandViews.apply(magnitude, bands, log_rows)
-
-
-class _BandViews(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, magnitude: torch.Tensor, bands: torch.Tensor, log_rows: int):
-        out = magnitude.new_empty(magnitude.shape[0], magnitude.shape[-1], bands.shape[0])
-        for item, target in zip(magnitude, out):
-            torch.mm(item.T, bands.T, out=target)
-        levels = out[..., :log_rows].log1p_()
-        ctx.log_rows = log_rows
-        ctx.save_for_backward(bands, out)
-        return levels, out[..., log_rows:].transpose(1, 2)
-
-    @staticmethod
-    def backward(ctx, grad_levels: torch.Tensor | None, grad_linear: torch.Tensor | None):
-        bands, out = ctx.saved_tensors
-        log_rows = ctx.log_rows
-        grad = torch.empty_like(out)
-        if grad_levels is None:
-            grad[..., :log_rows].zero_()
-        else:
-            # d log1p(u) / du = 1 / (1 + u) = exp(-levels)
-            torch.mul(grad_levels, torch.exp(-out[..., :log_rows]), out=grad[..., :log_rows])
-        if grad_linear is None:
-            grad[..., log_rows:].zero_()
-        else:
-            grad[..., log_rows:] = grad_linear.transpose(1, 2)
-        grad_magnitude = grad.new_empty(grad.shape[0], bands.shape[1], grad.shape[1])
-        for item, target in zip(grad, grad_magnitude):
-            torch.mm(bands.T, item.T, out=target)
-        return grad_magnitude, None, None
 
 
 @dataclass(frozen=True)
@@ -293,7 +233,7 @@ def synthesize(spectrogram: Spectrogram) -> torch.Tensor:
 
     See Also
     --------
-    audiostyle.phase.griffin_lim : when the phase does not belong to the magnitude.
+    audiostyle.dsp.phase.griffin_lim : when the phase does not belong to the magnitude.
     """
     return istft(
         spectrogram.magnitude * spectrogram.phase,
@@ -315,57 +255,3 @@ def spectral_convergence(
     error = torch.linalg.vector_norm(rebuilt - magnitude)
     reference = torch.linalg.vector_norm(magnitude).clamp_min(1e-12)
     return float(20 * torch.log10((error / reference).clamp_min(1e-12)))
-
-
-def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa's default)."""
-    frequencies = np.asarray(frequencies, dtype=np.float64)
-    linear = frequencies / (200.0 / 3)
-    log_part = 15.0 + np.log(np.maximum(frequencies, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(frequencies >= 1000.0, log_part, linear)
-
-
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    mels = np.asarray(mels, dtype=np.float64)
-    return np.where(mels >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels - 15.0)), mels * (200.0 / 3))
-
-
-def mel_filters(
-    sample_rate: int,
-    n_fft: int,
-    n_mels: int,
-    *,
-    fmin: float = 0.0,
-    fmax: float | None = None,
-    norm: str | None = "slaney",
-) -> np.ndarray:
-    """Triangular mel filterbank [shape=(n_mels, n_fft // 2 + 1)], float32.
-
-    The same filters as ``librosa.filters.mel`` (Slaney's mel scale), computed here because
-    importing librosa's filter module loads numba and scipy (~130 MB per process).
-
-    Parameters
-    ----------
-    sample_rate, n_fft : int
-    n_mels : int
-        Number of bands.
-    fmin, fmax : float
-        Band edges in Hz (``fmax`` defaults to ``sample_rate / 2``); bands above the Nyquist
-        frequency come out empty.
-    norm : {"slaney", None}
-        ``"slaney"`` divides each triangle by its width in Hz (constant energy per band);
-        None keeps peaks at 1.
-    """
-    fmax = sample_rate / 2 if fmax is None else fmax
-    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, np.newaxis] - bins[np.newaxis, :]
-    lower = -ramps[:-2] / widths[:-1, np.newaxis]
-    upper = ramps[2:] / widths[1:, np.newaxis]
-    filters = np.maximum(0, np.minimum(lower, upper))
-    if norm == "slaney":
-        filters *= (2.0 / (edges[2:] - edges[:-2]))[:, np.newaxis]
-    elif norm is not None:
-        raise ConfigError(f"norm={norm!r} must be 'slaney' or None")
-    return filters.astype(np.float32)

@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..validation import validate_stft_params
 from .phase import check_griffin_lim_settings, iterate_phase, random_phase
-from .spectral import _window
-from .validation import validate_stft_params
+from .stft import hann_window
 
 __all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_lim", "resample_loop"]
 
@@ -44,7 +44,7 @@ def circular_stft(waveform: torch.Tensor, *, n_fft: int, hop_length: int) -> tor
     length = waveform.shape[-1]
     frames = loop_frames(int(length), hop_length)
     index = _frame_indices(frames, n_fft, hop_length, length, waveform.device)
-    window = _window(n_fft, waveform.device, waveform.dtype)
+    window = hann_window(n_fft, waveform.device, waveform.dtype)
     segments = waveform[..., index] * window  # (..., frames, n_fft)
     return torch.fft.rfft(segments, n=n_fft).transpose(-1, -2)
 
@@ -55,7 +55,7 @@ def circular_istft(spec: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.
     frames = spec.shape[-1]
     length = frames * hop_length
     real_dtype = spec.real.dtype
-    window = _window(n_fft, spec.device, real_dtype)
+    window = hann_window(n_fft, spec.device, real_dtype)
     segments = torch.fft.irfft(spec.transpose(-1, -2), n=n_fft) * window  # (..., frames, n_fft)
     index = _frame_indices(frames, n_fft, hop_length, length, spec.device).reshape(-1)
     lead = segments.shape[:-2]
@@ -87,7 +87,7 @@ def circular_griffin_lim(
     n_iter : int
         Iterations (>= 0).
     momentum : float
-        In [0, 1.5), as in :func:`audiostyle.phase.griffin_lim`.
+        In [0, 1.5), as in :func:`audiostyle.dsp.phase.griffin_lim`.
     seed : int
         Seed of the random initial phase.
     callback : callable, optional

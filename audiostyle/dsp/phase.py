@@ -6,9 +6,9 @@ from typing import Callable
 
 import torch
 
-from .errors import ConfigError
-from .spectral import istft, stft
-from .validation import validate_stft_params
+from ..errors import ConfigError
+from ..validation import validate_stft_params
+from .stft import istft, stft
 
 __all__ = ["griffin_lim"]
 
@@ -16,9 +16,9 @@ __all__ = ["griffin_lim"]
 def griffin_lim(
     magnitude: torch.Tensor,
     *,
-    n_fft: int,
-    hop_length: int,
-    length: int,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    length: int | None = None,
     n_iter: int = 32,
     momentum: float = 0.99,
     init_phase: torch.Tensor | None = None,
@@ -36,10 +36,13 @@ def griffin_lim(
     ----------
     magnitude : torch.Tensor [shape=(..., n_fft // 2 + 1, frames)]
         Non-negative linear magnitude; leading dimensions are a batch.
-    n_fft, hop_length : int
-        STFT settings the magnitude was made with.
-    length : int
-        Length of the returned waveform in samples.
+    n_fft : int, optional
+        FFT size the magnitude was made with; default ``2 * (n_freq - 1)``, as librosa's.
+    hop_length : int, optional
+        Hop in samples; default ``n_fft // 4``, as librosa's.
+    length : int, optional
+        Length of the returned waveform in samples; default ``hop_length * (frames - 1)``,
+        the length a centred STFT of that many frames covers.
     n_iter : int
         Number of iterations (>= 0; 0 returns the initial phase's inverse).
     momentum : float
@@ -65,12 +68,19 @@ def griffin_lim(
     Examples
     --------
     >>> import torch
-    >>> from audiostyle.spectral import stft
+    >>> from audiostyle.dsp.stft import stft
     >>> wave = torch.sin(torch.arange(22050) * 0.05)
     >>> mag = stft(wave, n_fft=1024, hop_length=256).abs()
     >>> griffin_lim(mag, n_fft=1024, hop_length=256, length=22050).shape
     torch.Size([22050])
+    >>> griffin_lim(mag).shape  # n_fft=1024 from the bins, hop 256, 87 frames
+    torch.Size([22016])
     """
+    if magnitude.ndim < 2:
+        raise ConfigError(f"magnitude has shape {tuple(magnitude.shape)}; expected (..., n_fft // 2 + 1, frames)")
+    n_fft = 2 * (magnitude.shape[-2] - 1) if n_fft is None else n_fft
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    length = hop_length * (magnitude.shape[-1] - 1) if length is None else length
     check_griffin_lim_settings(magnitude, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter, momentum=momentum)
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ConfigError(f"length={length!r} must be a positive integer")

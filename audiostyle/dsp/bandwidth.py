@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .dsp.resample import resample
-from .spectral import istft, stft
+from .resample import resample
+from .stft import istft, stft
 
 __all__ = ["crossover_hz", "band_stft_size", "long_term_power", "style_band_power", "extend_bandwidth"]
 
