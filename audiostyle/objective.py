@@ -17,8 +17,13 @@ import torch
 from .dsp.mel import band_views
 from .dsp.stft import magnitude_of
 from .errors import ConfigError
-from .networks.base import FeatureNetwork, content_layer_indices, style_layer_indices
-from .networks.random import MelBands
+from .networks.base import (
+    BandFrontEnd,
+    FeatureNetwork,
+    band_front_end,
+    content_layer_indices,
+    style_layer_indices,
+)
 from .texture import TextureStatistics
 
 __all__ = ["gram", "StyleStatistics", "ContentTargets", "LoudnessContour", "Objective"]
@@ -403,12 +408,12 @@ class Objective:
         self.content = content
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
-        # ((mel bands, texture bands) it was stacked from, the stacked rows); see _band_rows.
+        # ((front-end bands, texture bands) it was stacked from, the stacked rows); see _band_rows.
         self._stacked: tuple[tuple[torch.Tensor | None, torch.Tensor | None], torch.Tensor | None] | None = None
 
     @property
-    def _mel(self) -> MelBands | None:
-        return self.network if isinstance(self.network, MelBands) else None
+    def _front_end(self) -> BandFrontEnd | None:
+        return band_front_end(self.network)
 
     @property
     def _with_texture(self) -> bool:
@@ -419,15 +424,15 @@ class Objective:
         return self.envelope is not None and self.envelope_weight > 0
 
     def _band_rows(self) -> torch.Tensor | None:
-        """The mel front end's bands, then the texture's when that term is on: one product's rows.
+        """The network's input bands, then the texture's when that term is on: one product's rows.
 
-        Every magnitude-domain term reads one expanded magnitude, and the mel and texture bands
-        share one product (see :func:`band_views`): a default evaluation took 8 % less time and
-        a fast one 10 % less than with an expansion and a product each. Stacked on first use,
-        and again only when the network, the texture or whether it is on changes.
+        Every magnitude-domain term reads one expanded magnitude, and the front end and texture
+        bands share one product (see :func:`band_views`), rather than an expansion and a product
+        each. Stacked on first use, and again only when the network, the texture or whether it
+        is on changes.
         """
-        mel = self._mel
-        sources = (mel.bands if mel is not None else None, self.texture.filters if self._with_texture else None)
+        front_end = self._front_end
+        sources = (front_end.input_bands if front_end is not None else None, self.texture.filters if self._with_texture else None)
         if self._stacked is None or any(old is not new for old, new in zip(self._stacked[0], sources)):
             rows = [source for source in sources if source is not None]
             stacked = torch.cat([row.to(rows[0]) for row in rows]).contiguous() if rows else None
@@ -440,15 +445,15 @@ class Objective:
         Negative entries count as 0 (a log1p magnitude is >= 0). Clamping here instead of
         projecting the solver's iterate keeps L-BFGS's curvature pairs consistent.
         """
-        mel, bands = self._mel, self._band_rows()
+        front_end, bands = self._front_end, self._band_rows()
         magnitude = levels = band_magnitude = None
         if bands is not None or self._with_envelope:
             magnitude = magnitude_of(log_magnitude)  # clamps negative entries too
         if bands is not None:
-            log_rows = mel.bands.shape[0] if mel is not None else 0
+            log_rows = front_end.input_bands.shape[0] if front_end is not None else 0
             levels, band_magnitude = band_views(magnitude, bands.to(log_magnitude), log_rows)
-        if mel is not None:
-            maps = mel.features(levels)
+        if front_end is not None:
+            maps = front_end.features(levels)
         else:
             maps = self.network(_NonNegative.apply(log_magnitude))
         with_content = self.content is not None and self.content_weight > 0

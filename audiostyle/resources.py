@@ -14,7 +14,7 @@ import torch
 
 from .config import StyleConfig
 from .errors import ConfigError
-from .networks.random import input_channels, split_filters
+from .networks.random import RandomCNN
 from .segments import segment_frames
 from .system import available_cpu_memory, format_gib
 
@@ -66,16 +66,14 @@ def estimate_peak_bytes(
     than the random one at the same frame count, so the estimate errs on the safe side.
     """
     n_freq = config.n_fft // 2 + 1
-    # The random network's input channels: the linear bins, or the mel bands it averages them to.
-    n_in = input_channels(n_freq, config.mel_bands)
-    widths = config.kernel_widths
-    per_width = split_filters(config.filters, len(widths))
-    weights = sum(w * n_in * f for w, f in zip(widths, per_width))
-    grams = sum(f * f for f in per_width)
+    network = RandomCNN.footprint(
+        n_freq, filters=config.filters, kernel_widths=config.kernel_widths, mel_bands=config.mel_bands
+    )
+    n_in, weights, grams = network.input_channels, network.weight_floats, network.gram_floats
 
     def network_pass(columns: int, *, backward: bool) -> int:
         inputs = 2 * n_in * columns + (2 * n_freq * columns if n_in < n_freq else 0)
-        maps = config.filters * columns
+        maps = network.filters * columns
         return (inputs + maps) * (2 if backward else 1)
 
     # Targets: the style's (and content's) features, one style at a time, then only Grams kept.

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from audiostyle.errors import ConfigError
 from audiostyle.networks import FeatureNetwork, MelBands, RandomCNN, build_network
-from audiostyle.networks.base import content_layer_indices, style_layer_indices
+from audiostyle.networks.base import band_front_end, content_layer_indices, style_layer_indices
 from audiostyle.networks.random import split_filters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -345,3 +345,22 @@ def test_mel_bands_wrong_input_shape_is_a_config_error(rng):
     net = build_network("random", n_freq=129, sample_rate=16000, n_fft=256, filters=8, mel_bands=32)
     with pytest.raises(ConfigError, match=r"\(batch, 129, frames\)"):
         net(_log_magnitude(rng, 1, 10, 64))
+
+
+def test_band_front_end_protocol():
+    random = RandomCNN(64, filters=8, kernel_widths=(3,))
+    mel = MelBands(random, sample_rate=16000, n_fft=510, n_bands=64)
+    assert band_front_end(mel) is mel and mel.input_bands is mel.bands
+    assert band_front_end(random) is None
+
+
+@pytest.mark.parametrize("mel_bands", [0, 40])
+def test_footprint_counts_what_the_built_network_holds(mel_bands):
+    widths = (3, 7, 5)
+    footprint = RandomCNN.footprint(257, filters=50, kernel_widths=widths, mel_bands=mel_bands)
+    network = build_network("random", n_freq=257, sample_rate=16000, n_fft=512, filters=50, kernel_widths=widths, mel_bands=mel_bands)
+    convolution = network.network if mel_bands else network
+    assert footprint.input_channels == convolution.n_freq == (mel_bands or 257)
+    assert footprint.weight_floats == sum(weight.numel() for weight in convolution.weights)
+    assert footprint.gram_floats == sum(weight.shape[1] ** 2 for weight in convolution.weights)
+    assert footprint.filters == 50

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["FeatureNetwork", "content_layer_indices", "style_layer_indices"]
+__all__ = ["BandFrontEnd", "FeatureNetwork", "band_front_end", "content_layer_indices", "style_layer_indices"]
 
 
 @runtime_checkable
@@ -32,3 +33,29 @@ def content_layer_indices(network: FeatureNetwork, n_maps: int) -> Sequence[int]
 def style_layer_indices(network: FeatureNetwork, n_maps: int) -> Sequence[int]:
     """Indices of the maps used for the style loss (the network's choice, else all)."""
     return tuple(getattr(network, "style_layers", range(n_maps)))
+
+
+class BandFrontEnd(Protocol):
+    """A network whose first step is ``levels = log1p(input_bands @ magnitude)``.
+
+    Exposing the band matrix lets a caller compute the levels itself, in one matrix product
+    shared with other band terms, and hand them to :meth:`features`.
+
+    Attributes
+    ----------
+    input_bands : torch.Tensor [shape=(n_bands, n_fft // 2 + 1)]
+        Band weights over the linear STFT bins.
+    """
+
+    input_bands: torch.Tensor
+
+    def features(self, levels: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of band levels [shape=(batch, frames, n_bands)] (frames first)."""
+        ...
+
+
+def band_front_end(network: FeatureNetwork) -> BandFrontEnd | None:
+    """``network`` if it follows :class:`BandFrontEnd` (has ``input_bands`` and ``features``), else None."""
+    if getattr(network, "input_bands", None) is not None and callable(getattr(network, "features", None)):
+        return network  # type: ignore[return-value]
+    return None

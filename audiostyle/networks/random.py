@@ -7,7 +7,8 @@ feature map tells how strongly each random spectro-temporal pattern occurs at ea
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from ..dsp.mel import band_views, mel_filters
 from ..dsp.stft import magnitude_of
 from ..errors import ConfigError
 
-__all__ = ["RandomCNN", "MelBands", "input_channels", "split_filters"]
+__all__ = ["Footprint", "MelBands", "RandomCNN", "input_channels", "split_filters"]
 
 PADDING_MODES = ("same", "circular")
 
@@ -30,6 +31,28 @@ def split_filters(filters: int, n_widths: int) -> list[int]:
 def input_channels(n_freq: int, mel_bands: int) -> int:
     """Channels the random network reads: ``mel_bands`` when ``0 < mel_bands < n_freq``, else the bins."""
     return mel_bands if 0 < mel_bands < n_freq else n_freq
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a random network of given settings holds, counted in floats, before it is built.
+
+    Attributes
+    ----------
+    input_channels : int
+        Channels the convolution reads: the linear bins, or the mel bands averaged from them.
+    weight_floats : int
+        All kernel weights.
+    filters : int
+        Feature maps' channels in all (one float per filter and frame in a pass).
+    gram_floats : int
+        Entries of the Gram matrices, ``filters_i ** 2`` per kernel width.
+    """
+
+    input_channels: int
+    weight_floats: int
+    filters: int
+    gram_floats: int
 
 
 class RandomCNN(torch.nn.Module):
@@ -101,6 +124,21 @@ class RandomCNN(torch.nn.Module):
             # Scaled in place: a 4096-filter network would otherwise peak at twice its size.
             weight = torch.randn(width * n_freq, count, generator=generator).mul_(std)
             self.register_buffer(f"weight{index}", weight)
+
+    @staticmethod
+    def footprint(n_freq: int, *, filters: int, kernel_widths: Sequence[int], mel_bands: int = 0) -> Footprint:
+        """The :class:`Footprint` of the network :func:`~audiostyle.networks.build_network` makes.
+
+        For memory estimates that must run before anything is allocated.
+        """
+        n_in = input_channels(n_freq, mel_bands)
+        per_width = split_filters(filters, len(kernel_widths))
+        return Footprint(
+            input_channels=n_in,
+            weight_floats=sum(w * n_in * f for w, f in zip(kernel_widths, per_width)),
+            filters=filters,
+            gram_floats=sum(f * f for f in per_width),
+        )
 
     @property
     def reach(self) -> int:
@@ -181,6 +219,11 @@ class MelBands(torch.nn.Module):
             if hasattr(network, name):
                 setattr(self, name, getattr(network, name))
 
+    @property
+    def input_bands(self) -> torch.Tensor:
+        """The band matrix [shape=(n_bands, n_freq)] (the :class:`~audiostyle.networks.base.BandFrontEnd` protocol)."""
+        return self.bands
+
     def forward(self, log_magnitude: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps of the band-averaged input [shape=(batch, n_freq, frames)]."""
         if log_magnitude.ndim != 3 or log_magnitude.shape[1] != self.n_freq:
@@ -194,8 +237,8 @@ class MelBands(torch.nn.Module):
     def features(self, levels: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps of band levels ``log1p(bands @ magnitude)`` [shape=(batch, frames, n_bands)].
 
-        For callers that compute the band levels themselves (with :func:`~audiostyle.spectral.band_views`,
-        sharing the product with other band views, as :class:`~audiostyle.objective.Objective` does).
+        For callers that compute the band levels themselves (with :func:`~audiostyle.dsp.mel.band_views`,
+        sharing the product with other band views, as the objective does).
         Frames first is the layout the random network reads, so the input needs no transposed copy.
         """
         return self.network(levels.transpose(1, 2))
