@@ -95,7 +95,7 @@ class StyleConfig:
         Weights of the relative content and style losses (>= 0, not both 0).
     texture_weight : float
         Weight of the band-envelope texture statistics loss (>= 0; 0 turns it off), see
-        :mod:`audiostyle.texture`.
+        :mod:`audiostyle.objective.texture`.
     envelope_weight : float
         Weight of the loudness-contour loss (>= 0; 0 turns it off): keeps the content's level
         per frame, so pauses stay pauses and accents stay accents while the spectrum takes the

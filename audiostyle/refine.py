@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from .config import HISTORY_SIZE
 from .dsp.stft import hann_window, stft
 from .objective import Objective
-from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
+from .solver import OptimizationResult, ProgressCallback, optimize
 
 __all__ = ["refine_waveform"]
 
@@ -100,7 +101,7 @@ def refine_waveform(
     steps : int
         L-BFGS iterations (>= 1).
     history_size : int
-        L-BFGS curvature pairs kept (see :func:`audiostyle.optimize.optimize`).
+        L-BFGS curvature pairs kept (see :func:`audiostyle.solver.optimize`).
     progress : callable, optional
         ``progress(step, total, losses)``.
 

@@ -27,7 +27,7 @@ import torch
 
 from .dsp.resample import resample
 from .errors import ConfigError
-from .optimize import OptimizationResult, ProgressCallback
+from .solver import OptimizationResult, ProgressCallback
 
 if TYPE_CHECKING:
     from .dsp.stft import Spectrogram

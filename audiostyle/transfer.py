@@ -16,7 +16,7 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .config import StyleConfig, resolve_device
+from .config import HISTORY_SIZE, StyleConfig, resolve_device
 from .dsp.bandwidth import extend_bandwidth, style_band_power
 from .dsp.levels import (
     all_finite,
@@ -40,11 +40,11 @@ from .io import (
 )
 from .networks import build_network
 from .objective import ContentTargets, LoudnessContour, Objective, StyleStatistics
-from .optimize import HISTORY_SIZE, OptimizationResult, ProgressCallback, optimize
+from .objective.texture import TextureStatistics
 from .refine import refine_waveform
 from .resources import check_memory
 from .segments import segment_frames, stylize_waveform_in_segments, working_length
-from .texture import TextureStatistics
+from .solver import OptimizationResult, ProgressCallback, optimize
 from .texture_start import texture_start
 
 __all__ = ["stylize", "stylize_spectrogram", "prepare_style", "PreparedStyle", "Result", "AudioSource", "Audio"]
@@ -294,13 +294,13 @@ def stylize_spectrogram(
     style_weights : sequence of float, optional
         Blend weights when several styles are given.
     texture : TextureStatistics, optional
-        Band-envelope statistics of the style (:mod:`audiostyle.texture`), matched with
+        Band-envelope statistics of the style (:mod:`audiostyle.objective.texture`), matched with
         ``texture_weight``.
     envelope_weight : float
         Weight of the content's loudness contour (:class:`audiostyle.objective.LoudnessContour`);
         0 turns it off.
     iterations, solver, learning_rate, tolerance, history_size
-        See :func:`audiostyle.optimize.optimize`.
+        See :func:`audiostyle.solver.optimize`.
     init : {"content", "noise"} or torch.Tensor
         Starting point; noise is small, non-negative and seeded.
     frames : int, optional

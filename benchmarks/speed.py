@@ -107,7 +107,7 @@ def interleaved_loop_share(
     """
     import torch
 
-    from audiostyle.optimize import optimize
+    from audiostyle.solver import optimize
 
     gemms = evaluation_gemms(objective, start)
     gemm_flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in gemms)

@@ -379,7 +379,7 @@ def test_shared_front_end_equals_the_terms_computed_apart(rng):
     the objective must equal (value and gradient) the sum of each term's own loss."""
     from audiostyle.networks import MelBands
     from audiostyle.objective import LoudnessContour
-    from audiostyle.texture import TextureStatistics
+    from audiostyle.objective.texture import TextureStatistics
 
     sample_rate, n_fft = 8000, 128
     network = MelBands(RandomCNN(24, filters=32, kernel_widths=(3,)), sample_rate=sample_rate, n_fft=n_fft, n_bands=24)

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from audiostyle.errors import ConfigError, NumericalError
 from audiostyle.config import SOLVERS
-from audiostyle.optimize import OptimizationResult, optimize
+from audiostyle.errors import ConfigError, NumericalError
+from audiostyle.solver import OptimizationResult, optimize
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -261,7 +261,7 @@ def test_solving_does_not_import_torch_dynamo():
 
     code = (
         "import sys, torch\n"
-        "from audiostyle.optimize import optimize\n"
+        "from audiostyle.solver import optimize\n"
         "for solver in ('lbfgs', 'adam'):\n"
         "    optimize(torch.zeros(4), lambda x: (((x - 1) ** 2).sum(), {}), iterations=3, solver=solver)\n"
         "print('torch._dynamo' in sys.modules)\n"

@@ -9,7 +9,6 @@ import torch
 
 from audiostyle.dsp.resample import resample
 from audiostyle.dsp.stft import analyze
-from audiostyle.optimize import OptimizationResult
 from audiostyle.segments import (
     _spans,
     crossfade_weights,
@@ -17,6 +16,7 @@ from audiostyle.segments import (
     stylize_waveform_in_segments,
     working_length,
 )
+from audiostyle.solver import OptimizationResult
 
 HOP, N_FFT, WORK = 64, 256, 16000
 

@@ -10,13 +10,13 @@ from audiostyle.dsp.phase import griffin_lim
 from audiostyle.dsp.stft import analyze
 from audiostyle.networks import RandomCNN
 from audiostyle.objective import ContentTargets, Objective, StyleStatistics
-from audiostyle.refine import refine_waveform
-from audiostyle.texture import (
+from audiostyle.objective.texture import (
     TextureStatistics,
     band_envelopes,
     band_filters,
     texture_statistics,
 )
+from audiostyle.refine import refine_waveform
 
 RATE, N_FFT, HOP = 16000, 512, 128
 

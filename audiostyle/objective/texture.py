@@ -16,8 +16,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .dsp.mel import band_views, mel_filters
-from .dsp.stft import magnitude_of
+from ..dsp.mel import band_views, mel_filters
+from ..dsp.stft import magnitude_of
 
 __all__ = ["TextureStatistics", "band_envelopes", "texture_statistics"]
 
