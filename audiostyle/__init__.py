@@ -16,7 +16,7 @@ from .errors import (
 )
 from .io import load_audio, save_audio
 from .networks import FeatureNetwork, MelBands, RandomCNN
-from .transfer import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
+from .pipeline import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
 
 __version__ = "0.1.0"
 

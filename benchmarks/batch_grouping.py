@@ -6,7 +6,7 @@ style, compares
 
 - ``per-clip``: ``audiostyle.stylize(clip, None, config, prepared=prepared)`` for each clip;
 - ``group-G``: clips stacked ``G`` at a time into one ``(G, freq, frames)`` log-magnitude and
-  optimised together by ``audiostyle.transfer.stylize_spectrogram`` (one L-BFGS on the sum
+  optimised together by ``audiostyle.stylize_spectrogram`` (one L-BFGS on the sum
   of the clips' losses), then Griffin-Lim on the group and, when the preset refines, the
   waveform refinement per clip as ``stylize`` does it.
 
@@ -48,14 +48,14 @@ from audiostyle.dsp.resample import resample
 from audiostyle.dsp.stft import analyze
 from audiostyle.io import load_audio
 from audiostyle.objective import ContentTargets, LoudnessContour, Objective
-from audiostyle.refine import refine_waveform
-from audiostyle.transfer import (
+from audiostyle.pipeline import (
     PreparedStyle,
     prepare_style,
     stylize,
     stylize_spectrogram,
 )
-from audiostyle.transfer import solver_settings as transfer_settings
+from audiostyle.pipeline import solver_settings as transfer_settings
+from audiostyle.pipeline.waveform import refine_waveform
 from benchmarks.batch import RATE, make_clips, make_style
 
 RESULTS = Path(__file__).resolve().parent / "results"

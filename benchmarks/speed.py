@@ -142,9 +142,9 @@ def recorded_solves():
     """Record ``(frames, evaluations)`` of every spectrogram solve that ``stylize`` runs inside.
 
     One per segment for content longer than a segment. It wraps the solver that
-    :func:`audiostyle.transfer.stylize_spectrogram` calls (the refinement's is not wrapped).
+    :func:`audiostyle.pipeline.solve.stylize_spectrogram` calls (the refinement's is not wrapped).
     """
-    from audiostyle import transfer
+    from audiostyle.pipeline import solve as transfer
 
     solves: list[tuple[int, int]] = []
     solve = transfer.optimize
@@ -178,7 +178,7 @@ def measure_one(
     from audiostyle import PRESETS, load_audio, prepare_style, stylize
     from audiostyle.dsp.stft import analyze
     from audiostyle.objective import ContentTargets, LoudnessContour, Objective
-    from audiostyle.transfer import solver_settings
+    from audiostyle.pipeline import solver_settings
 
     from .long_input import current_rss_mb
     from .long_input import peak_rss_mb as peak_rss

@@ -13,8 +13,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audiostyle import AudioFileError, ConfigError, StyleConfig, stylize
-from audiostyle import resources
-from audiostyle.resources import available_memory, check_memory, estimate_peak_bytes
+from audiostyle.pipeline import memory as resources
+from audiostyle.pipeline.memory import available_memory, check_memory, estimate_peak_bytes
 from audiostyle_cli.app import app
 from benchmarks.robustness import TINY_SETTINGS, leftovers, make_waveform
 
@@ -59,7 +59,7 @@ MEASURE = """
 import resource, sys, numpy as np, torch
 torch.set_num_threads(1)
 from audiostyle import StyleConfig, stylize
-from audiostyle.resources import check_memory
+from audiostyle.pipeline.memory import check_memory
 from benchmarks.long_input import peak_rss_mb
 from benchmarks.robustness import TINY_SETTINGS, make_waveform
 config = StyleConfig(**{**TINY_SETTINGS, "filters": 512, "kernel_widths": (3, 7, 15), "iterations": 1, "griffin_lim_iters": 1,
@@ -98,7 +98,7 @@ def test_a_run_that_does_not_fit_fails_before_any_work_naming_what_to_lower(monk
     with pytest.raises(ConfigError) as caught:
         stylize((tone, 16000), (tone, 16000), TINY, progress=lambda *a: calls.append(a))
     message = str(caught.value)
-    for advice in ("--filters (now 48)", "--preset fast", "--segment-seconds", "shorter clip", "GiB"):
+    for advice in ("filters (now 48)", "fast preset", "segment_seconds", "shorter clip", "GiB"):
         assert advice in message
     assert calls == [], "the solver must not start"
 

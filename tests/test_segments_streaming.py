@@ -3,13 +3,15 @@ its own rate, worked on at the working rate and joined at the content's rate. Th
 waveform is exact when the segments are, the spans tile the content, and the fades leave no
 step at the joins."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from audiostyle.dsp.resample import resample
 from audiostyle.dsp.stft import analyze
-from audiostyle.segments import (
+from audiostyle.pipeline.segments import (
     _spans,
     crossfade_weights,
     segment_bounds,
@@ -44,9 +46,10 @@ def _run(waveform, rate=WORK, offsets=None, overlap=16, gain=1.0, progress=None)
         )
         return piece + (offsets[index] if offsets else 0.0), -30.0
 
+    stages = SimpleNamespace(analyze=analyse, solve=solve, reconstruct=reconstruct)
     out = stylize_waveform_in_segments(
-        waveform, sample_rate=rate, working_rate=WORK, gain=gain, hop_length=HOP, segment_length=100,
-        overlap=overlap, analyse=analyse, solve=solve, reconstruct=reconstruct, progress=progress,
+        waveform, stages, sample_rate=rate, working_rate=WORK, gain=gain, hop_length=HOP, segment_length=100,
+        overlap=overlap, progress=progress,
     )
     return out, calls
 

@@ -16,7 +16,7 @@ from audiostyle.objective.texture import (
     band_filters,
     texture_statistics,
 )
-from audiostyle.refine import refine_waveform
+from audiostyle.pipeline.waveform import refine_waveform
 
 RATE, N_FFT, HOP = 16000, 512, 128
 
@@ -100,7 +100,7 @@ def test_refinement_lowers_the_objective():
 def test_refine_log_magnitude_gradient_matches_autograd(shape, n_fft, hop):
     """The written-out STFT adjoint is autograd's through torch.stft, to float64 rounding."""
     from audiostyle.dsp.stft import stft
-    from audiostyle.refine import _MAGNITUDE_FLOOR, _LogMagnitude
+    from audiostyle.pipeline.waveform import _LogMagnitude, _MAGNITUDE_FLOOR
 
     generator = torch.Generator().manual_seed(0)
     wave = torch.randn(*shape, generator=generator, dtype=torch.float64)

@@ -9,7 +9,7 @@ import torch
 from audiostyle import StyleConfig, stylize
 from audiostyle.dsp.loop import resample_loop
 from audiostyle.dsp.stft import analyze
-from audiostyle.texture_start import texture_start
+from audiostyle.pipeline.texture_start import texture_start
 
 RATE = 44100
 TINY = StyleConfig(

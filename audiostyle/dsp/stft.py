@@ -17,6 +17,7 @@ from ..validation import validate_stft_params
 __all__ = [
     "Spectrogram",
     "analyze",
+    "convergence_db",
     "synthesize",
     "stft",
     "istft",
@@ -251,7 +252,12 @@ def spectral_convergence(
     Lower is better; -35 dB is typical of clean speech re-synthesised by Griffin-Lim, while an
     inconsistent target magnitude stalls much higher.
     """
-    rebuilt = stft(waveform, n_fft=n_fft, hop_length=hop_length).abs()
+    return convergence_db(stft(waveform, n_fft=n_fft, hop_length=hop_length).abs(), magnitude)
+
+
+def convergence_db(rebuilt: torch.Tensor, magnitude: torch.Tensor) -> float:
+    """``20 log10(||rebuilt - magnitude|| / ||magnitude||)``: :func:`spectral_convergence` of a
+    magnitude already measured, by whichever STFT (plain or circular) made the waveform."""
     error = torch.linalg.vector_norm(rebuilt - magnitude)
     reference = torch.linalg.vector_norm(magnitude).clamp_min(1e-12)
     return float(20 * torch.log10((error / reference).clamp_min(1e-12)))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from .config import HISTORY_SIZE
-from .dsp.stft import hann_window, stft
-from .objective import Objective
-from .solver import OptimizationResult, ProgressCallback, optimize
+from ..config import HISTORY_SIZE
+from ..dsp.stft import hann_window, stft
+from ..objective import Objective
+from ..solver import OptimizationResult, ProgressCallback, optimize
 
 __all__ = ["refine_waveform"]
 

@@ -19,24 +19,24 @@ log-magnitudes are not joined (``Result.log_magnitude`` is None for such runs).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from .dsp.resample import resample
-from .errors import ConfigError
-from .solver import OptimizationResult, ProgressCallback
-
-if TYPE_CHECKING:
-    from .dsp.stft import Spectrogram
+from ..dsp.resample import resample
+from ..dsp.stft import Spectrogram
+from ..errors import ConfigError
+from ..solver import OptimizationResult, ProgressCallback
 
 __all__ = [
     "segment_frames",
     "segment_bounds",
     "crossfade_weights",
     "working_length",
+    "SegmentStages",
     "SegmentedResult",
     "stylize_waveform_in_segments",
 ]
@@ -50,8 +50,30 @@ MIN_OVERLAP = 16
 #: of the STFT (``n_fft / 2``) and of the resampler, so neither reaches the kept span.
 MARGIN_HOPS = MIN_OVERLAP // 2
 
-#: ``solve(segment_log_magnitude, progress) -> OptimizationResult``
-SegmentSolver = Callable[[torch.Tensor, "ProgressCallback | None"], OptimizationResult]
+
+
+class SegmentStages(Protocol):
+    """The stages each segment goes through (:class:`audiostyle.pipeline.stages.Stages` is one)."""
+
+    def analyze(self, waveform: np.ndarray) -> Spectrogram:
+        """The spectrogram of a ``(channels, n)`` working-rate slice."""
+        ...
+
+    def solve(self, log_magnitude: torch.Tensor, progress: ProgressCallback | None) -> OptimizationResult:
+        """The optimised log-magnitude of one segment."""
+        ...
+
+    def reconstruct(
+        self, magnitude: torch.Tensor, length: int, content_phase: torch.Tensor | None
+    ) -> tuple[torch.Tensor, float]:
+        """A waveform of ``length`` samples for ``magnitude``, and its spectral convergence in dB."""
+        ...
+
+    def refine(
+        self, waveform: torch.Tensor, content_log_magnitude: torch.Tensor, magnitude: torch.Tensor
+    ) -> tuple[torch.Tensor, float, dict[str, float]]:
+        """A better waveform, its spectral convergence in dB and its final losses."""
+        ...
 
 
 def segment_frames(segment_seconds: float, sample_rate: int, hop_length: int) -> int:
@@ -172,16 +194,14 @@ def _spans(
 
 def stylize_waveform_in_segments(
     waveform: np.ndarray,
+    stages: SegmentStages,
     *,
     sample_rate: int,
     working_rate: int,
     gain: float,
     hop_length: int,
     segment_length: int,
-    analyse: Callable[[np.ndarray], "Spectrogram"],
-    solve: SegmentSolver,
-    reconstruct: Callable[[torch.Tensor, int, "torch.Tensor | None"], tuple[torch.Tensor, float]],
-    refine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, float]] | None = None,
+    refine: bool = False,
     overlap: int | None = None,
     margin: int | None = None,
     progress: ProgressCallback | None = None,
@@ -206,19 +226,14 @@ def stylize_waveform_in_segments(
     sample_rate, working_rate : int
         The rate of ``waveform``; the rate at which segments are analysed.
     gain : float
-        Analysis gain applied to each resampled slice (see ``transfer._analysis_gain``).
+        Analysis gain applied to each resampled slice (see :func:`audiostyle.dsp.levels.analysis_gain`).
     hop_length, segment_length : int
         STFT hop in working-rate samples; frames per segment.
-    analyse : callable
-        ``analyse(slice) -> Spectrogram`` of a ``(channels, n)`` working-rate slice.
-    solve : callable
-        ``solve(log_magnitude, progress) -> OptimizationResult`` for one segment.
-    reconstruct : callable
-        ``reconstruct(magnitude, length, init_phase) -> (waveform, spectral_convergence_db)``.
-    refine : callable, optional
-        ``refine(waveform, content_log_magnitude, magnitude) -> (waveform,
-        spectral_convergence_db)``: improves a segment's reconstruction before it is joined
-        (the waveform refinement stage, see :mod:`audiostyle.refine`).
+    stages : SegmentStages
+        The per-clip stages of :func:`~audiostyle.stylize`, applied to each segment.
+    refine : bool
+        Refine each segment's reconstruction as a waveform (``stages.refine``) before it
+        is joined.
     overlap : int, optional
         Frames shared by neighbours (default: an eighth of a segment, at least 16).
     margin : int, optional
@@ -228,8 +243,7 @@ def stylize_waveform_in_segments(
         ``progress(step, total, losses)`` over all segments' steps.
     stage : callable, optional
         ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"``, ``"griffin_lim"``,
-        ``"refine"`` (with ``refine``) and again ``"griffin_lim"`` after resampling back and
-        the overlap-add.
+        ``"refine"`` (with ``refine``) and ``"join"`` (resampling back and the overlap-add).
 
     Returns
     -------
@@ -255,18 +269,18 @@ def stylize_waveform_in_segments(
         low, high = max(first - context, 0), min(last + context, n_samples)
         # A new array: resample returns a view of the content when the rates are equal.
         part = np.multiply(resample(waveform[:, low:high], sample_rate, working_rate), gain, dtype=np.float32)
-        spec = analyse(part)
+        spec = stages.analyze(part)
         if stage is not None:
             stage("analyze")
-        solved = solve(spec.log_magnitude, segment_progress)
+        solved = stages.solve(spec.log_magnitude, segment_progress)
         if stage is not None:
             stage("optimize")
         magnitude = torch.expm1(solved.solution.detach()).clamp_min(0)
-        piece, segment_convergence = reconstruct(magnitude, part.shape[-1], spec.phase)
+        piece, segment_convergence = stages.reconstruct(magnitude, part.shape[-1], spec.phase)
         if stage is not None:
             stage("griffin_lim")
-        if refine is not None:
-            piece, segment_refined = refine(piece, spec.log_magnitude, magnitude)
+        if refine:
+            piece, segment_refined = stages.refine(piece, spec.log_magnitude, magnitude)[:2]
             refined += segment_refined * (stop - start)
             if stage is not None:
                 stage("refine")
@@ -276,7 +290,7 @@ def stylize_waveform_in_segments(
         weights = crossfade_weights(spans, index).numpy()
         output[:, first:last] += piece * weights
         if stage is not None:
-            stage("griffin_lim")
+            stage("join")
         histories.append(solved.history)
         sizes.append(stop - start)
         evaluations += solved.evaluations
@@ -289,5 +303,5 @@ def stylize_waveform_in_segments(
         evaluations=evaluations,
         stopped="converged" if converged else "iterations",
         convergence=convergence / sum(sizes),
-        refined_convergence=refined / sum(sizes) if refine is not None else None,
+        refined_convergence=refined / sum(sizes) if refine else None,
     )

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import StyleConfig
-from .errors import ConfigError
-from .networks.random import RandomCNN
+from ..config import StyleConfig
+from ..errors import ConfigError
+from ..networks.random import RandomCNN
+from ..system import available_cpu_memory, format_gib
 from .segments import segment_frames
-from .system import available_cpu_memory, format_gib
 
 __all__ = ["estimate_peak_bytes", "available_memory", "check_memory"]
 
@@ -155,8 +155,7 @@ def check_memory(
     ------
     ConfigError
         The estimate is larger than the free memory; the message names the settings to
-        lower (``--filters``, ``--preset fast``, ``--n-fft``, ``--segment-seconds``, a
-        shorter clip).
+        lower (``filters``, the fast preset, ``n_fft``, ``segment_seconds``, a shorter clip).
     """
     hop = config.hop_length
     style_columns = [_columns(style, hop) for style in styles]
@@ -164,7 +163,7 @@ def check_memory(
     if content is not None:
         content_columns = _columns(content, hop)
         # Longer content is resampled, analysed, solved and reconstructed one segment at a
-        # time (audiostyle.segments.stylize_waveform_in_segments); only the float32 output
+        # time (audiostyle.pipeline.segments.stylize_waveform_in_segments); only the float32 output
         # at the content's rate grows with it, counted here at twice the working rate's
         # samples to cover 44.1 and 48 kHz content (see benchmarks/long_input.py).
         channels, samples = _shape(content)
@@ -187,8 +186,8 @@ def check_memory(
         longest = max(_shape(w)[-1] for w in ([content] if content is not None else []) + list(styles))
         raise ConfigError(
             f"this run needs about {format_gib(needed)} of memory on {torch.device(device)} but only "
-            f"{format_gib(free)} is free; lower --filters (now {config.filters}), use --preset fast, "
-            f"a smaller --n-fft (now {config.n_fft}), shorter --segment-seconds (now "
+            f"{format_gib(free)} is free; lower filters (now {config.filters}), use the fast preset, "
+            f"a smaller n_fft (now {config.n_fft}), shorter segment_seconds (now "
             f"{config.segment_seconds:g}), or a shorter clip (the longest input lasts "
             f"{longest / config.sample_rate:.0f} s)"
         )

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .dsp.stft import hann_window, log_magnitude
+from ..dsp.stft import hann_window, log_magnitude
 
 __all__ = ["texture_start"]
 

@@ -1,0 +1,160 @@
+"""A style made once: its audio, the feature network and the style statistics under it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..config import PRESETS, StyleConfig, resolve_device
+from ..dsp.stft import analyze
+from ..errors import ConfigError
+from ..networks import build_network
+from ..objective import StyleStatistics, TextureStatistics
+from .sources import Audio, AudioSource, load_styles, normalise_styles
+
+__all__ = ["PreparedStyle", "prepare_style", "style_targets"]
+
+
+def style_targets(
+    log_magnitudes: list[torch.Tensor], blend: list[float], config: StyleConfig, device: torch.device
+) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
+    """The feature network and the style's statistics under it: what every content reuses."""
+    network = build_network(
+        config.network,
+        n_freq=config.n_fft // 2 + 1,
+        sample_rate=config.sample_rate,
+        n_fft=config.n_fft,
+        filters=config.filters,
+        kernel_widths=config.kernel_widths,
+        kernel_dilations=config.kernel_dilations,
+        seed=config.seed,
+        padding="circular" if config.loop else "same",
+        mel_bands=config.mel_bands,
+    ).to(device)
+    style_stats = StyleStatistics.from_log_magnitudes(network, log_magnitudes, blend)
+    texture_stats = (
+        TextureStatistics.from_log_magnitudes(
+            log_magnitudes,
+            blend,
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+        )
+        if config.texture_weight > 0
+        else None
+    )
+    return network, style_stats, texture_stats
+
+
+#: The fields a PreparedStyle's network and statistics depend on.
+PREPARED_FIELDS = (
+    "sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "kernel_dilations", "mel_bands",
+    "seed", "loop",
+)
+
+
+@dataclass
+class PreparedStyle:
+    """A style's loaded audio, the feature network and the style statistics, made once.
+
+    Build with :func:`prepare_style` and pass to :func:`stylize` as ``prepared=`` to stylize
+    many contents with one style without rebuilding the network or recomputing the Grams.
+    Picklable, so it can be sent to worker processes.
+
+    Attributes
+    ----------
+    styles : list of Audio
+        The style inputs at the working rate.
+    network : torch.nn.Module
+    statistics : StyleStatistics
+    texture : TextureStatistics or None
+    config : StyleConfig
+        The settings it was made with.
+    weights : tuple of float
+        The styles' blend weights (empty: equal).
+    """
+
+    styles: list[Audio]
+    network: torch.nn.Module
+    statistics: StyleStatistics
+    texture: TextureStatistics | None
+    config: StyleConfig
+    weights: tuple[float, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The style inputs' names (file paths, or ``<style array>``)."""
+        return tuple(audio.name for audio in self.styles)
+
+    def to(self, device: torch.device | str) -> "PreparedStyle":
+        """A copy whose network and statistics live on ``device``."""
+        return PreparedStyle(
+            styles=self.styles,
+            network=self.network.to(device),
+            statistics=self.statistics.to(device),
+            texture=self.texture.to(device) if self.texture is not None else None,
+            config=self.config,
+            weights=self.weights,
+        )
+
+    def check(self, config: StyleConfig) -> None:
+        """Raise ConfigError unless it was made with settings compatible with ``config``."""
+        changed = [name for name in PREPARED_FIELDS if getattr(config, name) != getattr(self.config, name)]
+        if config.texture_weight > 0 and self.texture is None:
+            changed.append("texture_weight")
+        if changed:
+            raise ConfigError(
+                f"prepared style was made with other settings ({', '.join(changed)}); "
+                "call prepare_style(style, config) with this config"
+            )
+
+
+def prepare_style(
+    style: AudioSource | Sequence[AudioSource] | Sequence[tuple[AudioSource, float]],
+    config: StyleConfig | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+) -> PreparedStyle:
+    """Load a style (or blend), build the feature network and compute the style statistics.
+
+    Parameters
+    ----------
+    style, style_weights
+        As for :func:`stylize`.
+    config : StyleConfig, optional
+        Settings (default: ``PRESETS["default"]``); only the analysis and network settings
+        matter here.
+
+    Returns
+    -------
+    PreparedStyle
+        Reusable by :func:`stylize` (``prepared=``) for every content with these settings.
+
+    Raises
+    ------
+    AudioFileError
+        A style is missing, unreadable, empty, too short, too long or silent.
+    ConfigError
+        A bad setting.
+
+    Examples
+    --------
+    >>> prepared = prepare_style("samples/cello.flac", PRESETS["fast"])  # doctest: +SKIP
+    >>> results = [stylize(path, None, PRESETS["fast"], prepared=prepared) for path in paths]  # doctest: +SKIP
+    """
+    config = PRESETS["default"] if config is None else config
+    if not isinstance(config, StyleConfig):
+        raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
+    device = resolve_device(config.device)
+    sources, blend = normalise_styles(style, style_weights)
+    style_audio = load_styles(sources, config)
+    specs = [
+        analyze(audio.waveform, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, device=device)
+        for audio in style_audio
+    ]
+    network, statistics, texture = style_targets([s.log_magnitude for s in specs], blend, config, device)
+    return PreparedStyle(
+        styles=style_audio, network=network, statistics=statistics, texture=texture, config=config, weights=tuple(blend)
+    )
