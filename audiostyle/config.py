@@ -118,7 +118,7 @@ class StyleConfig:
         Phase reconstruction iterations (0..10000).
     refine_steps : int
         L-BFGS steps on the waveform itself after Griffin-Lim (0..10000; 0 skips), so that the
-        output's spectrogram is one a real signal has (see :mod:`audiostyle.refine`).
+        output's spectrogram is one a real signal has (see :mod:`audiostyle.pipeline.waveform`).
     momentum : float
         Fast Griffin-Lim momentum in [0, 1.5); 0 is the classic algorithm.
     phase_init : {"content", "random"}
@@ -143,7 +143,7 @@ class StyleConfig:
     full_band : bool
         When the output's rate is above ``sample_rate``, rebuild the band between the
         working rate's Nyquist frequency and the output's in the style's spectral shape
-        (see :mod:`audiostyle.bandwidth`); False leaves the output band-limited there.
+        (see :mod:`audiostyle.dsp.bandwidth`); False leaves the output band-limited there.
     """
 
     sample_rate: int = 22050

@@ -1,7 +1,7 @@
 """What this process may still allocate: free memory, read without importing torch.
 
-Both the file boundary (:mod:`audiostyle.audio`, which must stay light) and the run's memory
-check (:mod:`audiostyle.resources`) ask this before committing memory.
+Both the file boundary (:mod:`audiostyle.io`, which must stay light) and the run's memory
+check (:mod:`audiostyle.pipeline.memory`) ask this before committing memory.
 """
 
 from __future__ import annotations

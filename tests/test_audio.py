@@ -1,4 +1,4 @@
-"""Tests for audiostyle.audio: reading, writing, resampling and channel layout."""
+"""Tests for audiostyle.io and audiostyle.dsp.resample: reading, writing, resampling and channel layout."""
 
 from __future__ import annotations
 

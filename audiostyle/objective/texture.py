@@ -205,7 +205,7 @@ class TextureStatistics:
         """:meth:`loss` from band magnitudes ``filters @ magnitude`` [shape=(batch, bands, frames)].
 
         For callers that compute the band magnitudes themselves, sharing the product with
-        other band views (see :func:`~audiostyle.spectral.band_views`).
+        other band views (see :func:`~audiostyle.dsp.mel.band_views`).
         """
         return _TextureDistance.apply(band_magnitude, self)
 

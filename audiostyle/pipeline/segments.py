@@ -84,7 +84,7 @@ def segment_frames(segment_seconds: float, sample_rate: int, hop_length: int) ->
 def working_length(samples: int, sample_rate: int, working_rate: int) -> int:
     """Samples of a ``samples``-long waveform once resampled to ``working_rate``.
 
-    The length :func:`audiostyle.audio.resample` returns (``ceil(samples * ratio)``), known
+    The length :func:`audiostyle.dsp.resample.resample` returns (``ceil(samples * ratio)``), known
     without resampling.
     """
     if sample_rate == working_rate:

@@ -30,7 +30,7 @@ def _frame_log_magnitudes(
 ) -> torch.Tensor:
     """``log1p |STFT|`` of the chosen frames of ``waveform`` [shape=(samples,)] -> (freq, len(indices)).
 
-    The frames are those of :func:`audiostyle.spectral.stft` (centred, zero-padded, Hann).
+    The frames are those of :func:`audiostyle.dsp.stft.stft` (centred, zero-padded, Hann).
     """
     padded = torch.nn.functional.pad(waveform[None, None], (n_fft // 2, n_fft // 2))[0, 0]
     frames = padded.unfold(0, n_fft, hop_length)  # a view: nothing is copied until indexed
