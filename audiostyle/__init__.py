@@ -2,7 +2,15 @@
 
 Re-render a sound (the content) in the timbre and texture of another (the style) by matching
 features of a 1-D CNN over a log-magnitude spectrogram, after Ulyanov & Lebedev (2016).
+
+Importing it before torch also sets torch's thread policy: idle OpenMP threads sleep
+(``OMP_WAIT_POLICY=PASSIVE`` unless the environment names another), see
+:func:`audiostyle.system.prefer_sleeping_threads`.
 """
+
+from .system import prefer_sleeping_threads
+
+prefer_sleeping_threads()  # before anything below imports torch
 
 from .config import PRESETS, StyleConfig, get_preset, resolve_device
 from .dsp.phase import griffin_lim

@@ -1,15 +1,20 @@
-"""What this process may still allocate: free memory, read without importing torch.
+"""The process and its machine, read without importing torch: free memory and thread policy.
 
 Both the file boundary (:mod:`audiostyle.io`, which must stay light) and the run's memory
-check (:mod:`audiostyle.pipeline.memory`) ask this before committing memory.
+check (:mod:`audiostyle.pipeline.memory`) ask for the free memory before committing it;
+:mod:`audiostyle` sets the thread policy on import, before torch loads.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-__all__ = ["available_cpu_memory", "format_gib"]
+__all__ = ["THREAD_WAIT_POLICY", "available_cpu_memory", "format_gib", "prefer_sleeping_threads"]
+
+#: OpenMP's wait policy when the environment names none: idle threads sleep, not spin.
+THREAD_WAIT_POLICY = "PASSIVE"
 
 
 def _read_int(path: Path) -> int | None:
@@ -104,3 +109,20 @@ def available_cpu_memory() -> int | None:
 def format_gib(n_bytes: float) -> str:
     """``n_bytes`` in GiB for a message, e.g. ``"23.4 GiB"``."""
     return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def prefer_sleeping_threads() -> bool:
+    """Let torch's idle OpenMP threads sleep instead of spinning, unless the environment chose.
+
+    Sets ``OMP_WAIT_POLICY`` to :data:`THREAD_WAIT_POLICY` when it is unset. Spinning threads
+    waiting for work take the cores that the threads doing the work need, which on a machine
+    busy with other processes slows a run several times over. OpenMP reads the variable
+    once, when torch loads it, so this must run before torch is first imported.
+
+    Returns
+    -------
+    bool
+        True when the policy can still take effect (torch not yet imported).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", THREAD_WAIT_POLICY)
+    return "torch" not in sys.modules
