@@ -110,8 +110,8 @@ class StyleConfig:
         Relative loss change under which the solver stops early (0 disables).
     history_size : int
         L-BFGS curvature pairs kept (1..100), in the spectrogram solve and the refine stage.
-        Each pair holds two copies of the solved tensor (3.5 MB for a 10 s spectrogram) and
-        costs four passes over it per iteration.
+        Each pair holds two copies of the solved tensor and costs four passes over it per
+        iteration.
     init : {"content", "noise"}
         Starting point of the optimisation.
     griffin_lim_iters : int
@@ -349,23 +349,9 @@ class StyleConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# Tuned on benchmarks/quality.py (see README). 3072 filters in two branches of width 3,
-# one dilated by 3 (frames t-3, t, t+3), scored as high as widths (3, 9) at half the
-# products; 256 mel bands as input and 30 iterations kept the mean score at a quarter of
-# the time (with mel bands, 60 iterations pushed espeak->violin's content below classic's;
-# 30 keep more content and a little less style). The loudness contour keeps speech and
-# phrasing intelligible under a heavy style weight; L-BFGS steps on the waveform gained
-# more independent quality per second than more iterations did (10 fell below a plain mix
-# on speech->strings) and make a few Griffin-Lim iterations as good as 64: 20 steps after 8
-# iterations kept the mean score of 15 after 16 over four network seeds. Band-envelope
-# texture statistics (texture_weight 2) with a lighter loudness contour (envelope_weight 5,
-# was 15) moved the time-scale statistics the Grams miss: over 21 pairs (the yardstick's
-# five and 16 more corpus pairs: speech->instrument, instrument->texture, drums->mix), the
-# mean margin over a plain mix went from +0.037 to +0.083 and the pairs below it from 6 to 4
-# (the mean rose in each kind of pair; trumpet->hum fell below); texture weights 1 to 3 and
-# contour weights 3 to 8 scored alike. Five L-BFGS curvature pairs instead of ten scored the
-# same over four seeds (mean margin over the mix +0.084 against +0.086; three pairs +0.088)
-# for 17 MB less at 10 s, though the optimiser's own loss ends ~13 % higher.
+# The default: two short kernels (one dilated) over 256 mel bands, a loudness contour and
+# band-envelope texture terms, few Griffin-Lim iterations made good by refining the
+# waveform. Why each value: docs/presets-and-tuning.md.
 _DEFAULT = StyleConfig(
     filters=3072,
     kernel_widths=(3, 3),
@@ -398,9 +384,7 @@ PRESETS: dict[str, StyleConfig] = {
     ),
     "default": _DEFAULT,
     # A preview: the default with a third of its filters and two thirds of its iterations
-    # and refine steps. Refining mattered most: without it (1024 to 2048 filters) the style
-    # stayed under 0.5 on every yardstick pair. It sits near a plain mix on the speech pair
-    # and above it on the others.
+    # and refine steps; it keeps refining, which matters most to the result.
     "fast": _DEFAULT.replace(filters=1024, iterations=20, refine_steps=10),
 }
 

@@ -34,8 +34,8 @@ PEAK_CEILING = 10 ** (-1 / 20)
 ANALYSIS_RMS = 0.1
 #: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
 MAX_ANALYSIS_GAIN = 1e4
-#: Samples per row read at a time by the level helpers: their float64 temporaries stay at
-#: 2 MB however long the audio is.
+#: Samples per row read at a time by the level helpers: their float64 temporaries stay
+#: small however long the audio is.
 LEVEL_CHUNK = 1 << 18
 
 

@@ -95,7 +95,7 @@ def mel_filters(
     """Triangular mel filterbank [shape=(n_mels, n_fft // 2 + 1)], float32.
 
     The same filters as ``librosa.filters.mel`` (Slaney's mel scale), computed here because
-    importing librosa's filter module loads numba and scipy (~130 MB per process).
+    importing librosa's filter module loads numba and scipy in every process.
 
     Parameters
     ----------

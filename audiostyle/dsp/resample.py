@@ -50,8 +50,7 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     out = np.zeros((rows.shape[0], length), np.float32)
     for row, target in zip(rows, out):
         # soxr directly, not through librosa.resample (the same filter): librosa's resample
-        # module pulls in scipy and numba, ~190 MB of resident memory and seconds of start-up
-        # per process. One channel at a time (soxr filters channels independently): the peak
+        # module pulls in scipy and numba, memory and start-up time in every process. One channel at a time (soxr filters channels independently): the peak
         # is the input, the output and one channel, not two copies of each.
         resampled = soxr.resample(row, orig_sr, target_sr, quality="HQ")[:length]
         target[: len(resampled)] = resampled

@@ -83,8 +83,8 @@ def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
 def expanded_magnitude(log_magnitude: torch.Tensor) -> torch.Tensor:
     """``expm1(max(X, 0))``, the magnitude a log1p spectrogram stands for (not differentiable).
 
-    Computed as ``max(exp(X) - 1, 0)``: torch's CPU ``exp`` is vectorised and its ``expm1``
-    is not (450 against 90 us for a 10 s spectrogram on a 2-core CPU). For ``X >= 0`` the
+    Computed as ``max(exp(X) - 1, 0)`` because torch's CPU ``exp`` is vectorised and its
+    ``expm1`` is not. For ``X >= 0`` the
     difference is at most one rounding of ``exp(X)``, 1.2e-7 in float32, orders of magnitude
     under the floors every consumer adds. See :func:`magnitude_of` for the differentiable form.
     """
@@ -112,8 +112,8 @@ class _ExpandedMagnitude(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         log_magnitude, magnitude = ctx.saved_tensors
-        # exp(X) = magnitude + 1 where X >= 0. Out of place: in place (grad aliased as a
-        # factor) measured several times slower inside an evaluation.
+        # exp(X) = magnitude + 1 where X >= 0. Out of place: in place, with grad aliased as a
+        # factor, torch takes a slow path.
         scaled = torch.addcmul(grad, grad, magnitude)
         # threshold_backward keeps it where X > -tiny, i.e. X >= 0 for every normal float.
         return torch.ops.aten.threshold_backward(scaled, log_magnitude, -torch.finfo(log_magnitude.dtype).tiny)

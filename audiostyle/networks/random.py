@@ -69,8 +69,7 @@ class RandomCNN(torch.nn.Module):
     dilations : sequence of int, optional
         Frames between the taps of each width's kernels (default all 1). A width 3 kernel
         dilated by 3 sees frames ``t - 3, t, t + 3``: longer time scales for the Gram
-        statistics at the cost, weights and products of three taps. On the quality
-        yardstick, widths (3, 3) dilated (1, 3) matched widths (3, 9) at half the work.
+        statistics at the cost, weights and products of three taps.
     seed : int
         Seed of the weights; the same seed gives the same network on every device.
     padding : {"same", "circular"}
@@ -81,10 +80,9 @@ class RandomCNN(torch.nn.Module):
     Weights are Gaussian with the scale of the paper's code,
     ``std = sqrt(2) * sqrt(2 / ((n_freq + filters) * width))``, no bias. The convolution runs as
     one ``(frames, n_freq) @ (n_freq, filters)`` matrix product per kernel tap, accumulated in
-    place over the tap's shifted frames (:class:`_ShiftedConvReLU`). It never builds the
-    unfolded ``(frames, width * n_freq)`` input, which was the largest tensor of a loss
-    evaluation: on a 2-core CPU this ran a 10 s forward and backward pass at 133 GFLOP/s
-    against 94 for unfold + one matmul and about 75 for ``conv1d``.
+    place over the tap's shifted frames (:class:`_ShiftedConvReLU`), so it never builds the
+    unfolded ``(frames, width * n_freq)`` input, which would be the largest tensor of a loss
+    evaluation.
     """
 
     def __init__(
@@ -187,9 +185,8 @@ class MelBands(torch.nn.Module):
     The input ``log1p`` magnitude is expanded, averaged within each mel band (triangular bands,
     each summing to 1) and compressed again: ``log1p(bands @ expm1(X))``. High frequencies,
     where a linear STFT spends most of its bins, are pooled as the ear pools them, so the
-    network's weights and products shrink with the band count (256 bands instead of 1025 bins
-    halved a default run at the same mean quality score, trading content for style; see the
-    README).
+    network's weights and products shrink with the band count (see docs/presets-and-tuning.md
+    for what it trades).
 
     Parameters
     ----------
@@ -249,9 +246,8 @@ class _ShiftedConvReLU(torch.autograd.Function):
 
     For a width ``w`` and tap ``k``, output frame ``t`` sees input frame ``t + k`` of the
     padded input, so the convolution is ``sum_k padded[k : k + frames] @ weight[k]``: ``w``
-    matrix products accumulated in place, each over a contiguous block of rows (this measured
-    faster than one product over unfolded frames also for 256 mel bands, 71 against 77 ms for
-    a 10 s pass). The backward pass mirrors it (``grad_padded[k : k + frames] += grad @
+    matrix products accumulated in place, each over a contiguous block of rows, with no
+    unfolded copy of the input. The backward pass mirrors it (``grad_padded[k : k + frames] += grad @
     weight[k].T``), as one product for all taps when its buffer is no larger than the map,
     and keeps only the outputs, whose sign is the ReLU's mask. Gradients flow
     to the input only (the weights are fixed buffers). The out= forms of mm/addmm are used
@@ -295,9 +291,9 @@ class _ShiftedConvReLU(torch.autograd.Function):
             # ReLU's own backward kernel: one pass, where masked_fill first clones the gradient.
             grad = torch.ops.aten.threshold_backward(grad, out, 0)
             start = half - (width // 2) * dilation
-            # One product for all taps, then each tap's block added at its shift, ran ~10 %
-            # faster than one product per tap; it needs a (frames, width * n_freq) buffer, so
-            # only while that is no larger than the map itself (not for 11 taps of 1025 bins).
+            # One product for all taps, then each tap's block added at its shift, saves the
+            # per-tap products' overhead; its (frames, width * n_freq) buffer is allowed only
+            # while it is no larger than the map itself.
             fused = width * n_freq <= out.shape[-1]
             for item, target in zip(grad, grad_padded):
                 per_tap = item @ weight.T if fused else None

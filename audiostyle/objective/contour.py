@@ -59,7 +59,7 @@ class _ContourDistance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, magnitude: torch.Tensor, contour: LoudnessContour) -> torch.Tensor:
         batch, n_freq, frames = magnitude.shape
-        # square().sum() ran in half the time of vector_norm(dim=-2).square() on a 10 s clip.
+        # square().sum() rather than vector_norm(dim=-2).square(): one reduction, no sqrt.
         power = magnitude.square().sum(-2).div_(n_freq) + contour.floor
         difference = torch.log(power) - contour.level
         value = (difference.square().mean(-1) / contour.scale).mean()

@@ -28,9 +28,8 @@ COMPRESSION = 0.3
 MODULATION_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 #: Band magnitudes below this share of the style's mean magnitude in that band count as
 #: silence (-40 dB; bands the style never reaches get its square times the mean over all
-#: bands, -80 dB). The compression's slope grows without bound towards 0 (``x^-0.7``): with
-#: a fixed 1e-6 floor, frames of digital silence made the texture gradient about 10^4 times
-#: the style loss's and stalled L-BFGS on 30 s of speech.
+#: bands, -80 dB). The compression's slope grows without bound towards 0 (``x^-0.7``), so a
+#: tiny fixed floor would let frames of digital silence dominate the gradient.
 SILENCE_FLOOR = 1e-2
 #: Envelope standard deviations are floored at this share of the style's mean envelope, so
 #: a band that barely moves (or is silent throughout) has a skew near 0 and finite
@@ -213,11 +212,9 @@ class TextureStatistics:
 class _TextureDistance(torch.autograd.Function):
     """:meth:`TextureStatistics.loss_of_bands` with its gradient written out, made in the forward pass.
 
-    The statistics are five small tensors of 32 bands, so autograd's cost was mostly its own
-    bookkeeping: the loss and its gradient took 620 operations (3.4 ms on a 10 s clip, 7 % of
-    a default evaluation and 18 % of a fast one); written out, with the five statistics' errors
-    on one flat vector, 330 and 1.4-1.7 ms, most of them now views, and the two FFTs (431
-    frames is a prime length) the largest single cost. With ``e`` the envelopes,
+    The statistics are five small tensors of 32 bands, so autograd's cost would be mostly its
+    own bookkeeping; written out, with the five statistics' errors on one flat vector, it
+    takes half the operations, most of them views. With ``e`` the envelopes,
     ``c = e - mu``, ``n = c / sigma`` and ``X = rfft(c)``, the chain is
 
     - skew ``mean n^3`` and correlation ``n n^T / T`` give ``dL/dn``, hence ``dL/dc = dL/dn / sigma``

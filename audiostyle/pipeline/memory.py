@@ -25,10 +25,9 @@ logger = logging.getLogger("audiostyle")
 FLOAT_BYTES = 4
 #: Allocator slack, temporaries and the interpreter itself.
 SAFETY_FACTOR = 1.5
-#: Floats per optimised spectrogram bin that the optional stages add, measured (ru_maxrss) on
-#: CPU: waveform refinement (an STFT under autograd plus L-BFGS on the waveform) and the
-#: band-envelope texture loss (12 MB for a 10 s default run, 11 MB for 20 s at n_fft 512:
-#: 4-7 floats per bin; it was budgeted at 96).
+#: Floats per optimised spectrogram bin that the optional stages add: waveform refinement
+#: (an STFT under autograd plus L-BFGS on the waveform) and the band-envelope texture loss,
+#: with room above what benchmarks/long_input.py measures.
 REFINE_FLOATS_PER_BIN = 64
 TEXTURE_FLOATS_PER_BIN = 8
 #: torch, librosa and friends once imported.

@@ -24,8 +24,8 @@ def _overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
     """Sum of ``frames`` [shape=(batch, count, size)], frame ``t`` starting at ``t * hop_length``.
 
     Each hop-long slice of every frame lands on a strided view of the output, so this is
-    ``ceil(size / hop_length)`` additions on any device (``F.fold`` ran 10x slower on the CPU
-    and is not native on older MPS builds). The output is ``hop_length`` samples longer than
+    ``ceil(size / hop_length)`` additions on any device (``F.fold`` is slow on the CPU and
+    not native on older MPS builds). The output is ``hop_length`` samples longer than
     the frames reach, so that the last slice's view fits.
     """
     batch, count, size = frames.shape
@@ -44,9 +44,8 @@ class _LogMagnitude(torch.autograd.Function):
     ``G Z / (|Z| (1 + |Z|))``, and the STFT's adjoint takes it to the waveform: each frame is
     ``irfft`` of it (interior bins counted twice, as a one-sided spectrum stands for both
     halves), times the window, overlap-added and stripped of the centring pad. Only ``Z`` is
-    kept; autograd through ``torch.stft`` also kept the framed signal and the magnitude's
-    parts, and with its backward temporaries the refine stage of a 10 s clip peaked 5-20 MB
-    above the spectrogram solve (now at or below it).
+    kept, where autograd through ``torch.stft`` would also keep the framed signal and the
+    magnitude's parts, so refining needs no more memory than the spectrogram solve.
     """
 
     @staticmethod

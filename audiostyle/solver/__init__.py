@@ -1,7 +1,7 @@
 """The optimisation loop: L-BFGS (two-loop recursion, strong-Wolfe line search) and Adam.
 
 Both are written here rather than taken from ``torch.optim``, whose first optimizer imports
-``torch._dynamo`` (a second of start-up and tens of MB per process).
+``torch._dynamo`` (start-up time and memory in every process).
 """
 
 from .loop import optimize

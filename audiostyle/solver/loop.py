@@ -68,10 +68,9 @@ def optimize(
 
     Notes
     -----
-    Both solvers are written here rather than taken from ``torch.optim``: making the first
-    ``torch.optim`` optimizer imports ``torch._dynamo``, about 1 s and 70 MB per process,
-    a fifth of the time of a default run on a 10 s clip. Their state lives in buffers made
-    once, so a long run does not fragment the heap.
+    Both solvers are written here rather than taken from ``torch.optim``, whose first
+    optimizer imports ``torch._dynamo`` (start-up time and memory in every process). Their
+    state lives in buffers made once, so a long run does not fragment the heap.
     """
     if solver not in SOLVERS:
         raise ConfigError(f"solver={solver!r} must be one of {SOLVERS}")
