@@ -1,56 +1,26 @@
-"""The ``audiostyle`` command: ``audiostyle CONTENT STYLE`` plus subcommands."""
+"""The ``audiostyle`` command: ``audiostyle CONTENT STYLE`` plus subcommands.
+
+Importing this module imports neither torch nor the library: ``--help`` and ``--version``
+answer at once, and each command imports what it needs when its work starts.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, List, Optional
+from importlib import metadata
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
 
-import audiostyle
-from audiostyle.audio import check_output_path, output_format
-
-from .common import (
-    ContentWeightOpt,
-    DebugOpt,
-    DeviceOpt,
-    FiltersOpt,
-    HopLengthOpt,
-    IterationsOpt,
-    KernelWidthsOpt,
-    MaxDurationOpt,
-    NetworkOpt,
-    NFftOpt,
-    OverwriteOpt,
-    PresetOpt,
-    QuietOpt,
-    SampleRateOpt,
-    SeedOpt,
-    StyleWeightOpt,
-    build_config,
-    configure_logging,
-    default_output_name,
-    guarded,
-)
-from .creative import PlotOpt, ReportOpt, SegmentOpt, StrengthOpt, apply_creative, check_extra_outputs, parse_weighted, write_extras
 from .batch import EPILOG as BATCH_EXAMPLES, batch_command
 from .plot import plot_command
-from .texture import EXAMPLES as TEXTURE_EXAMPLES, texture_command
-from .progress import SolverProgress, format_losses
 from .serve import serve_command
+from .stylize import EXAMPLES, stylize_command
+from .texture import EXAMPLES as TEXTURE_EXAMPLES, texture_command
+
+__all__ = ["app", "main", "version"]
 
 DEFAULT_COMMAND = "stylize"
-
-EXAMPLES = """
-Examples:
-
-  audiostyle voice.wav cello.flac                  # writes ./voice-cello.wav
-
-  audiostyle voice.wav rain.ogg -o out.flac --preset fast
-
-  audiostyle drums.wav pad.wav --iterations 200 --style-weight 300 --seed 7
-"""
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -79,98 +49,37 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def version() -> str:
+    """The installed distribution's version, read from its metadata (not by importing torch)."""
+    try:
+        return metadata.version("audiostyle")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        import audiostyle
+
+        return audiostyle.__version__
+
+
+def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"audiostyle {audiostyle.__version__}")
+        typer.echo(f"audiostyle {version()}")
         raise typer.Exit()
 
 
 @app.callback()
 def root(
-    version: Annotated[
+    show_version: Annotated[
         Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
     """Neural audio style transfer."""
 
 
-@app.command(DEFAULT_COMMAND, epilog=EXAMPLES)
-def stylize_command(
-    content: Annotated[Path, typer.Argument(help="The sound to re-render (any format soundfile reads).", show_default=False)],
-    style: Annotated[Path, typer.Argument(help="The sound whose timbre and texture to impose.", show_default=False)],
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="Output file; the extension picks the format. Default: ./<content>-<style>.<content's ext>.", show_default=False),
-    ] = None,
-    preset: PresetOpt = "default",
-    iterations: IterationsOpt = None,
-    content_weight: ContentWeightOpt = None,
-    style_weight: StyleWeightOpt = None,
-    filters: FiltersOpt = None,
-    kernel_widths: KernelWidthsOpt = None,
-    network: NetworkOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = "auto",
-    sample_rate: SampleRateOpt = None,
-    n_fft: NFftOpt = None,
-    hop_length: HopLengthOpt = None,
-    max_duration: MaxDurationOpt = None,
-    blend: Annotated[
-        Optional[List[str]],
-        typer.Option("--blend", help="Blend in another style: FILE or FILE:WEIGHT (repeatable; STYLE has weight 1; weights are normalised).", show_default=False),
-    ] = None,
-    strength: StrengthOpt = None,
-    segment_seconds: SegmentOpt = None,
-    plot: PlotOpt = None,
-    report: ReportOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Stylize CONTENT with STYLE and write the result (the default command)."""
-    configure_logging(debug)
-    with guarded(debug):
-        config = build_config(
-            preset,
-            iterations=iterations,
-            content_weight=content_weight,
-            style_weight=style_weight,
-            filters=filters,
-            kernel_widths=kernel_widths,
-            network=network,
-            seed=seed,
-            device=device,
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            hop_length=hop_length,
-            max_duration=max_duration,
-        )
-        config = apply_creative(config, strength=strength, segment_seconds=segment_seconds)
-        styles = [(style, 1.0), *(parse_weighted(text) for text in blend or [])]
-        target = output if output is not None else default_output_name(content, style)
-        # Fail before minutes of work, not after: the output must be writable and new.
-        output_format(target)
-        inputs = (content, *(path for path, _ in styles))
-        check_output_path(target, protect=inputs, overwrite=overwrite)
-        check_extra_outputs([plot, report], protect=(*inputs, target), overwrite=overwrite)
-        with SolverProgress(f"{content.name} × {style.name}", enabled=not quiet) as progress:
-            result = audiostyle.stylize(content, styles if blend else style, config, progress=progress)
-        written = result.save(target, overwrite=overwrite)
-        if not quiet:
-            first, last = result.history[0], result.history[-1]
-            typer.echo(
-                f"wrote {written} ({result.duration:.2f} s, {result.sample_rate} Hz, "
-                f"{result.audio.shape[0]} ch) in {result.timings['total']:.1f} s; "
-                f"style {first['style']:.3g} -> {last['style']:.3g}; final {format_losses(last)}"
-            )
-        write_extras(result, content=content, styles=styles, output=written, plot=plot, report=report, quiet=quiet)
-
-
-app.command("serve")(serve_command)
+app.command(DEFAULT_COMMAND, epilog=EXAMPLES)(stylize_command)
+app.command("texture", epilog=TEXTURE_EXAMPLES)(texture_command)
 app.command("batch", epilog=BATCH_EXAMPLES)(batch_command)
 app.command("plot")(plot_command)
-app.command("texture", epilog=TEXTURE_EXAMPLES)(texture_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -1,54 +1,88 @@
-"""Rich progress display on stderr for the solver's progress callback."""
+"""The progress line of a run on stderr, fed by the library's ``progress(step, total, losses)``.
+
+The line is laid out for 80 columns: the name and the losses give way (cut with an
+ellipsis) before the bar, the step count and the ETA do. A run has stages: the solver's
+steps, then the waveform's reconstruction, which reports nothing, then (when the library
+reports them, as ``losses["stage"] == "refine"``) the refine steps, counted afresh with
+their own ETA. Between the solver's last step and the next report the bar pulses instead
+of showing a finished count with an ETA of zero while work goes on.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
+
+from .outputs import format_losses
+
+__all__ = ["SolverProgress", "stderr_console"]
 
 stderr_console = Console(stderr=True)
 
+#: The stage the solver reports in (the library's calls without a ``stage``).
+SOLVE = "solve"
+#: Shown while nothing reports: from the solver's last step to the next stage or the end.
+RECONSTRUCT = "phase"
 
-def format_losses(losses: Mapping[str, float]) -> str:
-    return "  ".join(f"{name} {value:.3g}" for name, value in losses.items() if name != "total")
+
+def progress_columns() -> tuple[Any, ...]:
+    """Name, stage, bar, count, ETA, losses: at 80 columns the name and losses are cut first."""
+    return (
+        TextColumn("[bold]{task.description}", table_column=Column(max_width=20, no_wrap=True, overflow="ellipsis")),
+        TextColumn("{task.fields[stage]:>7}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=16),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TextColumn("ETA", table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[losses]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0)),
+    )
 
 
 class SolverProgress:
-    """A progress bar with the current losses and ETA; a no-op when ``enabled`` is False."""
+    """The progress line of one run; a no-op when ``enabled`` is False or stderr is no terminal.
 
-    def __init__(self, description: str, *, enabled: bool = True) -> None:
-        self.enabled = enabled
+    Each stage keeps its own count and speed (the segmented path alternates between them),
+    and only the current stage's line is shown.
+    """
+
+    def __init__(self, description: str, *, enabled: bool = True, console: Console | None = None) -> None:
+        console = console or stderr_console
         self.description = description
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=stderr_console,
+            *progress_columns(),
+            console=console,
             transient=True,
+            expand=True,
             # Off when stderr is not a terminal: a redrawn bar only litters logs and pipes.
-            disable=not (enabled and stderr_console.is_terminal),
+            disable=not (enabled and console.is_terminal),
         )
-        self._task = None
+        self._tasks: dict[str, Any] = {}
+        self._show(SOLVE, total=None)
 
     def __enter__(self) -> "SolverProgress":
         self._progress.__enter__()
-        self._task = self._progress.add_task(self.description, total=None, losses="")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
 
-    def __call__(self, step: int, total: int, losses: Mapping[str, float]) -> None:
-        self._progress.update(self._task, completed=step, total=total, losses=format_losses(losses))
+    def _show(self, stage: str, *, total: int | None) -> Any:
+        """The task of ``stage`` (made on first use), the only one visible."""
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(self.description, total=total, stage=stage, losses="")
+        for name, task in self._tasks.items():
+            self._progress.update(task, visible=name == stage)
+        return self._tasks[stage]
+
+    def __call__(self, step: int, total: int, losses: Mapping[str, Any]) -> None:
+        stage = losses.get("stage")
+        stage = stage if isinstance(stage, str) else SOLVE
+        task = self._show(stage, total=total)
+        self._progress.update(task, completed=step, total=total, losses=format_losses(losses))
+        if step >= total and stage == SOLVE:
+            # The waveform is made next and reports nothing: a pulsing bar, no count, no ETA.
+            reconstruct = self._show(RECONSTRUCT, total=None)
+            self._progress.update(reconstruct, losses=format_losses(losses))

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .common import DebugOpt, DeviceOpt, configure_logging, fail
+from .exits import USAGE_EXIT, configure_logging, describe, exit_code, fail
+from .options import DebugOpt, DeviceOpt
 from .web.guard import is_loopback
 
 __all__ = ["serve_command", "is_loopback", "SHUTDOWN_GRACE"]
@@ -74,16 +75,15 @@ def serve_command(
 
         from .web.app import create_app
     except ImportError as error:
-        raise fail(f"the web studio needs its extra ({error.name} is missing): pip install 'audiostyle[web]'", 2) from None
-    from audiostyle import AudioStyleError
-    from audiostyle.config import resolve_device
+        raise fail(f"the web studio needs its extra ({error.name} is missing): pip install 'audiostyle[web]'", USAGE_EXIT) from None
+    from audiostyle import AudioStyleError, resolve_device
 
     if token is not None and not _TOKEN.match(token):
-        raise fail("--token must be 16-256 characters from A-Z a-z 0-9 . _ ~ -", 2)
+        raise fail("--token must be 16-256 characters from A-Z a-z 0-9 . _ ~ -", USAGE_EXIT)
     try:
         resolve_device(device)
     except AudioStyleError as error:
-        raise fail(str(error), error.exit_code) from None
+        raise fail(describe(error, {"device": "--device"}), exit_code(error)) from None
     if is_loopback(host):
         allowed_hosts: tuple[str, ...] = ()
     else:

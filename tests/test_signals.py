@@ -23,13 +23,26 @@ import audiostyle
 from audiostyle import AudioFileError, save_audio
 from audiostyle_cli.app import app
 from audiostyle_cli.signals import Terminated, terminate_as_interrupt
-from benchmarks.robustness import TINY_SETTINGS, leftovers, make_waveform
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
+TINY_SETTINGS = dict(sample_rate=16000, n_fft=512, hop_length=128, filters=48, kernel_widths=(3, 7), iterations=3, griffin_lim_iters=4, device="cpu")
 TINY_CLI = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
 # The 2016 preset never stops early (tolerance 0), so 100000 iterations outlast the test.
 ENDLESS_CLI = ["--preset", "classic", "-n", "100000", *TINY_CLI[4:]]
+
+def make_waveform(kind: str, *, channels: int, samples: int, seed: int = 0) -> np.ndarray:
+    """A ``(channels, samples)`` float32 tone or noise."""
+    if kind == "tone":
+        wave = 0.5 * np.sin(2 * np.pi * 40 * np.arange(samples) / samples)
+        return np.broadcast_to(wave, (channels, samples)).astype(np.float32)
+    return (0.3 * np.random.default_rng(seed).standard_normal((channels, samples))).astype(np.float32)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files atomic_write would leave if it failed to clean up."""
+    return sorted(p for p in folder.iterdir() if ".part" in p.name)
+
 
 # Runs the real CLI, and writes a marker file once the solver has taken a step, so that the
 # test signals the process mid-optimisation rather than while it imports torch.
@@ -139,7 +152,7 @@ def test_sigterm_handler_is_restored_after_the_block() -> None:
 
 
 def _disk_full_write(file, data, *args, **kwargs):
-    Path(file).write_bytes(b"RIFF" + bytes(100))  # some bytes made it before the disk filled
+    file.write(b"RIFF" + bytes(100))  # some bytes made it before the disk filled (a file object: see save_audio)
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 

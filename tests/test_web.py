@@ -12,7 +12,6 @@ import tempfile
 import time
 import warnings
 import webbrowser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +27,8 @@ with warnings.catch_warnings():  # Starlette's notice about httpx's successor, n
 from typer.testing import CliRunner  # noqa: E402
 
 from audiostyle import StyleConfig  # noqa: E402
-from audiostyle_cli.web.app import _label, create_app  # noqa: E402
+from audiostyle_cli.web.app import create_app  # noqa: E402
+from audiostyle_cli.web.uploads import label  # noqa: E402
 from audiostyle_cli.web.workdir import OWNER_FILE  # noqa: E402
 
 TINY = StyleConfig(
@@ -339,9 +339,9 @@ def test_shutdown_removes_the_private_folder(tmp_path, uploads):
 
 
 def test_client_file_names_become_harmless_labels():
-    assert _label("../../etc/passwd", "content") == "passwd"
-    assert _label("C:\\Users\\me\\take<1>.wav", "content").endswith("take_1_.wav")
-    assert _label("", "style") == "style" and _label("..", "style") == "style"
+    assert label("../../etc/passwd", "content") == "passwd"
+    assert label("C:\\Users\\me\\take<1>.wav", "content").endswith("take_1_.wav")
+    assert label("", "style") == "style" and label("..", "style") == "style"
 
 
 def test_serve_command_warns_off_loopback(monkeypatch, tmp_path):

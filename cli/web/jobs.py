@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import audiostyle
-from audiostyle.config import resolve_device
+from audiostyle import resolve_device
 
 logger = logging.getLogger("audiostyle.studio")
 
