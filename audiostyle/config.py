@@ -178,6 +178,12 @@ class StyleConfig:
     full_band: bool = True
 
     def __post_init__(self) -> None:
+        self._store_plain_values()
+        self._check_analysis_and_network()
+        self._check_losses_and_solver()
+        self._check_reconstruction_and_output()
+
+    def _store_plain_values(self) -> None:
         # numpy scalars and lists (from JSON) are accepted and stored as plain Python values,
         # so that to_dict() and digest() always serialise.
         for spec in fields(self):
@@ -190,6 +196,8 @@ class StyleConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(int(v) if isinstance(v, np.integer) else v for v in value))
+
+    def _check_analysis_and_network(self) -> None:
         require(
             is_int(self.sample_rate) and 8000 <= self.sample_rate <= 192000,
             f"sample_rate={self.sample_rate!r} must be an integer in [8000, 192000] Hz",
@@ -224,6 +232,8 @@ class StyleConfig:
             f"mel_bands={self.mel_bands!r} must be an integer in [0, 16384] (0: linear bins)",
         )
         require(is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
+
+    def _check_losses_and_solver(self) -> None:
         for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
             value = getattr(self, name)
             require(is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
@@ -249,6 +259,8 @@ class StyleConfig:
             f"history_size={self.history_size!r} must be an integer in [1, {MAX_HISTORY_SIZE}]",
         )
         require(self.init in INITS, f"init={self.init!r} must be one of {INITS}")
+
+    def _check_reconstruction_and_output(self) -> None:
         require(
             is_int(self.griffin_lim_iters) and 0 <= self.griffin_lim_iters <= 10000,
             f"griffin_lim_iters={self.griffin_lim_iters!r} must be an integer in [0, 10000]",

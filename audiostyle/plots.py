@@ -227,6 +227,7 @@ def plot_files(
     Returns
     -------
     pathlib.Path
+        The figure written.
 
     Raises
     ------

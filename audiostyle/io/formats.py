@@ -11,15 +11,8 @@ import soundfile as sf
 
 from ..errors import AudioFileError, ConfigError
 
-__all__ = [
-    "MAX_CHANNELS",
-    "MAX_DECODED_BYTES",
-    "MAX_SAMPLE_RATE",
-    "READABLE_FORMATS",
-    "WRITABLE_EXTENSIONS",
-    "AudioInfo",
-    "output_format",
-]
+__all__ = ["MAX_CHANNELS", "MAX_DECODED_BYTES", "MAX_SAMPLE_RATE", "READABLE_FORMATS", "WRITABLE_EXTENSIONS"]
+__all__ += ["AudioInfo", "output_format"]
 
 logger = logging.getLogger("audiostyle")
 

@@ -20,6 +20,9 @@ from ..solver import OptimizationResult, ProgressCallback, optimize
 
 __all__ = ["solver_settings", "stylize_spectrogram"]
 
+#: The StyleConfig fields that are :func:`stylize_spectrogram` arguments of the same name.
+_SOLVER_FIELDS = ("texture_weight", "iterations", "solver", "learning_rate", "tolerance", "history_size", "init", "seed")
+
 
 def stylize_spectrogram(
     content_log_magnitude: torch.Tensor | None,
@@ -112,25 +115,12 @@ def stylize_spectrogram(
     start = _starting_point(init, content, shape, device, seed)
 
     objective = Objective(
-        network,
-        style,
-        targets,
-        content_weight=content_weight,
-        style_weight=style_weight,
-        texture=texture,
-        texture_weight=texture_weight,
-        envelope=contour,
-        envelope_weight=envelope_weight,
+        network, style, targets, content_weight=content_weight, style_weight=style_weight,
+        texture=texture, texture_weight=texture_weight, envelope=contour, envelope_weight=envelope_weight,
     )
     result = optimize(
-        start,
-        objective,
-        iterations=iterations,
-        solver=solver,
-        learning_rate=learning_rate,
-        tolerance=tolerance,
-        history_size=history_size,
-        progress=progress,
+        start, objective, iterations=iterations, solver=solver, learning_rate=learning_rate,
+        tolerance=tolerance, history_size=history_size, progress=progress,
     )
     result.solution = result.solution.clamp_min(0)
     if squeeze:
@@ -147,19 +137,13 @@ def solver_settings(config: StyleConfig, texture: TextureStatistics | None, *, c
     content_weight, style_weight = (
         config.loss_weights() if content else (config.content_weight, config.style_weight)
     )
+    settings = {name: getattr(config, name) for name in _SOLVER_FIELDS}
     return dict(
+        settings,
         content_weight=content_weight,
         style_weight=style_weight,
         texture=texture,
-        texture_weight=config.texture_weight,
         envelope_weight=config.envelope_loss_weight() if content else 0.0,
-        iterations=config.iterations,
-        solver=config.solver,
-        learning_rate=config.learning_rate,
-        tolerance=config.tolerance,
-        history_size=config.history_size,
-        init=config.init,
-        seed=config.seed,
     )
 
 

@@ -78,14 +78,8 @@ class _LogMagnitude(torch.autograd.Function):
 
 
 def refine_waveform(
-    waveform: torch.Tensor,
-    objective: Objective,
-    *,
-    n_fft: int,
-    hop_length: int,
-    steps: int = 30,
-    history_size: int = HISTORY_SIZE,
-    progress: ProgressCallback | None = None,
+    waveform: torch.Tensor, objective: Objective, *, n_fft: int, hop_length: int, steps: int = 30,
+    history_size: int = HISTORY_SIZE, progress: ProgressCallback | None = None,
 ) -> OptimizationResult:
     """Improve a waveform [shape=(channels, samples)] on ``objective`` with L-BFGS.
 
@@ -110,7 +104,7 @@ def refine_waveform(
         ``solution`` is the refined waveform.
     """
 
-    def loss(signal: torch.Tensor):
+    def loss(signal: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return objective(_LogMagnitude.apply(signal, n_fft, hop_length))
 
     return optimize(

@@ -185,17 +185,7 @@ def _strong_wolfe(
             step_size = _cubic_minimum(*bracket[0][:2], bracket[0][3], *bracket[1][:2], bracket[1][3])
         else:
             step_size = (ends[0] + ends[1]) / 2  # no slope at a non-finite end: bisect
-        # Safeguard: a step within 10 % of an end makes little progress; move it inwards.
-        margin = 0.1 * (max(ends) - min(ends))
-        if min(max(ends) - step_size, step_size - min(ends)) < margin:
-            if stalled or step_size >= max(ends) or step_size <= min(ends):
-                nearer_top = abs(step_size - max(ends)) < abs(step_size - min(ends))
-                step_size = max(ends) - margin if nearer_top else min(ends) + margin
-                stalled = False
-            else:
-                stalled = True
-        else:
-            stalled = False
+        step_size, stalled = _safeguarded(step_size, ends, stalled)
         point = probe(step_size, bracket[low][0])
         step_size, new_value, new_gradient, new_slope = point
         if new_value > value + sufficient * step_size * slope or new_value >= bracket[low][1]:
@@ -208,6 +198,21 @@ def _strong_wolfe(
             bracket[low] = point
         low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
     return bracket[low]
+
+
+def _safeguarded(step_size: float, ends: tuple[float, float], stalled: bool) -> tuple[float, bool]:
+    """A zoom step kept off the bracket's ends, and whether it was left near one this time.
+
+    A step within 10 % of an end makes little progress: the second time in a row (or when it
+    falls outside the bracket) it is moved that far inwards.
+    """
+    margin = 0.1 * (max(ends) - min(ends))
+    if not min(max(ends) - step_size, step_size - min(ends)) < margin:
+        return step_size, False
+    if stalled or step_size >= max(ends) or step_size <= min(ends):
+        nearer_top = abs(step_size - max(ends)) < abs(step_size - min(ends))
+        return (max(ends) - margin if nearer_top else min(ends) + margin), False
+    return step_size, True
 
 
 def _lower(first: tuple, second: tuple, start: tuple) -> tuple[float, float, torch.Tensor, float]:
