@@ -253,6 +253,16 @@ def test_links_resolve(page):
             assert anchor in _anchors(linked), f"{page.relative_to(ROOT)}: no heading for #{anchor} in {path or page.name}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_paths_exist(page):
+    """Files and folders of the repository that the prose names in code spans exist."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    for path in re.findall(r"`((?:audiostyle|cli|tests|benchmarks|training|samples|docs)/[^`\s]*)`", text):
+        if path.startswith("benchmarks/results"):  # made by the benchmarks, git-ignored
+            continue
+        assert (ROOT / path).exists(), f"{page.relative_to(ROOT)}: names {path}, which does not exist"
+
+
 def test_pip_extras_exist():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
