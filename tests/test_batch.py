@@ -13,10 +13,9 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-import audiostyle.batch as batch
-from audiostyle import ConfigError, StyleConfig
-from audiostyle.batch import MANIFEST_NAME, plan_batch, read_manifest, run_batch
-from audiostyle.transfer import prepare_style, stylize
+import audiostyle.batch.execute as batch_execute
+from audiostyle import ConfigError, StyleConfig, prepare_style, stylize
+from audiostyle.batch import MANIFEST_NAME, check_executor, plan_batch, read_manifest, run_batch
 from audiostyle_cli.app import app
 
 CONFIG = StyleConfig(
@@ -142,6 +141,24 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, style, make, args, fragment
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "settings, fragment",
+    [
+        ({"executor": "spark"}, "executor='spark'"),
+        ({"workers": 0}, "workers=0"),
+        ({"workers": True}, "workers=True"),
+        ({"workers": 2.0}, "workers=2.0"),
+        ({"scheduler": "tcp://x:1"}, "executor='dask'"),
+    ],
+)
+def test_executor_settings_are_checked_once_before_any_work(settings, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        check_executor(**settings)
+    with pytest.raises(ConfigError, match=fragment):
+        run_batch([], **settings)
+    check_executor("dask", workers=3, scheduler="tcp://x:1")
+
+
 def test_plan_several_styles_formats_and_collisions(tmp_path, style):
     lib = tmp_path / "lib"
     noise(lib / "a.wav")
@@ -172,7 +189,7 @@ def test_resume_needs_the_same_settings(tmp_path, style):
     (same,) = plan_batch([lib], [style], out, CONFIG)
     assert same.skip_reason.startswith("finished earlier")
     (changed,) = plan_batch([lib], [style], out, CONFIG.replace(seed=5))
-    assert changed.config_hash != job.config_hash and "--overwrite" in changed.skip_reason
+    assert changed.config_hash != job.config_hash and "overwrite replaces it" in changed.skip_reason
     (forced,) = plan_batch([lib], [style], out, CONFIG.replace(seed=5), overwrite=True)
     assert forced.skip_reason is None
     (elsewhere,) = plan_batch([lib], [style], out.resolve(), CONFIG)  # OUTDIR spelt another way
@@ -203,7 +220,7 @@ def test_interrupt_keeps_finished_outputs_and_rerun_resumes(tmp_path, style, mon
     for index in range(3):
         noise(lib / f"{index}.wav", seed=index)
     calls = []
-    real = batch.stylize
+    real = batch_execute.stylize
 
     def interrupted_second_job(*args, **kwargs):
         calls.append(args[0])
@@ -211,7 +228,7 @@ def test_interrupt_keeps_finished_outputs_and_rerun_resumes(tmp_path, style, mon
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "stylize", interrupted_second_job)
+    monkeypatch.setattr(batch_execute, "stylize", interrupted_second_job)
     result = cli(lib, "--style", style, "-o", out, *TINY)
     assert result.exit_code == 130
     assert "interrupted" in result.stderr and "resume" in result.stderr
@@ -220,7 +237,7 @@ def test_interrupt_keeps_finished_outputs_and_rerun_resumes(tmp_path, style, mon
     assert sf.read(records[0]["output"])[0].size > 0
     assert sorted(p.name for p in out.iterdir()) == ["0.wav", MANIFEST_NAME]
 
-    monkeypatch.setattr(batch, "stylize", real)
+    monkeypatch.setattr(batch_execute, "stylize", real)
     again = run_batch(plan_batch([lib], [style], out, CONFIG.replace(device="cpu")), manifest=out / MANIFEST_NAME)
     assert again.ok and len(again.done) == 2 and len(again.skipped) == 1
 

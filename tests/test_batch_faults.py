@@ -23,7 +23,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import audiostyle.batch as batch
+import audiostyle.batch.dask as batch_dask
+from audiostyle.batch import local
+from audiostyle import AudioStyleError
 from audiostyle.batch import MANIFEST_NAME, read_manifest
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through /proc")
@@ -191,21 +193,21 @@ class _FakeJob(SimpleNamespace):
 
 
 def test_only_the_job_that_kills_its_worker_is_run_alone(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(batch, "ProcessPoolExecutor", _PoolWithAPoisonJob)
-    monkeypatch.setattr(batch, "_worker_context", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(local, "ProcessPoolExecutor", _PoolWithAPoisonJob)
+    monkeypatch.setattr(local, "worker_context", lambda: multiprocessing.get_context("spawn"))
     _PoolWithAPoisonJob.pools.clear()
     names = ["a.wav", "poison.wav", "b.wav", "c.wav"]
     jobs = [_FakeJob(input=f"/lib/{n}", output=f"/out/{n}") for n in names]
     records: list[dict] = []
     with caplog.at_level(logging.WARNING, logger="audiostyle"):
-        batch._run_processes(jobs, {}, records.append, workers=2)
+        local.run_processes(jobs, {}, records.append, workers=2)
     statuses = {Path(r["input"]).name: r["status"] for r in records}
     assert statuses == {"a.wav": "done", "poison.wav": "failed", "b.wav": "done", "c.wav": "done"}
     failed = next(r for r in records if r["status"] == "failed")
-    assert f"died {batch.WORKER_RETRIES + 1} times" in failed["error"]
+    assert f"died {local.WORKER_RETRIES + 1} times" in failed["error"]
     # One shared pool; the job that had begun alone, WORKER_RETRIES times; the queued ones
     # together again, not one by one.
-    assert _PoolWithAPoisonJob.pools == [names] + [["poison.wav"]] * batch.WORKER_RETRIES + [["b.wav", "c.wav"]]
+    assert _PoolWithAPoisonJob.pools == [names] + [["poison.wav"]] * local.WORKER_RETRIES + [["b.wav", "c.wav"]]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("poison.wav" in w and "b.wav" not in w for w in warnings), warnings
 
@@ -220,11 +222,11 @@ def test_a_dead_worker_is_told_from_the_ones_the_pool_stopped() -> None:
         return {int(pid[1:]): SimpleNamespace(exitcode=code) for pid, code in codes.items()}
 
     names = lambda found: [Path(job.input).stem for job in found]  # noqa: E731
-    killed = batch._sort_lost(jobs, [0, 1, 2, 3], began, processes(p101=-signal.SIGKILL, p102=-signal.SIGTERM))
+    killed = local.sort_lost(jobs, [0, 1, 2, 3], began, processes(p101=-signal.SIGKILL, p102=-signal.SIGTERM))
     assert (names(killed[0]), names(killed[1])) == (["a", "d"], ["b", "c"])
-    stopped = batch._sort_lost(jobs, [1, 2], began, processes(p101=0, p102=0))
+    stopped = local.sort_lost(jobs, [1, 2], began, processes(p101=0, p102=0))
     assert (names(stopped[0]), names(stopped[1])) == (["b"], ["c"])
-    unknown = batch._sort_lost(jobs, [0, 1, 2], began, {})
+    unknown = local.sort_lost(jobs, [0, 1, 2], began, {})
     assert (names(unknown[0]), names(unknown[1])) == (["a", "b"], ["c"])
 
 
@@ -250,12 +252,12 @@ def test_workers_that_never_start_fail_their_jobs_after_the_retries(monkeypatch)
         def shutdown(self, wait=True, cancel_futures=False):
             pass
 
-    monkeypatch.setattr(batch, "ProcessPoolExecutor", NeverStarts)
-    monkeypatch.setattr(batch, "_worker_context", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(local, "ProcessPoolExecutor", NeverStarts)
+    monkeypatch.setattr(local, "worker_context", lambda: multiprocessing.get_context("spawn"))
     jobs = [_FakeJob(input=f"/lib/{n}.wav", output=f"/out/{n}.wav") for n in "abc"]
     records: list[dict] = []
-    batch._run_processes(jobs, {}, records.append, workers=2)
-    assert pools == [2] * (batch.WORKER_RETRIES + 1)
+    local.run_processes(jobs, {}, records.append, workers=2)
+    assert pools == [2] * (local.WORKER_RETRIES + 1)
     assert [r["status"] for r in records] == ["failed"] * 3
     assert "before running any job" in records[0]["error"]
 
@@ -327,10 +329,26 @@ def test_dask_jobs_lost_with_their_worker_are_resubmitted(monkeypatch) -> None:
     names = ["a.wav", "once.wav", "lost.wav", "bad.wav", "b.wav"]
     jobs = [_FakeJob(input=f"/lib/{n}", output=f"/out/{n}", config_hash="h") for n in names]
     records: list[dict] = []
-    batch._run_dask(jobs, {"h": "style"}, records.append, workers=2, scheduler=None)
+    batch_dask.run_dask(jobs, {"h": "style"}, records.append, workers=2, scheduler=None)
     statuses = {Path(r["input"]).name: r["status"] for r in records}
     assert statuses == {"a.wav": "done", "once.wav": "done", "lost.wav": "failed", "bad.wav": "failed", "b.wav": "done"}
     errors = {Path(r["input"]).name: r.get("error") for r in records}
-    assert f"lost {batch.WORKER_RETRIES + 1} times" in errors["lost.wav"] and "boom" in errors["bad.wav"]
+    assert f"lost {local.WORKER_RETRIES + 1} times" in errors["lost.wav"] and "boom" in errors["bad.wav"]
     retried = [(name, style) for name, style in _DaskClientLosingJobs.submitted[len(names):]]
-    assert retried == [("once.wav", "style")] + [("lost.wav", "style")] * batch.WORKER_RETRIES
+    assert retried == [("once.wav", "style")] + [("lost.wav", "style")] * local.WORKER_RETRIES
+
+
+def test_dask_run_stops_when_a_record_cannot_be_written(monkeypatch) -> None:
+    """A manifest that cannot be written (disk full) stops a Dask run at once, as it stops the
+    local ones: the job is not taken for lost with its worker and run again."""
+    fake = SimpleNamespace(Client=_DaskClientLosingJobs, LocalCluster=_DaskClientLosingJobs, as_completed=_AsCompleted)
+    monkeypatch.setitem(sys.modules, "distributed", fake)
+    _DaskClientLosingJobs.submitted = []
+    jobs = [_FakeJob(input=f"/lib/{n}", output=f"/out/{n}", config_hash="h") for n in ["a.wav", "b.wav"]]
+
+    def disk_full(record: dict) -> None:
+        raise AudioStyleError("manifest.jsonl: could not record job a.wav (done): No space left on device")
+
+    with pytest.raises(AudioStyleError, match="No space left"):
+        batch_dask.run_dask(jobs, {"h": "style"}, disk_full, workers=2, scheduler=None)
+    assert [name for name, _ in _DaskClientLosingJobs.submitted] == ["a.wav", "b.wav"]

@@ -26,12 +26,14 @@ import soundfile as sf
 import typer
 from typer.testing import CliRunner
 
-import audiostyle.batch as batch
 from audiostyle import StyleConfig
-from audiostyle.batch import MANIFEST_NAME, plan_batch, read_manifest
+from audiostyle.batch import MANIFEST_NAME, Job, plan_batch, read_manifest
+from audiostyle.batch.jobs import record as job_record
+from audiostyle.batch.manifest import Manifest
 from audiostyle.errors import AudioStyleError
 from audiostyle_cli.app import app
-from audiostyle_cli.common import build_config, guarded
+from audiostyle_cli.exits import guarded
+from audiostyle_cli.options import build_config
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes through /proc")
 
@@ -187,8 +189,8 @@ def test_killed_batch_takes_its_workers_along_and_the_rerun_redoes_their_work(tm
     assert not [p for p in out.rglob("*") if ".part" in p.name]
 
 
-def _job_line(job: batch.Job, status: str) -> bytes:
-    return (json.dumps(batch._record(job, status), ensure_ascii=False) + "\n").encode()
+def _job_line(job: Job, status: str) -> bytes:
+    return (json.dumps(job_record(job, status), ensure_ascii=False) + "\n").encode()
 
 
 def test_rerun_redoes_outputs_of_jobs_started_but_not_recorded(tmp_path: Path, style: Path, caplog) -> None:
@@ -211,7 +213,7 @@ def test_rerun_redoes_outputs_of_jobs_started_but_not_recorded(tmp_path: Path, s
     assert reasons == {
         "take0.wav": "finished earlier with the same settings",
         "take1.wav": None,
-        "take2.wav": "output exists, made otherwise; --overwrite replaces it",
+        "take2.wav": "output exists, made otherwise; overwrite replaces it",
     }
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "take1.wav" in warnings[0] and "take2" not in warnings[0], warnings
@@ -257,7 +259,7 @@ def test_failed_manifest_append_is_undone_and_keeps_the_reason(tmp_path: Path, m
     path.write_bytes(b'{"output": "a.wav", "status": "done"}\n')
     real_write = os.write
 
-    with batch._Manifest(path) as manifest:
+    with Manifest(path) as manifest:
         target = manifest._fd
 
         def half_then_full(fd: int, data: bytes) -> int:
@@ -267,10 +269,10 @@ def test_failed_manifest_append_is_undone_and_keeps_the_reason(tmp_path: Path, m
                 return real_write(fd, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(batch.os, "write", half_then_full)
+        monkeypatch.setattr(os, "write", half_then_full)
         with pytest.raises(AudioStyleError, match=r"manifest.jsonl: could not record job b.wav \(done\): No space left on device"):
             manifest.write([{"input": "b.wav", "output": "b.wav", "status": "done"}], "job b.wav (done)")
-        monkeypatch.setattr(batch.os, "write", real_write)
+        monkeypatch.setattr(os, "write", real_write)
     assert path.read_bytes() == b'{"output": "a.wav", "status": "done"}\n'
 
 

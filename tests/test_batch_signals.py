@@ -22,8 +22,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-import audiostyle.batch as batch
+import audiostyle.batch.execute as batch_execute
 from audiostyle.batch import MANIFEST_NAME, read_manifest
+from audiostyle.batch.signals import hold_signals
 from audiostyle_cli.app import app
 from audiostyle_cli.signals import Terminated
 
@@ -151,7 +152,7 @@ def test_signal_stops_batch_cleanly_and_rerun_resumes(
 def test_sigterm_in_process_exits_143_like_ctrl_c_exits_130(library, tmp_path: Path, monkeypatch, single_thread) -> None:
     clips, style = library
     out = tmp_path / "out"
-    real, calls = batch.stylize, []
+    real, calls = batch_execute.stylize, []
 
     def terminated_second_job(*args, **kwargs):
         calls.append(args[0])
@@ -159,7 +160,7 @@ def test_sigterm_in_process_exits_143_like_ctrl_c_exits_130(library, tmp_path: P
             raise Terminated("received signal 15")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "stylize", terminated_second_job)
+    monkeypatch.setattr(batch_execute, "stylize", terminated_second_job)
     result = CliRunner().invoke(app, ["batch", str(clips), "-s", str(style), "-o", str(out), *ENGINE], prog_name="audiostyle")
     assert result.exit_code == 143, result.stderr
     assert "terminated after 1 of" in result.stderr and "resume" in result.stderr
@@ -178,8 +179,8 @@ def test_signals_are_held_while_an_output_is_recorded() -> None:
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         with pytest.raises(Stop):
-            with batch._signals_held():
-                with batch._signals_held():  # re-entrant
+            with hold_signals:
+                with hold_signals:  # re-entrant
                     os.kill(os.getpid(), signal.SIGTERM)
                     time.sleep(0.2)  # the handler would have run here
                     steps.append("output written")
