@@ -387,3 +387,16 @@ def test_serve_refuses_a_token_unfit_for_a_url_or_cookie(token):
 
     result = CliRunner().invoke(app, ["serve", "--device", "cpu", "--token", token])
     assert result.exit_code == 2 and "--token must be" in result.output
+
+
+def test_a_later_stage_is_counted_with_its_own_eta(tmp_path):
+    from audiostyle_cli.web.jobs import Job, _record_step
+
+    job = Job(id="j", content=None, style=tmp_path / "s.wav", config=TINY, preset="tiny", labels={}, folder=tmp_path)
+    job.started = 100.0
+    _record_step(job, 30, 30, {"style": 1.0, "total": 1.0})
+    assert (job.stage, job.step, job.total) == ("solve", 30, 30) and len(job.history) == 1
+    _record_step(job, 2, 20, {"style": 0.5, "total": 0.5, "stage": "refine"})
+    assert (job.stage, job.step, job.total) == ("refine", 2, 20)
+    assert job.losses == {"style": 0.5, "total": 0.5} and len(job.history) == 1
+    assert job.eta is not None and job.eta >= 0

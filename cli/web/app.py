@@ -116,9 +116,19 @@ def create_app(
     app.state.workdir = root
     app.state.jobs = studio.manager
     app.state.upload_limit = upload_limit
-    app.state.token = token = token or secrets.token_urlsafe(32)
+    app.state.token = token or secrets.token_urlsafe(32)
     app.state.stop = studio.stop
     app.state.close = studio.close
+    _add_guards(app, upload_limit=upload_limit, token=app.state.token, allowed_hosts=allowed_hosts)
+    add_error_handlers(app)
+    add_page_routes(app, studio)
+    add_job_routes(app, studio)
+    add_job_file_routes(app, studio)
+    return app
+
+
+def _add_guards(app: FastAPI, *, upload_limit: int, token: str, allowed_hosts: Iterable[str]) -> None:
+    """Who may drive the studio (checked first), then how much each request may send."""
     app.add_middleware(
         BodyLimit,
         max_bytes=2 * upload_limit + _FORM_OVERHEAD,
@@ -127,11 +137,6 @@ def create_app(
     )
     # Added last, so it runs first: nothing is read from a request it refuses.
     app.add_middleware(AccessGuard, token=token, allowed_hosts=allowed_hosts)
-    add_error_handlers(app)
-    add_page_routes(app, studio)
-    add_job_routes(app, studio)
-    add_job_file_routes(app, studio)
-    return app
 
 
 def _lifespan(studio: Studio):  # noqa: ANN202 - FastAPI's lifespan type is private

@@ -58,6 +58,11 @@ class Job:
     folder: Path
     duration: float | None = None
     status: str = QUEUED
+    #: What the steps count: "solve" (the spectrogram), or a later stage the library reports ("refine").
+    stage: str = "solve"
+    #: When the current stage began, and when the last step was reported (the next stage's start).
+    stage_started: float | None = None
+    reported: float | None = None
     step: int = 0
     total: int = 0
     losses: dict[str, float] = field(default_factory=dict)
@@ -228,16 +233,11 @@ class JobManager:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        def progress(step: int, total: int, losses: Mapping[str, float]) -> None:
+        def progress(step: int, total: int, losses: Mapping[str, Any]) -> None:
             if job.cancel_requested.is_set():
                 raise _Cancelled
-            elapsed = time.time() - (job.started or time.time())
             with self._lock:
-                job.step, job.total = step, total
-                job.losses = {name: float(value) for name, value in losses.items()}
-                job.history.append(job.losses)
-                job.eta = elapsed / step * (total - step) if step else None
-                job.version += 1
+                _record_step(job, step, total, losses)
 
         try:
             result = audiostyle.stylize(
@@ -277,6 +277,22 @@ class JobManager:
                 "stopped": result.metrics.get("stopped"),
             }
             self._finish(job, DONE)
+
+
+def _record_step(job: Job, step: int, total: int, losses: Mapping[str, Any]) -> None:
+    """A step of the job's current stage: count, losses, and an ETA from this stage's pace."""
+    now = time.time()
+    stage = losses.get("stage")
+    stage = stage if isinstance(stage, str) else "solve"
+    if stage != job.stage or job.stage_started is None:
+        job.stage, job.stage_started = stage, job.reported or job.started or now
+    job.reported = now
+    job.step, job.total = step, total
+    job.losses = {name: float(value) for name, value in losses.items() if not isinstance(value, str)}
+    if stage == "solve":
+        job.history.append(job.losses)
+    job.eta = (now - job.stage_started) / step * (total - step) if step else None
+    job.version += 1
 
 
 def _delete_files(job: Job) -> None:

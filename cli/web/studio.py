@@ -185,6 +185,7 @@ class Studio:
             "cancelling": job.status not in FINISHED and job.cancel_requested.is_set(),
             "position": self.manager.position(job),
             "device": job.device,
+            "stage": job.stage,
             "step": job.step,
             "total": job.total,
             "progress": (job.step / job.total if job.total else 0.0) if job.status != DONE else 1.0,
