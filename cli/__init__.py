@@ -1,8 +1,5 @@
-"""The audiostyle command line (installed as the import package ``audiostyle_cli``)."""
+"""The audiostyle command line (installed as the import package ``audiostyle_cli``).
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning, so that on a busy machine they do not starve
-# the threads doing the work; it must be set before torch starts its thread pool, hence
-# here, first. Users may override it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+Every command imports the library when its work starts; importing the library first sets
+torch's thread policy (see :func:`audiostyle.system.prefer_sleeping_threads`).
+"""

@@ -3,6 +3,7 @@ nothing written)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -269,3 +270,29 @@ def test_summary_says_each_loss_once(files, tmp_path):
 def test_limits_name_the_flag_that_raises_them(files, tmp_path):
     result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", "--max-duration", "0.5", *TINY)
     assert_one_line_error(result, 3, "content.wav", "--max-duration")
+
+
+_THREAD_PROBE = """
+import os, sys
+seen = []
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+        return None
+sys.meta_path.insert(0, Probe())
+from audiostyle_cli.app import main
+sys.argv = ["audiostyle", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print(seen)
+"""
+
+
+def test_a_command_runs_torch_with_sleeping_idle_threads(tmp_path):
+    # The library sets the policy when it is imported; the CLI must import nothing of torch before it.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    args = [sys.executable, "-c", _THREAD_PROBE, "plot", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "f.png")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3 and done.stdout.strip() == "['PASSIVE']", done.stdout + done.stderr
