@@ -66,13 +66,9 @@ def batch_command(
 ) -> None:
     """Stylize every audio file under INPUT... with each --style into OUTDIR, resumably."""
     with guarded(given.debug, given.flags):
-        from audiostyle import ConfigError
-        from audiostyle.batch import EXECUTORS, MANIFEST_NAME, plan_batch, run_batch
+        from audiostyle.batch import MANIFEST_NAME, check_executor, plan_batch, run_batch
 
-        if executor not in EXECUTORS:
-            raise ConfigError(f"--executor={executor!r} must be one of {', '.join(EXECUTORS)}")
-        if scheduler is not None and executor != "dask":
-            raise ConfigError("--scheduler needs --executor dask")
+        check_executor(executor, workers=workers, scheduler=scheduler)
         jobs = plan_batch(
             inputs, style, output, given.config(), patterns=pattern, recursive=recursive, overwrite=given.overwrite, format=output_format
         )

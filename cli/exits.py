@@ -37,8 +37,8 @@ USAGE_EXIT = 2
 FILE_EXIT = 3
 RUNTIME_EXIT = 4
 
-#: ``name=value`` in a message: the library's way of naming a setting.
-_SETTING = re.compile(r"\b([a-z][a-z0-9_]*)=")
+#: ``name=value`` or ``name (now value)`` in a message: the library's ways of naming a setting.
+_SETTING = re.compile(r"\b([a-z][a-z0-9_]*)(?:=| \(now )")
 #: A snake_case word: a setting's name even without a value.
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
 #: Settings that a command's option of another name sets.
@@ -70,12 +70,14 @@ def _named_settings(text: str, parameters: Iterable[str], flags: Mapping[str, st
 
 
 def _with_flags(text: str, parameters: Iterable[str], flags: Mapping[str, str]) -> str:
-    """``text`` with the flags of the settings it names: a switch's ``name=True`` becomes the flag,
-    the others follow in parentheses (``n_fft=3 ...`` -> ``n_fft=3 ... (see --n-fft)``)."""
+    """``text`` in this command's terms: a setting named with a plain value becomes its flag
+    (``overwrite=True`` -> ``--overwrite``, ``n_fft=3`` -> ``--n-fft 3``, ``executor='dask'`` ->
+    ``--executor dask``); the flags of the other settings it names follow in parentheses."""
     see = []
     for name in _named_settings(text, parameters, flags):
         flag = flags[name]
         text = re.sub(rf"\b{name}=True\b", flag, text)
+        text = re.sub(rf"\b{name}=(?:'([\w.:/+-]*)'|(-?[\d.]+(?:e-?\d+)?|inf|nan)\b)", lambda m: f"{flag} {m.group(1) or m.group(2)}", text)
         if flag not in text:
             see.append(flag)
     return f"{text} (see {', '.join(see)})" if see else text

@@ -176,18 +176,18 @@ def test_output_equal_to_an_input_is_refused(files, tmp_path):
 @pytest.mark.parametrize(
     "options, name",
     [
-        (["-n", "0"], "iterations"),
-        (["--n-fft", "3"], "n_fft"),
-        (["--n-fft", "512", "--hop-length", "4096"], "hop_length"),
+        (["-n", "0"], "--iterations 0"),
+        (["--n-fft", "3"], "--n-fft 3"),
+        (["--n-fft", "512", "--hop-length", "4096"], "--hop-length 4096"),
         (["--filters", "-5"], "filters"),
         (["--kernel-widths", "4"], "kernel_widths"),
         (["--kernel-widths", "a,b"], "kernel-widths"),
         (["--kernel-widths", "3,3:x"], "kernel-widths"),
         (["--kernel-widths", "3,3:0"], "kernel_dilations"),
-        (["--style-weight", "-1"], "style_weight"),
-        (["--sample-rate", "100"], "sample_rate"),
+        (["--style-weight", "-1"], "--style-weight -1"),
+        (["--sample-rate", "100"], "--sample-rate 100"),
         (["--preset", "nope"], "preset"),
-        (["--device", "quantum"], "device"),
+        (["--device", "quantum"], "--device quantum"),
     ],
 )
 def test_bad_parameters_exit_2(options, name, files, tmp_path):
@@ -296,3 +296,14 @@ def test_a_command_runs_torch_with_sleeping_idle_threads(tmp_path):
     args = [sys.executable, "-c", _THREAD_PROBE, "plot", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "f.png")]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3 and done.stdout.strip() == "['PASSIVE']", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [(["--executor", "nope"], "--executor"), (["--scheduler", "tcp://127.0.0.1:1"], "dask"), (["--workers", "5000"], "--workers")],
+)
+def test_batch_executor_settings_are_usage_errors_before_any_work(options, fragment, files, tmp_path):
+    out = tmp_path / "out"
+    result = run("batch", files["content"], "-s", files["style"], "-o", out, *options, *TINY)
+    assert_one_line_error(result, 2, fragment)
+    assert not out.exists()

@@ -8,7 +8,7 @@ from audiostyle import AudioFileError, AudioStyleError, ConfigError, NumericalEr
 from audiostyle_cli.exits import describe, exit_code
 from audiostyle_cli.signals import Terminated
 
-FLAGS = {"overwrite": "--overwrite", "max_duration": "--max-duration", "n_fft": "--n-fft", "hop_length": "--hop-length", "kernel_widths": "--kernel-widths"}
+FLAGS = {"filters": "--filters", "overwrite": "--overwrite", "executor": "--executor", "style_weight": "--style-weight", "max_duration": "--max-duration", "n_fft": "--n-fft", "hop_length": "--hop-length", "kernel_widths": "--kernel-widths"}
 
 
 @pytest.mark.parametrize(
@@ -34,10 +34,14 @@ def test_each_error_has_its_documented_exit_code(error, code):
     [
         # A switch the library names as name=True becomes the flag.
         (AudioFileError("o.wav", "already exists; pass overwrite=True to replace it"), "o.wav: already exists; pass --overwrite to replace it"),
-        # Settings named with a value keep it; their flags follow.
-        (ConfigError("hop_length=4096 must be <= n_fft // 2 = 256"), "hop_length=4096 must be <= n_fft // 2 = 256 (see --hop-length, --n-fft)"),
+        # A setting named with a plain value becomes the flag and the value; the flags of the others follow.
+        (ConfigError("hop_length=4096 must be <= n_fft // 2 = 256"), "--hop-length 4096 must be <= n_fft // 2 = 256 (see --n-fft)"),
+        (ConfigError("a scheduler address needs executor='dask'"), "a scheduler address needs --executor dask"),
+        (ConfigError("style_weight=-1.5 must be >= 0"), "--style-weight -1.5 must be >= 0"),
         (AudioFileError("in.wav", "is 9.0 s long, over the 1 s limit", parameters=("max_duration",)), "in.wav: is 9.0 s long, over the 1 s limit (see --max-duration)"),
         (ConfigError("kernel_dilations=(0,) must be >= 1"), "kernel_dilations=(0,) must be >= 1 (see --kernel-widths)"),
+        # Advice that names settings with their current value points at their flags.
+        (ConfigError("lower filters (now 64) or n_fft (now 2048)"), "lower filters (now 64) or n_fft (now 2048) (see --filters, --n-fft)"),
         # The path is never rewritten, and settings without a flag here get none.
         (AudioFileError("max_duration=1.wav", "is empty"), "max_duration=1.wav: is empty"),
         (ConfigError("texture_weight=-1 must be >= 0"), "texture_weight=-1 must be >= 0"),
@@ -48,4 +52,4 @@ def test_messages_gain_the_flags_of_the_settings_they_name(error, expected):
 
 
 def test_a_flag_already_in_the_message_is_not_repeated():
-    assert describe(ConfigError("--executor='x' must be local or dask"), {"executor": "--executor"}) == "--executor='x' must be local or dask"
+    assert describe(ConfigError("--executor x must be local or dask"), {"executor": "--executor"}) == "--executor x must be local or dask"
