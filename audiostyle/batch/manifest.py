@@ -89,7 +89,7 @@ class Manifest:
                     self._append(b"\n", "the end of a partial line")
         except OSError as error:
             self.__exit__()
-            raise AudioStyleError(f"{self.path}: could not open the manifest: {os_reason(error)}") from error
+            raise AudioStyleError(f"{self.path}: could not open the manifest: {_os_reason(error)}") from error
         return self
 
     def write(self, records: Sequence[dict], what: str) -> None:
@@ -111,7 +111,7 @@ class Manifest:
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)
-            raise AudioStyleError(f"{self.path}: could not record {what}: {os_reason(error)}") from error
+            raise AudioStyleError(f"{self.path}: could not record {what}: {_os_reason(error)}") from error
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
@@ -119,6 +119,6 @@ class Manifest:
             self._fd = None
 
 
-def os_reason(error: OSError) -> str:
+def _os_reason(error: OSError) -> str:
     """The system's words for an OSError ("No space left on device"), without the errno number."""
     return error.strerror or str(error)
