@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
 
 from .progress import stderr_console
 
@@ -28,22 +28,23 @@ def _seconds(value: float) -> str:
 class BatchDisplay:
     """The overall progress bar (files, audio seconds per second, ETA) and one line per failure."""
 
-    def __init__(self, total_seconds: float, total_jobs: int, *, enabled: bool) -> None:
+    def __init__(self, total_seconds: float, total_jobs: int, *, enabled: bool, console: Console | None = None) -> None:
         from audiostyle.batch import BatchReport
 
+        console = console or stderr_console
         self.enabled = enabled
         self.started = time.perf_counter()
+        # At 80 columns the counts and the speed are cut (with an ellipsis) before the bar and the ETA.
         self._progress = Progress(
             TextColumn("[bold]batch"),
-            BarColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[speed]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=stderr_console,
+            BarColumn(bar_width=16),
+            TextColumn("ETA", table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[counts]}  {task.fields[speed]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            console=console,
             transient=True,
-            disable=not (enabled and stderr_console.is_terminal),
+            expand=True,
+            disable=not (enabled and console.is_terminal),
         )
         self._total_jobs = total_jobs
         # Progress counts audio seconds so that the ETA weighs long files properly.

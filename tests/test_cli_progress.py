@@ -56,3 +56,21 @@ def test_disabled_display_draws_nothing():
     with SolverProgress("x", enabled=False, console=console) as progress:
         progress(1, 3, LOSSES)
     assert out.getvalue() == ""
+
+
+def test_the_batch_bar_and_eta_fit_in_80_columns():
+    from audiostyle.batch import BatchReport
+    from audiostyle_cli.batch_display import BatchDisplay
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    with BatchDisplay(100.0, 10, enabled=True, console=console) as display:
+        report = BatchReport()
+        for index in range(3):
+            record = {"status": "done", "duration": 10.0, "input": f"in{index}.wav", "output": f"out{index}.wav"}
+            report.records.append(record)
+            report.done.append(record)
+            display(record, report)
+        display._progress.refresh()
+    line = [line for line in re.split(r"[\r\n]|\x1b\[[0-9;?]*[A-Za-z]", out.getvalue()) if line.strip()][-1]
+    assert len(line) <= 80 and "━" in line and re.search(r"ETA \d+:\d\d:\d\d", line) and "3/10 files" in line
