@@ -6,6 +6,23 @@ const chosen = { content: null, style: null };  // a File, or null when a sample
 let current = null;   // the running job's id
 let events = null;    // its EventSource
 
+// The drop zone of a role: ids drop-<role>, file-<role>, sample-<role>, chosen-<role>.
+function addDrop(role, title) {
+  const drop = $("drop-template").content.firstElementChild.cloneNode(true);
+  drop.id = "drop-" + role;
+  drop.dataset.role = role;
+  drop.querySelector("h2").textContent = title;
+  drop.querySelector("input[type=file]").id = "file-" + role;
+  const sample = drop.querySelector("select");
+  sample.id = "sample-" + role;
+  sample.setAttribute("aria-label", title + " sample");
+  drop.querySelector(".chosen").id = "chosen-" + role;
+  $("drops").append(drop);
+}
+
+addDrop("content", "Content");
+addDrop("style", "Style");
+
 function mode() { return document.querySelector("input[name=mode]:checked").value; }
 
 // The studio answers only its own page: the token arrives once in the URL the server
