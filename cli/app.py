@@ -6,7 +6,6 @@ answer at once, and each command imports what it needs when its work starts.
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Annotated, Optional
 
 import typer
@@ -51,6 +50,8 @@ app = typer.Typer(
 
 def version() -> str:
     """The installed distribution's version, read from its metadata (not by importing torch)."""
+    from importlib import metadata
+
     try:
         return metadata.version("audiostyle")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
