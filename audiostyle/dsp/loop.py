@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..validation import validate_stft_params
+from ..validation import is_int, validate_stft_params
 from .phase import check_griffin_lim_settings, iterate_phase, random_phase
 from .stft import hann_window
 
@@ -24,7 +24,7 @@ __all__ = ["loop_frames", "circular_stft", "circular_istft", "circular_griffin_l
 
 def loop_frames(length: int, hop_length: int) -> int:
     """Frames of a loop of ``length`` samples (a multiple of ``hop_length``)."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < hop_length or length % hop_length:
+    if not is_int(length) or length < hop_length or length % hop_length:
         raise ConfigError(f"loop length={length!r} must be a positive multiple of hop_length={hop_length}")
     return length // hop_length
 

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
-from ..validation import validate_stft_params
+from ..validation import is_int, positive_int, validate_stft_params
 from .stft import istft, stft
 
 __all__ = ["griffin_lim"]
@@ -82,8 +82,7 @@ def griffin_lim(
     hop_length = n_fft // 4 if hop_length is None else hop_length
     length = hop_length * (magnitude.shape[-1] - 1) if length is None else length
     check_griffin_lim_settings(magnitude, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter, momentum=momentum)
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ConfigError(f"length={length!r} must be a positive integer")
+    length = positive_int("length", length)
     if magnitude.shape[-1] != 1 + length // hop_length:
         raise ConfigError(
             f"length={length} gives {1 + length // hop_length} frames at hop_length={hop_length}, "
@@ -117,7 +116,7 @@ def check_griffin_lim_settings(
 ) -> None:
     """Raise ConfigError unless the settings shared by every Griffin-Lim variant are valid."""
     validate_stft_params(n_fft, hop_length)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+    if not is_int(n_iter) or n_iter < 0:
         raise ConfigError(f"n_iter={n_iter!r} must be an integer >= 0")
     if not 0.0 <= momentum < 1.5:
         raise ConfigError(f"momentum={momentum!r} must be in [0, 1.5)")

@@ -35,6 +35,7 @@ import torch
 
 from ..dsp.mel import mel_filters
 from ..errors import ConfigError, WeightsError
+from ..validation import is_int, is_number
 
 __all__ = [
     "TimbreCNN",
@@ -83,7 +84,7 @@ def mel_filterbank(
 
 
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def validate_architecture(architecture: Any, *, source: str = "architecture") -> dict:
@@ -118,10 +119,10 @@ def validate_architecture(architecture: Any, *, source: str = "architecture") ->
         raise WeightsError(f"{source}: front_end.n_mels={front['n_mels']} must be at most {MAX_MELS}")
     for key in ("fmin", "fmax"):
         value = front.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if not is_number(value) or value < 0:
             raise WeightsError(f"{source}: front_end.{key}={value!r} must be a finite number >= 0")
     floor = front.get("mel_floor")
-    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor) or floor <= 0:
+    if not is_number(floor) or floor <= 0:
         raise WeightsError(f"{source}: front_end.mel_floor={floor!r} must be a finite number > 0")
     if not front["fmin"] < front["fmax"]:
         raise WeightsError(f"{source}: front_end.fmin={front['fmin']} must be < fmax={front['fmax']}")
@@ -153,7 +154,7 @@ def validate_architecture(architecture: Any, *, source: str = "architecture") ->
         if (
             not isinstance(indices, list)
             or not indices
-            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(layers) for i in indices)
+            or not all(is_int(i) and 0 <= i < len(layers) for i in indices)
         ):
             raise WeightsError(
                 f"{source}: {key}={indices!r} must be a non-empty list of indices in [0, {len(layers) - 1}]"

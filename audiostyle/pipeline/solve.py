@@ -17,6 +17,7 @@ from ..objective import (
     TextureStatistics,
 )
 from ..solver import OptimizationResult, ProgressCallback, optimize
+from ..validation import is_int
 
 __all__ = ["solver_settings", "stylize_spectrogram"]
 
@@ -157,9 +158,9 @@ def _batched(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _check_texture_shape(frames: object, channels: object) -> None:
-    if frames is None or isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+    if frames is None or not is_int(frames) or frames < 1:
         raise ConfigError(f"texture synthesis (no content) needs frames >= 1; got {frames!r}")
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+    if not is_int(channels) or channels < 1:
         raise ConfigError(f"texture synthesis needs channels >= 1; got {channels!r}")
 
 

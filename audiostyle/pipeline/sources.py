@@ -16,6 +16,7 @@ from ..dsp.levels import all_finite, normalise_level
 from ..dsp.resample import resample
 from ..errors import AudioFileError, ConfigError
 from ..io import MAX_CHANNELS, AudioInfo, audio_info, load_audio
+from ..validation import is_int
 from .segments import segment_frames, working_length
 
 __all__ = ["Audio", "AudioSource", "is_segmented", "load_source", "load_styles", "normalise_styles", "read_source"]
@@ -78,7 +79,7 @@ def read_source(source: AudioSource, config: StyleConfig, role: str) -> tuple[st
         if len(source) != 2:
             raise ConfigError(f"{role} must be a path or (waveform, sample_rate); got a tuple of {len(source)}")
         waveform, rate = source
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= rate <= 768000:
+        if not is_int(rate) or not 1000 <= rate <= 768000:
             raise ConfigError(f"{role} sample_rate={rate!r} must be an integer in [1000, 768000] Hz")
         audio = np.asarray(waveform.detach().cpu() if torch.is_tensor(waveform) else waveform)
         if audio.ndim == 1:

@@ -8,6 +8,7 @@ import torch
 
 from ..config import HISTORY_SIZE, MAX_HISTORY_SIZE, SOLVERS
 from ..errors import ConfigError
+from ..validation import is_int
 from .adam import adam
 from .lbfgs import lbfgs
 from .result import LossFunction, OptimizationResult, ProgressCallback, check_finite
@@ -74,13 +75,13 @@ def optimize(
     """
     if solver not in SOLVERS:
         raise ConfigError(f"solver={solver!r} must be one of {SOLVERS}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+    if not is_int(iterations) or iterations < 1:
         raise ConfigError(f"iterations={iterations!r} must be an integer >= 1")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ConfigError(f"learning_rate={learning_rate!r} must be a positive number")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise ConfigError(f"tolerance={tolerance!r} must be >= 0")
-    if isinstance(history_size, bool) or not isinstance(history_size, int) or not 1 <= history_size <= MAX_HISTORY_SIZE:
+    if not is_int(history_size) or not 1 <= history_size <= MAX_HISTORY_SIZE:
         raise ConfigError(f"history_size={history_size!r} must be an integer in [1, {MAX_HISTORY_SIZE}]")
 
     result = OptimizationResult(solution=initial.detach().clone(memory_format=torch.contiguous_format))
