@@ -84,12 +84,38 @@ def optimize(
     if not is_int(history_size) or not 1 <= history_size <= MAX_HISTORY_SIZE:
         raise ConfigError(f"history_size={history_size!r} must be an integer in [1, {MAX_HISTORY_SIZE}]")
 
-    result = OptimizationResult(solution=initial.detach().clone(memory_format=torch.contiguous_format))
-    best_point = result.solution  # overwritten in place by every better point
-    best: dict[str, object] = {}
-    calm_steps = 0
+    run = _Run(loss_function, initial, iterations=iterations, tolerance=tolerance, patience=patience, progress=progress)
+    point = initial.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    if solver == "lbfgs":
+        lbfgs(point, run.evaluate, run.finish_step, iterations=iterations, learning_rate=learning_rate,
+              history_size=history_size, result=run.result)
+    else:
+        adam(point, run.evaluate, run.finish_step, iterations=iterations, learning_rate=learning_rate, result=run.result)
+    run.result.solution = run.best_point
+    return run.result
 
-    def evaluate(point: torch.Tensor, *, finite: bool = True) -> tuple[float, torch.Tensor]:
+
+class _Run:
+    """One optimisation's bookkeeping: the best point so far, the history, the stopping rule."""
+
+    def __init__(
+        self,
+        loss_function: LossFunction,
+        initial: torch.Tensor,
+        *,
+        iterations: int,
+        tolerance: float,
+        patience: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.loss_function = loss_function
+        self.iterations, self.tolerance, self.patience, self.progress = iterations, tolerance, patience, progress
+        self.result = OptimizationResult(solution=initial.detach().clone(memory_format=torch.contiguous_format))
+        self.best_point = self.result.solution  # overwritten in place by every better point
+        self.best: dict[str, object] = {}
+        self.calm_steps = 0
+
+    def evaluate(self, point: torch.Tensor, *, finite: bool = True) -> tuple[float, torch.Tensor]:
         """Loss and gradient at ``point`` (a leaf that requires grad); the best point is kept.
 
         A non-finite loss raises, or with ``finite=False`` (a line-search trial, which backs
@@ -97,40 +123,31 @@ def optimize(
         """
         point.grad = None
         with torch.enable_grad():
-            total, parts = loss_function(point)
+            total, parts = self.loss_function(point)
             total.backward()
         value = float(total.detach())
-        result.evaluations += 1
+        self.result.evaluations += 1
         if not finite and not math.isfinite(value):
             return math.inf, point.grad
-        check_finite(value, len(result.history))
-        if "total" not in best or value < best["total"]:
-            best.update(total=value, parts=parts)
-            best_point.copy_(point.detach())
+        check_finite(value, len(self.result.history))
+        if "total" not in self.best or value < self.best["total"]:
+            self.best.update(total=value, parts=parts)
+            self.best_point.copy_(point.detach())
         return value, point.grad
 
-    def finish_step(step: int) -> bool:
+    def finish_step(self, step: int) -> bool:
         """Record the best point after ``step`` iterations; True when the tolerance says stop."""
-        nonlocal calm_steps
+        result, best = self.result, self.best
         entry = {"total": best["total"], **{k: float(v) for k, v in best["parts"].items()}}
         previous = result.history[-1]["total"] if result.history else None
         result.history.append(entry)
         if step == 0:
             return False
-        if progress is not None:
-            progress(step, iterations, entry)
+        if self.progress is not None:
+            self.progress(step, self.iterations, entry)
         change = (previous - entry["total"]) / max(abs(previous), 1e-30)
-        calm_steps = calm_steps + 1 if change < tolerance else 0
-        if tolerance > 0 and calm_steps >= patience:
+        self.calm_steps = self.calm_steps + 1 if change < self.tolerance else 0
+        if self.tolerance > 0 and self.calm_steps >= self.patience:
             result.stopped = "converged"
             return True
         return False
-
-    point = initial.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    if solver == "lbfgs":
-        lbfgs(point, evaluate, finish_step, iterations=iterations, learning_rate=learning_rate,
-               history_size=history_size, result=result)
-    else:
-        adam(point, evaluate, finish_step, iterations=iterations, learning_rate=learning_rate, result=result)
-    result.solution = best_point
-    return result
