@@ -25,6 +25,7 @@ __all__ = [
     "spectral_convergence",
     "expanded_magnitude",
     "hann_window",
+    "linear_magnitude",
     "magnitude_of",
 ]
 
@@ -78,6 +79,15 @@ def istft(spec: torch.Tensor, *, n_fft: int, hop_length: int, length: int) -> to
 def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
     """``log1p`` compression of a non-negative magnitude."""
     return torch.log1p(magnitude.clamp_min(0))
+
+
+def linear_magnitude(log_magnitude: torch.Tensor) -> torch.Tensor:
+    """``expm1(max(X, 0))`` exactly: the linear magnitude a log1p spectrogram stands for.
+
+    See :func:`expanded_magnitude` for a faster approximation inside loss evaluations and
+    :func:`magnitude_of` for the differentiable form.
+    """
+    return torch.expm1(log_magnitude).clamp_min(0)
 
 
 def expanded_magnitude(log_magnitude: torch.Tensor) -> torch.Tensor:
@@ -143,7 +153,7 @@ class Spectrogram:
     @property
     def magnitude(self) -> torch.Tensor:
         """Linear magnitude ``expm1(log_magnitude)``."""
-        return torch.expm1(self.log_magnitude).clamp_min(0)
+        return linear_magnitude(self.log_magnitude)
 
     def with_log_magnitude(self, log_magnitude: torch.Tensor) -> "Spectrogram":
         """The same analysis with another log-magnitude (shape must match)."""

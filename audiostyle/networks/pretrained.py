@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..dsp.mel import mel_filters
+from ..dsp.stft import linear_magnitude
 from ..errors import ConfigError, WeightsError
 from ..validation import is_int, is_number
 
@@ -261,7 +262,7 @@ class TimbreCNN(torch.nn.Module):
                 f"input shape {tuple(log_magnitude.shape)} must be (batch, {self.n_freq}, frames) "
                 f"for n_fft={self.n_fft}"
             )
-        magnitude = torch.expm1(log_magnitude).clamp_min(0)
+        magnitude = linear_magnitude(log_magnitude)
         return torch.log1p(torch.matmul(self.mel_fb.to(magnitude.dtype), magnitude))
 
     def maps_from_log_mel(self, log_mel: torch.Tensor) -> list[torch.Tensor]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..dsp.stft import magnitude_of
+from ..dsp.stft import linear_magnitude, magnitude_of
 from .features import EPS, scaled_gradient
 
 __all__ = ["LoudnessContour"]
@@ -33,7 +33,7 @@ class LoudnessContour:
     @torch.no_grad()
     def from_log_magnitude(cls, log_magnitude: torch.Tensor) -> LoudnessContour:
         """The contour of a content log-magnitude [shape=(batch, freq, frames)]."""
-        power = torch.expm1(log_magnitude.clamp_min(0)).square().mean(-2)
+        power = linear_magnitude(log_magnitude).square().mean(-2)
         floor = 1e-3 * power.mean(-1, keepdim=True) + EPS
         level = torch.log(power + floor)
         return cls(level=level, floor=floor, scale=level.var(-1, unbiased=False).clamp_min(1e-6))

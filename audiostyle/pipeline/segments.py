@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..dsp.resample import resample
-from ..dsp.stft import Spectrogram
+from ..dsp.stft import Spectrogram, linear_magnitude
 from ..errors import ConfigError
 from ..solver import OptimizationResult, ProgressCallback
 
@@ -275,7 +275,7 @@ def stylize_waveform_in_segments(
         solved = stages.solve(spec.log_magnitude, segment_progress)
         if stage is not None:
             stage("optimize")
-        magnitude = torch.expm1(solved.solution.detach()).clamp_min(0)
+        magnitude = linear_magnitude(solved.solution.detach())
         piece, segment_convergence = stages.reconstruct(magnitude, part.shape[-1], spec.phase)
         if stage is not None:
             stage("griffin_lim")

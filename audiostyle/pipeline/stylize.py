@@ -18,7 +18,7 @@ import torch
 from ..config import PRESETS, StyleConfig, resolve_device
 from ..dsp.levels import analysis_gain, fit_length
 from ..dsp.resample import resample
-from ..dsp.stft import analyze
+from ..dsp.stft import analyze, linear_magnitude
 from ..errors import ConfigError
 from ..solver import ProgressCallback
 from .memory import check_memory
@@ -257,7 +257,7 @@ def _stylize_whole(
     clock.lap("analyze")
     solved = stages.solve(spec.log_magnitude if spec is not None else None, progress, frames=texture_frames)
     clock.lap("optimize")
-    magnitude = torch.expm1(solved.solution).clamp_min(0)
+    magnitude = linear_magnitude(solved.solution)
     content_log_magnitude = spec.log_magnitude if spec is not None else None
     # The content's phase is only Griffin-Lim's start: not held through refining.
     waveform, convergence = stages.reconstruct(magnitude, length, spec.phase if spec is not None else None)
