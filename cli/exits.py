@@ -77,7 +77,7 @@ def _with_flags(text: str, parameters: Iterable[str], flags: Mapping[str, str]) 
     for name in _named_settings(text, parameters, flags):
         flag = flags[name]
         text = re.sub(rf"\b{name}=True\b", flag, text)
-        text = re.sub(rf"\b{name}=(?:'([\w.:/+-]*)'|(-?[\d.]+(?:e-?\d+)?|inf|nan)\b)", lambda m: f"{flag} {m.group(1) or m.group(2)}", text)
+        text = re.sub(rf"\b{name}=(?:'([\w.:/+-]*)'|(-?[\d.]+(?:e-?\d+)?|inf|nan)\b)", lambda m, flag=flag: f"{flag} {m.group(1) or m.group(2)}", text)
         if flag not in text:
             see.append(flag)
     return f"{text} (see {', '.join(see)})" if see else text

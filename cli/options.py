@@ -37,6 +37,7 @@ __all__ = [
     "parse_weighted",
 ]
 
+
 def optional(kind: Any, *names: str, help: str) -> Any:
     """The annotated type of an option that is None unless given: ``optional(int, "--seed", help=...)``."""
     return Annotated[Optional[kind], typer.Option(*names, help=help, show_default=False)]

@@ -48,7 +48,7 @@ def texture_command(
                 None, styles, config, style_weights=style_weights or None, duration=duration, progress=progress
             )
         if style_weights:
-            styles = [(path, weight) for (path, _), weight in zip(styles, style_weights)]
+            styles = [(path, weight) for (path, _), weight in zip(styles, style_weights, strict=True)]
         note = ", loops seamlessly" if loop else ""
         write_outputs(
             result, target, content=None, styles=styles, duration=duration, overwrite=given.overwrite, quiet=given.quiet, note=note, **extras

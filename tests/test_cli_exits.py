@@ -8,7 +8,7 @@ from audiostyle import AudioFileError, AudioStyleError, ConfigError, NumericalEr
 from audiostyle_cli.exits import describe, exit_code
 from audiostyle_cli.signals import Terminated
 
-FLAGS = {"filters": "--filters", "overwrite": "--overwrite", "executor": "--executor", "style_weight": "--style-weight", "max_duration": "--max-duration", "n_fft": "--n-fft", "hop_length": "--hop-length", "kernel_widths": "--kernel-widths"}
+FLAGS = {name: "--" + name.replace("_", "-") for name in ("filters", "overwrite", "executor", "style_weight", "max_duration", "n_fft", "hop_length", "kernel_widths")}
 
 
 @pytest.mark.parametrize(
