@@ -113,3 +113,28 @@ def test_a_dc_offset_does_not_set_the_level(rain, single_thread):
     result = stylize(None, (offset, RATE), TINY.replace(full_band=False), duration=1.0)
     ac = lambda a: 10 * np.log10(np.square(a - a.mean(axis=-1, keepdims=True), dtype=np.float64).mean())  # noqa: E731
     assert abs(ac(result.audio) - ac(rain)) < 3
+
+
+def test_texture_start_lays_crossfaded_runs(rng):
+    style = (0.1 * rng.standard_normal((1, 16000))).astype(np.float32)
+    frames = analyze(style, 16000, n_fft=512, hop_length=128).log_magnitude[0]  # (257, 126)
+    start = texture_start([style], [1.0], frames=60, channels=1, n_fft=512, hop_length=128, seed=1, run_frames=20, fade_frames=6)[0]
+
+    def source_of(t):
+        distance = (frames - start[:, t : t + 1]).abs().amax(dim=0)
+        return int(distance.argmin()), float(distance.min())
+
+    # Inside a run (away from the fades), output frames are consecutive style frames.
+    first, gap = source_of(0)
+    assert gap < 1e-5
+    for t in range(1, 14):
+        assert source_of(t) == (first + t, pytest.approx(0.0, abs=1e-5))
+    # In a fade, a frame is a blend of two runs: no single style frame matches it.
+    assert source_of(16)[1] > 1e-3
+    assert torch.isfinite(start).all() and start.shape == (257, 60)
+
+
+def test_runs_longer_than_a_short_style_are_cut_to_it(rng):
+    short = (0.1 * rng.standard_normal((1, 2000))).astype(np.float32)  # 16 frames, 12 inside its edges
+    start = texture_start([short], [1.0], frames=100, channels=1, n_fft=512, hop_length=128, seed=0, run_frames=40, fade_frames=10)
+    assert start.shape == (1, 257, 100) and torch.isfinite(start).all() and float(start.min()) >= 0

@@ -29,7 +29,7 @@ from .segments import segment_frames, stylize_waveform_in_segments
 from .solve import solver_settings
 from .sources import Audio, AudioSource, load_source, load_styles, normalise_styles
 from .stages import Stages
-from .texture_start import texture_start
+from .texture_start import FADE_SECONDS, RUN_SECONDS, frames_lasting, texture_start
 
 __all__ = ["stylize"]
 
@@ -238,6 +238,8 @@ def _texture_settings(
         n_fft=config.n_fft,
         hop_length=config.hop_length,
         seed=config.seed,
+        run_frames=frames_lasting(RUN_SECONDS, config.sample_rate, config.hop_length),
+        fade_frames=frames_lasting(FADE_SECONDS, config.sample_rate, config.hop_length),
         device=device,
     )
     return {"channels": channels, "init": start}

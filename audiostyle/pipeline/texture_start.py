@@ -1,11 +1,12 @@
-"""Where texture synthesis starts: the style's own spectral frames, drawn in a random order.
+"""Where texture synthesis starts: runs of the style's own spectral frames, in a random order.
 
 A texture has no content to start from. Starting the solver from near-silent noise left it,
 within the iterations a preset allows, with sparse bursts over silence, far quieter than the
 style. Starting from the style's own STFT frames in a seeded random order gives the solver a
 spectrogram that already has the style's level, spectrum and density everywhere; what it
 lacks is the style's structure over time, which the Gram and band-envelope statistics then
-impose.
+impose. Frames come in crossfaded runs rather than one by one, so that the style's slower
+level changes (wind's gusts) survive too instead of averaging out into a flat noise.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import torch
 
 from ..dsp.stft import hann_window, log_magnitude
 
-__all__ = ["texture_start"]
+__all__ = ["texture_start", "frames_lasting", "RUN_SECONDS", "FADE_SECONDS"]
 
 #: Frames gathered and transformed at a time: bounds the temporaries for long textures.
 FRAME_CHUNK = 2048
-#: Consecutive style frames drawn together: runs keep the style's own motion within them.
-RUN_FRAMES = 1
+#: Length of a run of consecutive style frames: the style's own motion survives within one.
+RUN_SECONDS = 0.75
+#: Crossfade between one run and the next: long enough that no step marks the join.
+FADE_SECONDS = 0.28
 
 
 def _frame_log_magnitudes(
@@ -42,6 +45,18 @@ def _frame_log_magnitudes(
     return torch.cat(parts, dim=1)
 
 
+def frames_lasting(seconds: float, sample_rate: int, hop_length: int) -> int:
+    """Frames that last ``seconds`` at this rate and hop (at least 1)."""
+    return max(1, round(seconds * sample_rate / hop_length))
+
+
+def _inner_frames(style: np.ndarray, n_fft: int, hop_length: int) -> tuple[int, int]:
+    """``(first, count)`` of the style's frames whose window lies wholly inside it (edge frames are half padding)."""
+    available = 1 + style.shape[-1] // hop_length
+    margin = min(n_fft // (2 * hop_length), (available - 1) // 2)
+    return margin, available - 2 * margin
+
+
 def texture_start(
     styles: Sequence[np.ndarray],
     weights: Sequence[float],
@@ -51,14 +66,18 @@ def texture_start(
     n_fft: int,
     hop_length: int,
     seed: int,
+    run_frames: int = 1,
+    fade_frames: int = 0,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """A starting log-magnitude for texture synthesis: style frames in a seeded random order.
+    """A starting log-magnitude for texture synthesis: runs of style frames in a seeded random order.
 
-    Each output frame is one frame of one style, the style drawn with probability
-    proportional to its blend weight, the frame uniformly; every channel takes the same
-    frame (from the style's channel of the same index, wrapping), so a stereo style keeps
-    its image.
+    The texture is laid out as runs of ``run_frames`` consecutive frames of one style (the
+    style drawn with probability proportional to its blend weight, the run's place in it
+    uniformly), each run fading into the next over ``fade_frames`` frames (a linear
+    crossfade of log-magnitudes), so the style's own motion survives within a run and no
+    step marks where one run meets the next. Every channel takes the same frames (from the
+    style's channel of the same index, wrapping), so a stereo style keeps its image.
 
     Parameters
     ----------
@@ -74,6 +93,10 @@ def texture_start(
         The analysis' STFT settings.
     seed : int
         Seeds the draw.
+    run_frames : int
+        Consecutive style frames per run (>= 1).
+    fade_frames : int
+        Frames over which a run fades into the next (0 <= fade_frames < run_frames).
     device : torch.device or str
         Where the result lives.
 
@@ -90,21 +113,34 @@ def texture_start(
     """
     generator = torch.Generator().manual_seed(seed)
     probabilities = torch.tensor([float(w) for w in weights], dtype=torch.float64)
-    which = torch.multinomial(probabilities / probabilities.sum(), frames, replacement=True, generator=generator)
-    start = torch.empty(channels, n_fft // 2 + 1, frames, device=device)
-    for index, style in enumerate(styles):
-        positions = (which == index).nonzero().squeeze(1)
-        if positions.numel() == 0:
-            continue
-        # Frames whose window lies wholly inside the style: the edge frames are half padding.
-        available = 1 + style.shape[-1] // hop_length
-        margin = min(n_fft // (2 * hop_length), (available - 1) // 2)
-        run = max(1, min(RUN_FRAMES, available - 2 * margin))
-        starts = torch.randint(0, available - 2 * margin - run + 1, (-(-positions.numel() // run),), generator=generator)
-        chosen = (margin + starts[:, None] + torch.arange(run)[None, :]).reshape(-1)[: positions.numel()]
+    probabilities /= probabilities.sum()
+    # A run never needs more frames than the shortest style has inside its edges.
+    run_frames = max(1, min(run_frames, *(_inner_frames(style, n_fft, hop_length)[1] for style in styles)))
+    fade = max(0, min(fade_frames, run_frames - 1))
+    step = run_frames - fade
+    runs = max(1, -(-(frames - fade) // step))
+    which = torch.multinomial(probabilities, runs, replacement=True, generator=generator)
+    ramp = torch.ones(run_frames)
+    if fade:
+        ramp[:fade] = torch.arange(1, fade + 1) / (fade + 1)
+        ramp[run_frames - fade :] = ramp[:fade].flip(0)
+    total = torch.zeros(channels, n_fft // 2 + 1, frames)
+    weight = torch.zeros(frames)
+    for run in range(runs):
+        style = styles[int(which[run])]
+        margin, inner = _inner_frames(style, n_fft, hop_length)
+        length = min(run_frames, inner, frames - run * step)
+        first = margin + int(torch.randint(0, inner - length + 1, (1,), generator=generator))
+        chosen = torch.arange(first, first + length)
+        place = slice(run * step, run * step + length)
+        shape = ramp[:length].clone()
+        if run == 0:
+            shape[:fade] = 1.0
+        if run * step + length >= frames:
+            shape[max(0, length - fade) :] = 1.0
         for channel in range(channels):
             waveform = torch.from_numpy(np.ascontiguousarray(style[channel % style.shape[0]], dtype=np.float32))
-            start[channel][:, positions.to(device)] = _frame_log_magnitudes(
-                waveform, chosen, n_fft=n_fft, hop_length=hop_length
-            ).to(device)
-    return start
+            frames_lm = _frame_log_magnitudes(waveform, chosen, n_fft=n_fft, hop_length=hop_length)
+            total[channel][:, place] += frames_lm * shape
+        weight[place] += shape
+    return (total / weight.clamp_min(1e-12)).to(device)
