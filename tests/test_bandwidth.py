@@ -145,3 +145,13 @@ def test_run_figure_shows_the_whole_band(rng, tmp_path, monkeypatch):
     assert output_db.shape[0] == 512 * 2 // 2 + 1  # n_fft scaled with the rate
     # The output's rebuilt band is drawn, not cut at the working rate's Nyquist frequency.
     assert output_db[-100:].max() > output_db.max() - 60
+
+
+def test_level_follows_the_styles_balance_even_when_the_solved_band_does_not(rng):
+    # The solve may leave the octave below the crossover brighter than the style has it: the
+    # rebuilt band still sits where the style's does against 1-8 kHz.
+    style = pink_noise(rng, 1, 4 * RATE, 9.0)
+    output = band_limited(pink_noise(rng, 1, 3 * RATE, 3.0))
+    extended = extend_bandwidth(output.copy(), RATE, WORKING, style_band_power([(style, RATE)], [1.0], RATE))
+    wanted = band_level_db(style, RATE, (1000, 8000), (11000, 16000))
+    assert abs(band_level_db(extended, RATE, (1000, 8000), (11000, 16000)) - wanted) < 4

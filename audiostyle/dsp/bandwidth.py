@@ -6,8 +6,8 @@ fills that band the way spectral band replication does in HE-AAC: each STFT fram
 above the crossover is a copy of the band below it, moved up by a whole number of hops' worth
 of bins (so the copy's phase advances stay consistent from frame to frame), whitened by the
 output's own long-term spectrum there and shaped by the style's long-term spectrum. The new
-band therefore has the style's level relative to the band below it, and the output's own
-timing: its transients, pauses and loudness contour.
+band therefore has the style's level relative to the body of the sound (1 kHz up to the
+crossover), and the output's own timing: its transients, pauses and loudness contour.
 
 Everything here runs chunk by chunk with a bounded STFT, so memory does not grow with the
 length of the audio beyond the output itself.
@@ -33,6 +33,8 @@ CROSSOVER = 0.9
 FADE = 0.08
 #: Frequency smoothing of the long-term spectra (bins on each side): shapes, not partials.
 SMOOTHING_BINS = 8
+#: Lower edge of the band whose level anchors the rebuilt band's level, in Hz.
+BODY_LOW_HZ = 1000.0
 #: Gain limit of the whitening: a near-silent source bin must not be amplified into noise.
 MAX_GAIN = 100.0
 #: Samples per chunk of the streaming STFT passes; a whole number of hops, so that every
@@ -166,15 +168,16 @@ def extend_bandwidth(
         return audio
 
     sources = _copy_sources(n_bins, begin, shift)
-    reference = slice(begin - shift, begin)
     output_power = long_term_power(audio, n_fft)
-    style_reference = style_power[reference].mean()
-    output_reference = output_power[reference].mean()
-    if style_reference <= 0 or output_reference <= 0:
+    # The level comes from the whole solved band, not the octave just below the crossover:
+    # where the solve left that octave louder or quieter than the style has it, the new band
+    # still keeps the style's balance against the body of the sound.
+    body = slice(int(BODY_LOW_HZ / bin_hz), begin)
+    style_body, output_body = style_power[body].mean(), output_power[body].mean()
+    floor = output_power[begin - shift : begin].mean() / MAX_GAIN**2
+    if style_body <= 0 or output_body <= 0 or floor <= 0:
         return audio
-    shape = style_power[begin:] / style_reference
-    whitening = output_reference / np.maximum(output_power[sources], output_reference / MAX_GAIN**2)
-    gain = np.sqrt(shape * whitening)
+    gain = np.sqrt(style_power[begin:] * (output_body / style_body) / np.maximum(output_power[sources], floor))
     fade_bins = max(1, int(FADE * begin))
     fade = np.clip((np.arange(begin, n_bins) - begin + 1) / fade_bins, 0.0, 1.0)
     gain_t = torch.from_numpy((gain * fade).astype(np.float32))[:, None]
