@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -200,7 +202,7 @@ def test_style_statistics_move_between_devices(rng, device):
     net = RandomCNN(N_FREQ, filters=256, kernel_widths=(3,), seed=0)
     statistics = StyleStatistics.from_log_magnitudes(net, [_log_magnitude(rng, 1, 20)])
     x = _log_magnitude(rng, 1, 20)
-    moved = statistics.to(device)
+    moved = copy.deepcopy(statistics).to(device)  # a module: .to() moves it in place
     assert moved.layers[0].gram.device.type == device.type
     assert moved.layers[0].rows.device.type == moved.layers[0].row_weights.device.type == device.type
     on_device = moved.loss(net.to(device)(x.to(device)))

@@ -45,15 +45,30 @@ def pooled(features: torch.Tensor) -> torch.Tensor:
     return features.transpose(0, 1).reshape(features.shape[1], -1)
 
 
-@dataclass
-class LayerStyle:
-    gram: torch.Tensor  # (K, K), blend of the styles' pooled Grams
-    rows: torch.Tensor  # (N, K): every style's pooled feature maps, frames as rows, styles stacked
-    row_weights: torch.Tensor  # (N,): each row's style weight over that style's frame count
-    norm2: torch.Tensor  # ||gram||^2
+class LayerStyle(torch.nn.Module):
+    """One style layer's targets, held as buffers so that ``.to(device)`` moves them.
 
-    def to(self, device: torch.device | str) -> LayerStyle:
-        return LayerStyle(*(tensor.to(device) for tensor in (self.gram, self.rows, self.row_weights, self.norm2)))
+    Attributes
+    ----------
+    gram : torch.Tensor [shape=(K, K)]
+        Blend of the styles' pooled Grams.
+    rows : torch.Tensor [shape=(N, K)]
+        Every style's pooled feature maps, frames as rows, styles stacked.
+    row_weights : torch.Tensor [shape=(N,)]
+        Each row's style weight over that style's frame count.
+    norm2 : torch.Tensor [shape=()]
+        ``||gram||^2``.
+    """
+
+    gram: torch.Tensor
+    rows: torch.Tensor
+    row_weights: torch.Tensor
+    norm2: torch.Tensor
+
+    def __init__(self, gram: torch.Tensor, rows: torch.Tensor, row_weights: torch.Tensor, norm2: torch.Tensor) -> None:
+        super().__init__()
+        for name, tensor in (("gram", gram), ("rows", rows), ("row_weights", row_weights), ("norm2", norm2)):
+            self.register_buffer(name, tensor)
 
 
 def feature_losses(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -14,19 +13,29 @@ from .features import LayerStyle, feature_losses, gram, pooled
 __all__ = ["StyleStatistics"]
 
 
-@dataclass
-class StyleStatistics:
+class StyleStatistics(torch.nn.Module):
     """Style targets: the (blended) Gram matrix of each style layer.
 
     Build with :meth:`from_log_magnitudes`; compute once per style and reuse for every content
     (the batch runner caches them). Each layer also keeps the style's own feature maps
     (``rows``) so that the loss can use the frame-product form when that is cheaper (see
-    :class:`_FeatureLoss`).
+    :class:`~audiostyle.objective.features.LayerStyle`). A module whose buffers are the
+    targets: ``.to(device)`` moves them, in place, as for any module.
+
+    Attributes
+    ----------
+    layers : torch.nn.ModuleList of LayerStyle
+    layer_indices : tuple of int
+        The network's feature maps these layers belong to.
+    n_freq : int
+        Frequency bins of the spectrograms they came from.
     """
 
-    layers: list[LayerStyle]
-    layer_indices: tuple[int, ...]
-    n_freq: int
+    def __init__(self, layers: Sequence[LayerStyle], layer_indices: Sequence[int], n_freq: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(layers)
+        self.layer_indices = tuple(layer_indices)
+        self.n_freq = int(n_freq)
 
     @classmethod
     @torch.no_grad()
@@ -69,10 +78,6 @@ class StyleStatistics:
                 )
             )
         return cls(layers=layers, layer_indices=tuple(indices), n_freq=int(log_magnitudes[0].shape[-2]))
-
-    def to(self, device: torch.device | str) -> StyleStatistics:
-        layers = [layer.to(device) for layer in self.layers]
-        return StyleStatistics(layers=layers, layer_indices=self.layer_indices, n_freq=self.n_freq)
 
     def loss(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Mean over the batch of the summed relative Gram distances of the style layers.

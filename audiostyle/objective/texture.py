@@ -11,7 +11,6 @@ best texture model. Matching them moves the output's texture over time, not only
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import torch
@@ -126,17 +125,53 @@ def _statistics_of(moments: _Moments) -> dict[str, torch.Tensor]:
     }
 
 
-@dataclass
-class TextureStatistics:
-    """Target texture statistics of one style or a blend, and their relative loss."""
+class TextureStatistics(torch.nn.Module):
+    """Target texture statistics of one style or a blend, and their relative loss.
 
-    targets: dict[str, torch.Tensor]
-    filters: torch.Tensor
-    frame_rate: float
-    floor: torch.Tensor | float = _EPS  # (bands, 1): band magnitude counted as silence
-    steady: float = _EPS  # floor of the envelopes' standard deviation
-    # (dtype, device) -> the targets flattened in _STATISTICS order and each entry's weight.
-    _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    A module whose buffers are the targets, the band filters and the silence floor, so that
+    ``.to(device)`` moves them in place.
+
+    Parameters
+    ----------
+    targets : dict of str to torch.Tensor
+        Each statistic's target (``mean``, ``variation``, ``skew``, ``correlation``,
+        ``modulation``).
+    filters : torch.Tensor [shape=(bands, n_freq)]
+        The band filters.
+    frame_rate : float
+        Spectrogram frames per second.
+    floor : torch.Tensor [shape=(bands, 1)] or float
+        Band magnitude counted as silence.
+    steady : float
+        Floor of the envelopes' standard deviation.
+    """
+
+    def __init__(
+        self,
+        targets: dict[str, torch.Tensor],
+        filters: torch.Tensor,
+        frame_rate: float,
+        floor: torch.Tensor | float = _EPS,
+        steady: float = _EPS,
+    ) -> None:
+        super().__init__()
+        self._names = tuple(targets)
+        for name, target in targets.items():
+            self.register_buffer(f"target_{name}", target)
+        self.register_buffer("filters", filters)
+        if torch.is_tensor(floor):
+            self.register_buffer("floor", floor)
+        else:
+            self.floor = floor
+        self.frame_rate = frame_rate
+        self.steady = steady
+        # (dtype, device) -> the targets flattened in _STATISTICS order and each entry's weight.
+        self._flat: dict = {}
+
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """Each statistic's target, by name."""
+        return {name: getattr(self, f"target_{name}") for name in self._names}
 
     @classmethod
     @torch.no_grad()
@@ -165,15 +200,6 @@ class TextureStatistics:
                 contribution = value.mean(0) * share
                 targets[name] = targets[name] + contribution if name in targets else contribution
         return cls(targets=targets, filters=filters, frame_rate=frame_rate, floor=floor, steady=steady)
-
-    def to(self, device: torch.device | str) -> "TextureStatistics":
-        return TextureStatistics(
-            targets={k: v.to(device) for k, v in self.targets.items()},
-            filters=self.filters.to(device),
-            frame_rate=self.frame_rate,
-            floor=self.floor.to(device) if torch.is_tensor(self.floor) else self.floor,
-            steady=self.steady,
-        )
 
     def loss(self, log_magnitude: torch.Tensor) -> torch.Tensor:
         """Sum over statistics of their squared errors, averaged over the batch.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -55,13 +54,13 @@ PREPARED_FIELDS = (
 )
 
 
-@dataclass
-class PreparedStyle:
+class PreparedStyle(torch.nn.Module):
     """A style's loaded audio, the feature network and the style statistics, made once.
 
     Build with :func:`prepare_style` and pass to :func:`stylize` as ``prepared=`` to stylize
     many contents with one style without rebuilding the network or recomputing the Grams.
-    Picklable, so it can be sent to worker processes.
+    A module: the network and the statistics are its submodules, so ``.to(device)`` moves
+    them all, in place. Picklable, so it can be sent to worker processes.
 
     Attributes
     ----------
@@ -76,28 +75,27 @@ class PreparedStyle:
         The styles' blend weights (empty: equal).
     """
 
-    styles: list[Audio]
-    network: torch.nn.Module
-    statistics: StyleStatistics
-    texture: TextureStatistics | None
-    config: StyleConfig
-    weights: tuple[float, ...] = ()
+    def __init__(
+        self,
+        styles: Sequence[Audio],
+        network: torch.nn.Module,
+        statistics: StyleStatistics,
+        texture: TextureStatistics | None,
+        config: StyleConfig,
+        weights: Sequence[float] = (),
+    ) -> None:
+        super().__init__()
+        self.styles = list(styles)
+        self.network = network
+        self.statistics = statistics
+        self.texture = texture
+        self.config = config
+        self.weights = tuple(weights)
 
     @property
     def names(self) -> tuple[str, ...]:
         """The style inputs' names (file paths, or ``<style array>``)."""
         return tuple(audio.name for audio in self.styles)
-
-    def to(self, device: torch.device | str) -> "PreparedStyle":
-        """A copy whose network and statistics live on ``device``."""
-        return PreparedStyle(
-            styles=self.styles,
-            network=self.network.to(device),
-            statistics=self.statistics.to(device),
-            texture=self.texture.to(device) if self.texture is not None else None,
-            config=self.config,
-            weights=self.weights,
-        )
 
     def check(self, config: StyleConfig) -> None:
         """Raise ConfigError unless it was made with settings compatible with ``config``."""
