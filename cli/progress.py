@@ -2,10 +2,10 @@
 
 The line is laid out for 80 columns: the name and the losses give way (cut with an
 ellipsis) before the bar, the step count and the ETA do. A run has stages: the solver's
-steps, then the waveform's reconstruction, which reports nothing, then (when the library
-reports them, as ``losses["stage"] == "refine"``) the refine steps, counted afresh with
-their own ETA. Between the solver's last step and the next report the bar pulses instead
-of showing a finished count with an ETA of zero while work goes on.
+steps, then the making of the waveform (Griffin-Lim, then refinement). The library reports
+refine steps as ``losses["stage"] == "refine"``; they are counted afresh with their own
+ETA. Between the solver's last step and the next report the bar pulses without a count
+or an ETA, instead of showing "30/30, ETA 0:00:00" while work goes on.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeRemainingColumn
 from rich.table import Column
+from rich.text import Text
 
 from .outputs import format_losses
 
@@ -25,18 +26,31 @@ stderr_console = Console(stderr=True)
 #: The stage the solver reports in (the library's calls without a ``stage``).
 SOLVE = "solve"
 #: Shown while nothing reports: from the solver's last step to the next stage or the end.
-RECONSTRUCT = "phase"
+RECONSTRUCT = "waveform"
+
+
+class _Count(MofNCompleteColumn):
+    """``12/30``, or nothing while a stage has no count."""
+
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.total is not None else Text("")
+
+
+class _Eta(TimeRemainingColumn):
+    """``ETA 0:00:12``, or nothing while a stage has no count."""
+
+    def render(self, task: Task) -> Text:
+        return Text("ETA ") + super().render(task) if task.total is not None else Text("")
 
 
 def progress_columns() -> tuple[Any, ...]:
     """Name, stage, bar, count, ETA, losses: at 80 columns the name and losses are cut first."""
     return (
         TextColumn("[bold]{task.description}", table_column=Column(max_width=20, no_wrap=True, overflow="ellipsis")),
-        TextColumn("{task.fields[stage]:>7}", table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[stage]:>8}", table_column=Column(no_wrap=True)),
         BarColumn(bar_width=16),
-        MofNCompleteColumn(table_column=Column(no_wrap=True)),
-        TextColumn("ETA", table_column=Column(no_wrap=True)),
-        TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        _Count(table_column=Column(no_wrap=True)),
+        _Eta(table_column=Column(no_wrap=True)),
         TextColumn("{task.fields[losses]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0)),
     )
 
@@ -80,9 +94,9 @@ class SolverProgress:
     def __call__(self, step: int, total: int, losses: Mapping[str, Any]) -> None:
         stage = losses.get("stage")
         stage = stage if isinstance(stage, str) else SOLVE
-        task = self._show(stage, total=total)
-        self._progress.update(task, completed=step, total=total, losses=format_losses(losses))
-        if step >= total and stage == SOLVE:
+        count: int | None = total
+        if stage == SOLVE and step >= total:
             # The waveform is made next and reports nothing: a pulsing bar, no count, no ETA.
-            reconstruct = self._show(RECONSTRUCT, total=None)
-            self._progress.update(reconstruct, losses=format_losses(losses))
+            stage, count = RECONSTRUCT, None
+        task = self._show(stage, total=count)
+        self._progress.update(task, completed=step if count else 0, total=count, losses=format_losses(losses))
