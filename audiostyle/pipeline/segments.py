@@ -70,7 +70,11 @@ class SegmentStages(Protocol):
         ...
 
     def refine(
-        self, waveform: torch.Tensor, content_log_magnitude: torch.Tensor, magnitude: torch.Tensor
+        self,
+        waveform: torch.Tensor,
+        content_log_magnitude: torch.Tensor,
+        magnitude: torch.Tensor,
+        progress: ProgressCallback | None = None,
     ) -> tuple[torch.Tensor, float, dict[str, float]]:
         """A better waveform, its spectral convergence in dB and its final losses."""
         ...
@@ -265,6 +269,7 @@ def stylize_waveform_in_segments(
         segment_progress = None
         if progress is not None:
             def segment_progress(step, total, losses, _index=index):
+                # Each stage counts its steps over all segments: segment i's step s of n is i * n + s.
                 progress(_index * total + step, len(bounds) * total, losses)
         low, high = max(first - context, 0), min(last + context, n_samples)
         # A new array: resample returns a view of the content when the rates are equal.
@@ -280,7 +285,7 @@ def stylize_waveform_in_segments(
         if stage is not None:
             stage("griffin_lim")
         if refine:
-            piece, segment_refined = stages.refine(piece, spec.log_magnitude, magnitude)[:2]
+            piece, segment_refined = stages.refine(piece, spec.log_magnitude, magnitude, segment_progress)[:2]
             refined += segment_refined * (stop - start)
             if stage is not None:
                 stage("refine")

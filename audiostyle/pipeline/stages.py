@@ -30,6 +30,13 @@ __all__ = ["REFINE_CONTENT_EMPHASIS", "Stages"]
 REFINE_CONTENT_EMPHASIS = 16.0
 
 
+def staged(progress: ProgressCallback | None, stage: str) -> ProgressCallback | None:
+    """``progress`` with ``losses["stage"] = stage`` added, so a display can tell stages apart."""
+    if progress is None:
+        return None
+    return lambda step, total, losses: progress(step, total, {**losses, "stage": stage})
+
+
 @dataclass
 class Stages:
     """Analyse, solve, reconstruct and refine one clip with one run's settings.
@@ -85,12 +92,17 @@ class Stages:
         return waveform, convergence_db(stft(waveform, **stft_settings).abs(), magnitude)
 
     def refine(
-        self, waveform: torch.Tensor, content_log_magnitude: torch.Tensor | None, magnitude: torch.Tensor
+        self,
+        waveform: torch.Tensor,
+        content_log_magnitude: torch.Tensor | None,
+        magnitude: torch.Tensor,
+        progress: ProgressCallback | None = None,
     ) -> tuple[torch.Tensor, float, dict[str, float]]:
         """The refined waveform, its spectral convergence against ``magnitude`` in dB, its final losses.
 
         Griffin-Lim only approximates an inconsistent spectrogram; optimising the waveform
-        itself lands on one a real signal has.
+        itself lands on one a real signal has. ``progress(step, refine_steps, losses)`` follows
+        each step, with ``losses["stage"] == "refine"``.
         """
         config = self.config
         content = (
@@ -110,7 +122,7 @@ class Stages:
         )
         refined = refine_waveform(
             waveform, objective, n_fft=config.n_fft, hop_length=config.hop_length, steps=config.refine_steps,
-            history_size=config.history_size,
+            history_size=config.history_size, progress=staged(progress, "refine"),
         )
         convergence = spectral_convergence(refined.solution, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
         return refined.solution, convergence, refined.history[-1]

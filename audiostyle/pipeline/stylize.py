@@ -61,7 +61,9 @@ def stylize(
     duration : float, optional
         Length in seconds of a texture (``content=None``); default: the first style's length.
     progress : callable, optional
-        ``progress(step, total, losses)`` after each solver step.
+        ``progress(step, total, losses)`` after each solver step, then after each waveform
+        refinement step with ``losses["stage"] == "refine"`` (the text ``stage`` is the one
+        value of ``losses`` that is not a number).
     prepared : PreparedStyle, optional
         From :func:`prepare_style`: its style, network and statistics are used and ``style``
         and ``style_weights`` are ignored (pass None), so many contents share one style's work.
@@ -268,7 +270,7 @@ def _stylize_whole(
     output = _Output(None, solved.solution, solved.history, solved.evaluations, solved.stopped, convergence)
     if config.refine_steps > 0 and not config.loop:
         waveform, output.refined_convergence, output.refined_losses = stages.refine(
-            waveform, content_log_magnitude, magnitude
+            waveform, content_log_magnitude, magnitude, progress
         )
         clock.lap("refine")
     audio = waveform.detach().cpu().numpy().astype(np.float32)
