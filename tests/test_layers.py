@@ -151,3 +151,12 @@ def test_the_checker_sees_a_violation(tmp_path):
 @pytest.mark.parametrize("module, layer", [("audiostyle.dsp.stft", 2), ("audiostyle.pipeline", 5), ("numpy", None)])
 def test_layer_names(module, layer):
     assert _layer(module) == layer
+
+
+def test_every_package_is_in_the_distribution():
+    # A sub-package missing from pyproject's list installs without its files (non-editable installs).
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = set(text.split("packages = [", 1)[1].split("]", 1)[0].replace('"', "").replace(",", " ").split())
+    found = {_module_name(p.parent / "__init__.py") for p in LIBRARY.rglob("__init__.py") if "__pycache__" not in p.parts}
+    found |= {name.replace("cli", "audiostyle_cli", 1) for name in (_module_name(p) for p in FRONT_ENDS.rglob("__init__.py"))}
+    assert found <= listed, sorted(found - listed)
