@@ -251,16 +251,21 @@ def test_segmented_stereo_at_another_rate_keeps_shape_rate_and_level(rng, style_
     assert near.max() <= 2 * torch.quantile(elsewhere, 0.99)
 
 
+def _full_rms(audio):
+    # The full-copy computation the chunked rms replaces: about each channel's mean (a DC offset is no sound).
+    centred = audio.astype(np.float64) - audio.mean(axis=-1, keepdims=True, dtype=np.float64)
+    return float(np.sqrt(np.mean(np.square(centred))))
+
+
 def _old_normalise_level(audio):
     # The full-copy computation the chunked helpers replace.
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    rms = _full_rms(audio)
     return audio if rms == 0 else (audio * min(0.1 / rms, 1e4)).astype(np.float32)
 
 
 def _old_match_loudness(audio, reference, mode):
     if mode == "rms" and reference is not None:
-        target = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
-        current = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        target, current = _full_rms(reference), _full_rms(audio)
         audio = audio * (target / current) if current > 0 else audio
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > PEAK_CEILING:
@@ -272,9 +277,10 @@ def _old_match_loudness(audio, reference, mode):
 def test_chunked_level_helpers_equal_the_full_copy_computation(rng, shape):
     audio = (0.3 * rng.standard_normal(shape)).astype(np.float32)
     reference = (0.05 * rng.standard_normal((shape[0], shape[1] // 2 + 5))).astype(np.float32)
-    full_rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    full_rms = _full_rms(audio)
     assert rms(audio) == pytest.approx(full_rms, rel=1e-12)
     assert rms(np.ascontiguousarray(audio.T).T) == pytest.approx(full_rms, rel=1e-12)  # a strided view
+    assert rms(audio + np.float32(0.5)) == pytest.approx(full_rms, rel=1e-5)  # a DC offset adds no level
     assert peak(audio) == float(np.max(np.abs(audio)))
     assert analysis_gain(audio) == pytest.approx(0.1 / full_rms, rel=1e-12)
     np.testing.assert_allclose(normalise_level(audio), _old_normalise_level(audio), rtol=1e-6, atol=0)
