@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .resample import resample
-from .stft import istft, stft
+from .stft import hann_window, istft, stft
 
 __all__ = ["crossover_hz", "band_stft_size", "long_term_power", "style_band_power", "extend_bandwidth"]
 
@@ -53,14 +53,17 @@ def band_stft_size(sample_rate: int) -> int:
 
 
 def long_term_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
-    """Mean power per STFT bin over all frames and channels, smoothed over frequency.
+    """Mean power per STFT bin over all whole frames and channels, smoothed over frequency.
+
+    Only frames that lie wholly inside the audio count: a frame padded with zeros past an
+    edge sees a cut, whose broadband click would pass for the top band of a dark style.
 
     Parameters
     ----------
     audio : np.ndarray [shape=(channels, samples)]
         Waveform.
     n_fft : int
-        STFT size (hop ``n_fft // 4``).
+        STFT size (Hann window, hop ``n_fft // 4``).
 
     Returns
     -------
@@ -69,12 +72,18 @@ def long_term_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
     hop = n_fft // 4
     total = np.zeros(n_fft // 2 + 1)
     frames = 0
-    for begin in range(0, audio.shape[-1], CHUNK):
-        end = begin + CHUNK
-        spec = stft(torch.from_numpy(np.ascontiguousarray(audio[:, begin:end], dtype=np.float32)), n_fft=n_fft, hop_length=hop)
-        power = spec.real.square() + spec.imag.square()
-        total += power.sum(dim=(0, 2)).double().numpy()
-        frames += power.shape[0] * power.shape[2]
+    window = hann_window(n_fft, torch.device("cpu"), torch.float64)
+    per_chunk = max(1, CHUNK // hop)
+    for first in range(0, max(0, audio.shape[-1] - n_fft) // hop + 1, per_chunk):
+        begin = first * hop
+        # float64: a float32 FFT's rounding floor would show in the top band of a dark style.
+        piece = torch.from_numpy(np.asarray(audio[:, begin : begin + (per_chunk - 1) * hop + n_fft], dtype=np.float64))
+        if piece.shape[-1] < n_fft:
+            break
+        spectrum = torch.fft.rfft(piece.unfold(-1, n_fft, hop) * window, dim=-1)
+        power = spectrum.real.square() + spectrum.imag.square()  # (channels, frames, bins)
+        total += power.sum(dim=(0, 1)).numpy()
+        frames += power.shape[0] * power.shape[1]
     return _smooth(total / max(frames, 1))
 
 
