@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from audiostyle_cli.app import app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from typer.testing import CliRunner
 
 from audiostyle import AudioFileError, WeightsError, load_audio
 from audiostyle.networks.pretrained import load_network
-from audiostyle_cli.app import app
-from benchmarks.robustness import (
+from tests.hostile_inputs import (
     HOSTILE_FILES,
     MUTATIONS,
     REFUSED_HOSTILE_FILES,

@@ -125,7 +125,6 @@ def _violations() -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(reason="the flat modules of before the restructuring (issue 21) have no layer yet", strict=True)
 def test_imports_follow_the_layers():
     problems = _violations()
     assert not problems, "\n".join(problems)

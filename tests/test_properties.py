@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from audiostyle import AudioStyleError, StyleConfig, stylize
 from audiostyle.errors import AudioFileError, ConfigError, NumericalError, WeightsError
-from benchmarks.robustness import RATES, SIGNAL_KINDS, TINY_SETTINGS, leftovers, make_waveform, random_config_value
+from tests.hostile_inputs import (
+    RATES,
+    SIGNAL_KINDS,
+    TINY_SETTINGS,
+    leftovers,
+    make_waveform,
+    random_config_value,
+)
 
 DOCUMENTED = (AudioFileError, ConfigError, WeightsError, NumericalError)
 # Bounded and reproducible in CI; benchmarks/robustness.py explores further.

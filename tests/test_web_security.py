@@ -29,7 +29,7 @@ httpx = pytest.importorskip("httpx", reason="these tests speak HTTP with httpx")
 from audiostyle import StyleConfig  # noqa: E402
 from audiostyle_cli.web.app import create_app  # noqa: E402
 from audiostyle_cli.web.workdir import OWNER_FILE, PREFIX, sweep_orphans  # noqa: E402
-from benchmarks.studio_hostile import (  # noqa: E402
+from tests.hostile_studio import (  # noqa: E402
     chunked,
     flac_bomb,
     free_port,

@@ -16,7 +16,7 @@ from audiostyle import AudioFileError, ConfigError, StyleConfig, stylize
 from audiostyle.pipeline import memory as resources
 from audiostyle.pipeline.memory import available_memory, check_memory, estimate_peak_bytes
 from audiostyle_cli.app import app
-from benchmarks.robustness import TINY_SETTINGS, leftovers, make_waveform
+from tests.hostile_inputs import TINY_SETTINGS, leftovers, make_waveform
 
 TINY = StyleConfig(**TINY_SETTINGS)
 TINY_CLI = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
@@ -60,8 +60,7 @@ import resource, sys, numpy as np, torch
 torch.set_num_threads(1)
 from audiostyle import StyleConfig, stylize
 from audiostyle.pipeline.memory import check_memory
-from benchmarks.long_input import peak_rss_mb
-from benchmarks.robustness import TINY_SETTINGS, make_waveform
+from tests.hostile_inputs import TINY_SETTINGS, make_waveform, peak_rss_mb
 config = StyleConfig(**{**TINY_SETTINGS, "filters": 512, "kernel_widths": (3, 7, 15), "iterations": 1, "griffin_lim_iters": 1,
                       "refine_steps": 2, "texture_weight": 1.0})
 content = make_waveform("noise", channels=1, samples=16000 * 20, seed=2)

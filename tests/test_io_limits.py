@@ -23,6 +23,7 @@ import soundfile as sf
 import audiostyle.io.read as read_module
 import audiostyle.io.write as write_module
 from audiostyle.dsp.resample import to_channels
+from audiostyle.errors import AudioFileError, ConfigError
 from audiostyle.io import (
     MAX_DECODED_BYTES,
     MAX_SAMPLE_RATE,
@@ -32,8 +33,7 @@ from audiostyle.io import (
     probe_audio,
     save_audio,
 )
-from audiostyle.errors import AudioFileError, ConfigError
-from benchmarks.robustness import (
+from tests.hostile_inputs import (
     flac_with_total_samples,
     leftovers,
     ogg_with_last_granule,

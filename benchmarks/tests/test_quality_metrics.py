@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,9 @@ import pytest
 import soundfile
 from scipy.signal import butter, sosfilt
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from benchmarks import baselines, quality_metrics
 
-from benchmarks import baselines, quality_metrics  # noqa: E402
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SR = 22050
 TEXTURE_FAMILIES = ("envelope", "modulation", "cross_band")
 

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks import groundtruth  # noqa: E402
-from benchmarks import groundtruth_metrics as metrics  # noqa: E402
+from benchmarks import groundtruth
+from benchmarks import groundtruth_metrics as metrics
 
 SR = metrics.RATE
 STEP = 0.25

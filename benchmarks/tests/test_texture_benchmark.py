@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 from benchmarks import spectrum_measures, texture
-from benchmarks.robustness import TINY_SETTINGS
+from tests.hostile_inputs import TINY_SETTINGS
 
 SR = 22050
 
