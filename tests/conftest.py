@@ -1,10 +1,14 @@
-"""Shared fixtures: a seeded random generator and the devices the tests run on."""
+"""Shared fixtures: a seeded random generator, the devices the tests run on, one torch thread,
+and short tones as waveforms and files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+
+from tests.support import RATE, tone
 
 
 def available_devices() -> list[str]:
@@ -38,3 +42,19 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def style_wave(rng) -> np.ndarray:
+    """One second of a noisy 440 Hz tone at ``support.RATE``, ``(1, samples)``."""
+    return tone(rng, 1.0, 440.0, noise=0.1)
+
+
+@pytest.fixture
+def tone_files(tmp_path, rng):
+    """Three one-second WAV files of different tones: ``(content, style, other)`` paths."""
+    content, style, other = tmp_path / "content.wav", tmp_path / "style.wav", tmp_path / "other.wav"
+    sf.write(content, tone(rng, 1.0, 220.0)[0], RATE)
+    sf.write(style, tone(rng, 1.0, 660.0, noise=0.2)[0], RATE)
+    sf.write(other, tone(rng, 1.0, 1320.0, noise=0.01)[0], RATE)
+    return content, style, other

@@ -304,3 +304,18 @@ def test_resolve_device_other_unavailable_types(name):
     with pytest.raises(ConfigError, match="device"):
         resolve_device(name)
 
+
+def test_strength_mapping_is_monotonic_and_keeps_the_default_balance():
+    base = StyleConfig(content_weight=2.0, style_weight=50.0)
+    assert base.loss_weights() == (2.0, 50.0)
+    assert StyleConfig(content_weight=2.0, style_weight=50.0, strength=0).loss_weights() == (2.0, 0.0)
+    assert StyleConfig(content_weight=2.0, style_weight=50.0, strength=1).loss_weights() == (0.0, 50.0)
+    ratios = [
+        (lambda w: w[1] / max(w[0], 1e-12))(StyleConfig(strength=s).loss_weights()) for s in np.linspace(0, 1, 11)
+    ]
+    assert all(later > earlier for earlier, later in zip(ratios, ratios[1:]))
+    for bad in (-0.1, 1.01, float("nan"), "0.5"):
+        with pytest.raises(ConfigError, match="strength"):
+            StyleConfig(strength=bad)
+    with pytest.raises(ConfigError, match="strength"):
+        StyleConfig(style_weight=0.0, strength=1.0)

@@ -51,9 +51,8 @@ def references(tmp_path_factory) -> list[Path]:
     return write_reference_files(tmp_path_factory.mktemp("reference"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(single_thread):
-    yield
+# One torch thread for every test here (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def damaged(source: Path, kind: str, folder: Path, seed: int = 0) -> Path:

@@ -427,3 +427,13 @@ def test_shared_front_end_equals_the_terms_computed_apart(rng):
     torch.testing.assert_close(off_at_first(x)[0], without)
     off_at_first.texture_weight = 2.0
     torch.testing.assert_close(off_at_first(x)[0], total.detach())
+
+
+def test_blend_statistics_are_the_weighted_grams():
+    net = RandomCNN(65, filters=16, kernel_widths=(3,), seed=1)
+    a, b = torch.rand(1, 65, 30), torch.rand(1, 65, 50) * 2
+    blended = StyleStatistics.from_log_magnitudes(net, [a, b], [7, 3])  # normalised to 0.7, 0.3
+    grams = [gram(net(x)[0][0]) for x in (a, b)]
+    assert torch.allclose(blended.layers[0].gram, 0.7 * grams[0] + 0.3 * grams[1], atol=1e-5)
+    alone = StyleStatistics.from_log_magnitudes(net, [a, b], [1, 0])
+    assert torch.allclose(alone.layers[0].gram, grams[0], atol=1e-5)

@@ -22,9 +22,8 @@ TINY = StyleConfig(**TINY_SETTINGS)
 TINY_CLI = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(single_thread):
-    yield
+# One torch thread for every test here (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_estimate_grows_with_every_setting_that_costs_memory() -> None:

@@ -39,9 +39,8 @@ TINY = StyleConfig(**TINY_SETTINGS)
 FIELD_NAMES = [spec.name for spec in fields(StyleConfig)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(single_thread):
-    yield
+# One torch thread for every test here (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def assert_documented(error: AudioStyleError) -> None:

@@ -17,6 +17,7 @@ from audiostyle import (
 )
 from audiostyle.dsp.levels import PEAK_CEILING
 from audiostyle.networks import RandomCNN
+from tests import support
 
 TINY = StyleConfig(
     sample_rate=16000,
@@ -213,3 +214,28 @@ def test_shipped_pretrained_network_stylizes_a_short_clip(content, style):
     out = stylize(content, style, TINY.replace(network="pretrained", iterations=4))
     assert out.audio.shape == content[0].shape and np.isfinite(out.audio).all()
     assert out.history[-1]["style"] < out.history[0]["style"]
+
+
+# --- style blends and strength (at the pinned balance of support.TINY) ---------------------------
+
+
+def test_blend_pairs_equal_style_weights(tone_files, single_thread):
+    content, style, other = tone_files
+    pairs = stylize(content, [(style, 0.7), (other, 0.3)], support.TINY)
+    weights = stylize(content, [style, other], support.TINY, style_weights=[7, 3])
+    assert np.allclose(pairs.audio, weights.audio, atol=1e-6)
+    single = stylize(content, style, support.TINY)
+    assert not np.allclose(pairs.audio, single.audio, atol=1e-4)
+
+
+def test_strength_trades_content_for_style(tone_files, single_thread):
+    # The presets weigh style 100:1, so the trade-off shows below the default strength.
+    content, style, _ = tone_files
+    finals = [
+        stylize(content, style, support.TINY.replace(strength=s, iterations=8, griffin_lim_iters=1)).history[-1]
+        for s in (0.1, 0.3, 0.5)
+    ]
+    styles = [f["style"] for f in finals]
+    contents = [f["content"] for f in finals]
+    assert styles[0] > styles[1] > styles[2]
+    assert contents[0] < contents[1] < contents[2]

@@ -1,0 +1,19 @@
+"""Small inputs shared by the tests: tones and the tiny settings the creative-control tests pin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audiostyle import StyleConfig
+from tests.hostile_inputs import TINY_SETTINGS
+
+RATE = 16000
+#: The tiny run with its loss weights pinned: the strength tests read the trade-off at this balance.
+TINY = StyleConfig(**TINY_SETTINGS, content_weight=1.0, style_weight=100.0)
+
+
+def tone(rng: np.random.Generator, seconds: float, frequency: float, noise: float = 0.05) -> np.ndarray:
+    """A ``(1, samples)`` float32 sine at ``RATE`` with a little of ``rng``'s noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    wave = 0.3 * np.sin(2 * np.pi * frequency * t) + noise * rng.standard_normal(t.size)
+    return wave.astype(np.float32)[np.newaxis]
