@@ -1,4 +1,4 @@
-"""Small inputs shared by the tests: tones and the tiny settings the creative-control tests pin."""
+"""Small inputs shared by the tests: tones, and the tiny run most stylize() tests use."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from audiostyle import StyleConfig
 from tests.hostile_inputs import TINY_SETTINGS
 
 RATE = 16000
-#: The tiny run with its loss weights pinned: the strength tests read the trade-off at this balance.
+#: ``TINY_SETTINGS`` as a config, its loss weights pinned: the strength tests read the trade-off
+#: at this balance, whatever the defaults become.
 TINY = StyleConfig(**TINY_SETTINGS, content_weight=1.0, style_weight=100.0)
 
 

@@ -124,7 +124,7 @@ def run_driver(executor: str, library: Path, style: Path, out: Path, *, kill: bo
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-@pytest.mark.parametrize("executor", ["local", "dask"])
+@pytest.mark.parametrize("executor", ["local", pytest.param("dask", marks=pytest.mark.slow)])
 def test_killed_worker_fails_or_retries_its_job_and_a_rerun_completes(executor: str, job_files, tmp_path: Path) -> None:
     if executor == "dask":
         pytest.importorskip("distributed")

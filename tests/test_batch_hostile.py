@@ -151,9 +151,10 @@ def test_killed_batch_takes_its_workers_along_and_the_rerun_redoes_their_work(tm
     """SIGKILL of the batch process mid-run: its workers exit within a second or two instead
     of going on with their queued jobs, and the rerun finishes every job, calling none of
     the outputs "made otherwise"."""
+    # Jobs long enough (100 steps) that on a loaded machine the kill still comes mid-run.
     library = clips(tmp_path / "lib", 4, 1.0)
     out = tmp_path / "out"
-    args = [library, "-s", style, "-o", out, "--workers", "2", "-n", "20", *ENGINE]
+    args = [library, "-s", style, "-o", out, "--workers", "2", "-n", "100", *ENGINE]
     process = start_batch(tmp_path, args)
     helpers: set[int] = set()
     try:

@@ -275,6 +275,7 @@ def test_one_training_step_on_a_tiny_set(recipe_modules, tmp_path: Path) -> None
     assert isinstance(network, TimbreCNN)
 
 
+@pytest.mark.slow
 def test_a_few_training_steps_lower_the_loss(recipe_modules, tmp_path: Path) -> None:
     generate_data, train = recipe_modules
     _tiny_synthetic_set(generate_data, tmp_path / "data")

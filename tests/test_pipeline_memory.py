@@ -16,9 +16,9 @@ from audiostyle import AudioFileError, ConfigError, StyleConfig, stylize
 from audiostyle.pipeline import memory as resources
 from audiostyle.pipeline.memory import available_memory, check_memory, estimate_peak_bytes
 from audiostyle_cli.app import app
-from tests.hostile_inputs import TINY_SETTINGS, leftovers, make_waveform
+from tests.hostile_inputs import leftovers, make_waveform
+from tests.support import TINY
 
-TINY = StyleConfig(**TINY_SETTINGS)
 TINY_CLI = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
 
 

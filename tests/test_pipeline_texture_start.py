@@ -6,22 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from audiostyle import StyleConfig, stylize
+from audiostyle import stylize
 from audiostyle.dsp.loop import resample_loop
 from audiostyle.dsp.stft import analyze
 from audiostyle.pipeline.texture_start import texture_start
+from tests import support
 
 RATE = 44100
-TINY = StyleConfig(
-    sample_rate=16000,
-    n_fft=512,
-    hop_length=128,
-    filters=48,
-    kernel_widths=(3, 7),
-    iterations=5,
-    griffin_lim_iters=4,
-    device="cpu",
-)
+TINY = support.TINY.replace(iterations=5)
 
 
 def frame_levels_db(audio: np.ndarray, rate: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from tests.hostile_inputs import (
     make_waveform,
     random_config_value,
 )
+from tests.support import TINY
 
 DOCUMENTED = (AudioFileError, ConfigError, WeightsError, NumericalError)
 # Bounded and reproducible in CI; benchmarks/robustness.py explores further.
@@ -35,7 +36,6 @@ BOUNDED = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-TINY = StyleConfig(**TINY_SETTINGS)
 FIELD_NAMES = [spec.name for spec in fields(StyleConfig)]
 
 
