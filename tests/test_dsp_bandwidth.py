@@ -155,3 +155,12 @@ def test_level_follows_the_styles_balance_even_when_the_solved_band_does_not(rng
     extended = extend_bandwidth(output.copy(), RATE, WORKING, style_band_power([(style, RATE)], [1.0], RATE))
     wanted = band_level_db(style, RATE, (1000, 8000), (11000, 16000))
     assert abs(band_level_db(extended, RATE, (1000, 8000), (11000, 16000)) - wanted) < 4
+
+
+def test_long_term_power_ignores_the_cut_at_the_edges(rng):
+    # A dark tone cut off mid-note: the cut is a broadband click, not the sound's top band.
+    t = np.arange(2 * RATE) / RATE
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t + 0.3))[None].astype(np.float32)
+    power = long_term_power(tone, 1024)
+    freqs = np.arange(power.size) * RATE / 1024
+    assert 10 * np.log10(power[(freqs > 11000) & (freqs < 16000)].mean() / power[(freqs > 100) & (freqs < 400)].mean()) < -100
