@@ -84,6 +84,7 @@ def long_term_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
         power = spectrum.real.square() + spectrum.imag.square()  # (channels, frames, bins)
         total += power.sum(dim=(0, 1)).numpy()
         frames += power.shape[0] * power.shape[1]
+        del piece, spectrum, power  # one chunk's buffers alive at a time
     return _smooth(total / max(frames, 1))
 
 
