@@ -28,35 +28,17 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.hostile_inputs import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "long_input.json"
 CONTENT = ROOT / "samples" / "voice.flac"
 STYLE = ROOT / "samples" / "violin.wav"
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB since it started (or exec'd).
-
-    Linux: ``VmHWM``, the high-water mark of this process's own address space.
-    ``ru_maxrss`` is not used there because a child inherits its parent's RSS at the fork
-    into it: a benchmark or test run from a 1 GB pytest process would read 1 GB.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kilobytes, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def current_rss_mb() -> float:
