@@ -326,3 +326,14 @@ def open_event_stream(studio: Studio, job_id: str, timeout: float = 20.0) -> soc
         sock.close()
         raise RuntimeError(f"the event stream did not open: {received[:200]!r}")
     return sock
+
+
+def wait_for_status(client: Any, job_id: str, statuses: tuple[str, ...], timeout: float = 60.0) -> dict:
+    """Poll ``GET /jobs/{job_id}`` through an httpx-like ``client`` until its status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import audiostyle
 from audiostyle_cli.app import app
+from tests.support import TORCH_POLICY_PROBE
 
 TINY = ["--preset", "fast", "-n", "3", "--filters", "48", "--sample-rate", "16000", "--n-fft", "512", "--hop-length", "128", "-q"]
 
@@ -272,15 +273,7 @@ def test_limits_name_the_flag_that_raises_them(files, tmp_path):
     assert_one_line_error(result, 3, "content.wav", "--max-duration")
 
 
-_THREAD_PROBE = """
-import os, sys
-seen = []
-class Probe:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" and not seen:
-            seen.append(os.environ.get("OMP_WAIT_POLICY"))
-        return None
-sys.meta_path.insert(0, Probe())
+_THREAD_PROBE = TORCH_POLICY_PROBE + """
 from audiostyle_cli.app import main
 sys.argv = ["audiostyle", *sys.argv[1:]]
 try:

@@ -8,16 +8,9 @@ import sys
 
 import pytest
 
-# Records OMP_WAIT_POLICY at the moment torch is first imported: what OpenMP will read.
-_PROBE = """
-import os, sys
-seen = []
-class Probe:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" and not seen:
-            seen.append(os.environ.get("OMP_WAIT_POLICY"))
-        return None
-sys.meta_path.insert(0, Probe())
+from tests.support import TORCH_POLICY_PROBE
+
+_PROBE = TORCH_POLICY_PROBE + """
 import audiostyle
 print(seen[0] if seen else "torch never imported", os.environ.get("OMP_WAIT_POLICY"))
 """

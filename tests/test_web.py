@@ -26,24 +26,13 @@ with warnings.catch_warnings():  # Starlette's notice about httpx's successor, n
     from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from audiostyle import StyleConfig  # noqa: E402
+from tests.hostile_studio import wait_for_status  # noqa: E402
+from tests.support import STUDIO_PRESETS as PRESETS  # noqa: E402
+from tests.support import TINY  # noqa: E402
 from audiostyle_cli.web.app import create_app  # noqa: E402
 from audiostyle_cli.web.uploads import label  # noqa: E402
 from audiostyle_cli.web.workdir import OWNER_FILE  # noqa: E402
 
-TINY = StyleConfig(
-    sample_rate=16000,
-    n_fft=512,
-    hop_length=128,
-    filters=48,
-    kernel_widths=(3, 7),
-    iterations=3,
-    griffin_lim_iters=4,
-    device="cpu",
-)
-#: Many steps that never stop early: a job that is still running when the test acts on it.
-SLOW = TINY.replace(iterations=2000, tolerance=0.0)
-PRESETS = {"tiny": TINY, "slow": SLOW}
 TOKEN = "test-token-0123456789abcdef"
 
 
@@ -81,13 +70,7 @@ def uploads(rng):
 
 
 def wait_for(client: TestClient, job_id: str, statuses: tuple[str, ...], timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not reach {statuses}: {job}")
+    return wait_for_status(client, job_id, statuses, timeout)
 
 
 def wait_running(client: TestClient, job_id: str) -> dict:

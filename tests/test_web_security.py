@@ -26,7 +26,7 @@ pytest.importorskip("multipart", reason="the web studio needs the 'web' extra")
 uvicorn = pytest.importorskip("uvicorn", reason="the web studio needs the 'web' extra")
 httpx = pytest.importorskip("httpx", reason="these tests speak HTTP with httpx")
 
-from audiostyle import StyleConfig  # noqa: E402
+from tests.support import STUDIO_PRESETS as PRESETS  # noqa: E402
 from audiostyle_cli.web.app import create_app  # noqa: E402
 from audiostyle_cli.web.workdir import OWNER_FILE, PREFIX, sweep_orphans  # noqa: E402
 from tests.hostile_studio import (  # noqa: E402
@@ -39,22 +39,10 @@ from tests.hostile_studio import (  # noqa: E402
     raw_request,
     running_studio,
     studio_folders,
+    wait_for_status,
     wav_bytes,
 )
 
-TINY = StyleConfig(
-    sample_rate=16000,
-    n_fft=512,
-    hop_length=128,
-    filters=48,
-    kernel_widths=(3, 7),
-    iterations=3,
-    griffin_lim_iters=4,
-    device="cpu",
-)
-#: Steps that never stop early: a job still running when the test acts on it.
-SLOW = TINY.replace(iterations=2000, tolerance=0.0)
-PRESETS = {"tiny": TINY, "slow": SLOW}
 TOKEN = "security-test-token-0123456789"
 UPLOAD_LIMIT = 200_000
 #: The studio's body limit for that upload limit: two files and a MiB for the form.
@@ -120,13 +108,7 @@ def uploads() -> dict[str, tuple[str, bytes, str]]:
 
 
 def wait_status(client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+    return wait_for_status(client, job_id, statuses, timeout)
 
 
 def error_of(response: httpx.Response) -> str:
