@@ -239,3 +239,23 @@ def test_strength_trades_content_for_style(tone_files, single_thread):
     contents = [f["content"] for f in finals]
     assert styles[0] > styles[1] > styles[2]
     assert contents[0] < contents[1] < contents[2]
+
+
+def test_a_prepared_style_makes_its_band_spectrum_once_per_rate(monkeypatch):
+    # A library at 44.1 kHz reuses one long-term spectrum of the style instead of one per file.
+    import audiostyle.pipeline.output as output
+    from audiostyle import prepare_style
+
+    config = StyleConfig(sample_rate=16000, n_fft=512, hop_length=128, filters=32, kernel_widths=(3,), iterations=2,
+                         griffin_lim_iters=2, device="cpu")
+    content = (0.1 * np.random.default_rng(0).standard_normal((1, 44100))).astype(np.float32)
+    calls = []
+    real = output.style_band_power
+    monkeypatch.setattr(output, "style_band_power", lambda *args: calls.append(args[-1]) or real(*args))
+    prepared = prepare_style((content, 44100), config)
+    first = stylize((content, 44100), None, config, prepared=prepared)
+    second = stylize((content, 44100), None, config, prepared=prepared)
+    unprepared = stylize((content, 44100), (content, 44100), config)
+    assert calls == [44100, 44100]  # once for the prepared style, once for the unprepared run
+    np.testing.assert_array_equal(first.audio, second.audio)
+    np.testing.assert_array_equal(first.audio, unprepared.audio)

@@ -27,21 +27,27 @@ def texture_at_rate(audio: np.ndarray, config: StyleConfig, rate: int) -> np.nda
     return np.ascontiguousarray(fit_length(resample(audio, config.sample_rate, rate), length))
 
 
-def full_band(
-    audio: np.ndarray, rate: int, style_audio: Sequence[Audio], blend: Sequence[float], config: StyleConfig
-) -> np.ndarray:
+#: ``band_power(rate)``: the styles' blended long-term power spectrum at ``rate``.
+BandPower = Callable[[int], np.ndarray]
+
+
+def styles_band_power(styles: Sequence[Audio], blend: Sequence[float], rate: int) -> np.ndarray:
+    """The styles' blended long-term power spectrum at ``rate`` (see :func:`style_band_power`)."""
+    return style_band_power([(style.original, style.original_rate) for style in styles], blend, rate)
+
+
+def full_band(audio: np.ndarray, rate: int, band_power: BandPower, config: StyleConfig) -> np.ndarray:
     """The output with its band above the working rate rebuilt in the styles' shape (if asked and needed)."""
     if not config.full_band or rate <= config.sample_rate:
         return audio
-    power = style_band_power([(style.original, style.original_rate) for style in style_audio], blend, rate)
-    return extend_bandwidth(audio, rate, config.sample_rate, power, circular=config.loop)
+    return extend_bandwidth(audio, rate, config.sample_rate, band_power(rate), circular=config.loop)
 
 
 def finish_output(
     audio: np.ndarray,
     content: Audio | None,
     styles: Sequence[Audio],
-    blend: Sequence[float],
+    band_power: BandPower,
     config: StyleConfig,
     lap: Callable[[str], None],
 ) -> tuple[np.ndarray, int]:
@@ -62,7 +68,7 @@ def finish_output(
         # A texture takes the first style's rate and channels, and its level.
         rate, reference = styles[0].original_rate, styles[0].original
         audio = texture_at_rate(audio, config, rate)
-    audio = full_band(audio, rate, styles, blend, config)
+    audio = full_band(audio, rate, band_power, config)
     lap("full_band")
     audio = match_loudness(audio, reference, config.loudness)
     if not all_finite(audio):

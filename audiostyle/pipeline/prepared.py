@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..config import PRESETS, StyleConfig, resolve_device
@@ -11,6 +12,7 @@ from ..dsp.stft import analyze
 from ..errors import ConfigError
 from ..networks import build_network
 from ..objective import StyleStatistics, TextureStatistics
+from .output import styles_band_power
 from .sources import Audio, AudioSource, load_styles, normalise_styles
 
 __all__ = ["PreparedStyle", "prepare_style", "style_targets"]
@@ -91,6 +93,17 @@ class PreparedStyle(torch.nn.Module):
         self.texture = texture
         self.config = config
         self.weights = tuple(weights)
+        self._band_powers: dict[int, np.ndarray] = {}
+
+    def band_power(self, sample_rate: int) -> np.ndarray:
+        """The styles' blended long-term power spectrum at ``sample_rate``, made once per rate.
+
+        Every content of a library at that rate reuses it (:mod:`audiostyle.dsp.bandwidth`).
+        """
+        if sample_rate not in self._band_powers:
+            weights = self.weights or (1.0,) * len(self.styles)
+            self._band_powers[sample_rate] = styles_band_power(self.styles, weights, sample_rate)
+        return self._band_powers[sample_rate]
 
     @property
     def names(self) -> tuple[str, ...]:

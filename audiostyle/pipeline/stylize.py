@@ -5,6 +5,7 @@ file -> waveform -> spectrogram -> features -> optimised spectrogram -> waveform
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from ..dsp.stft import analyze, linear_magnitude
 from ..errors import ConfigError
 from ..solver import ProgressCallback
 from .memory import check_memory
-from .output import finish_output
+from .output import finish_output, styles_band_power
 from .prepared import PreparedStyle, style_targets
 from .result import Result
 from .segments import segment_frames, stylize_waveform_in_segments
@@ -111,7 +112,12 @@ def stylize(
         output = _stylize_in_segments(inputs, stages, progress, clock)
     else:
         output = _stylize_whole(inputs, stages, length, texture_frames, progress, clock)
-    audio, rate = finish_output(output.audio, inputs.content, inputs.styles, inputs.blend, config, clock.lap)
+    band_power = (
+        inputs.prepared.band_power
+        if inputs.prepared is not None
+        else functools.partial(styles_band_power, inputs.styles, inputs.blend)
+    )
+    audio, rate = finish_output(output.audio, inputs.content, inputs.styles, band_power, config, clock.lap)
     clock.timings["total"] = time.perf_counter() - clock.started
     return _result(audio, rate, output, inputs, config, device, clock.timings)
 
