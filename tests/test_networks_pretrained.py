@@ -17,10 +17,10 @@ import torch
 
 from audiostyle.errors import ConfigError, WeightsError
 from audiostyle.networks.base import FeatureNetwork
+from audiostyle.networks.weights_file import WEIGHTS_FILE_SLACK
 from audiostyle.networks.pretrained import (
     PRETRAINED_NAME,
     WEIGHTS_DIR,
-    WEIGHTS_FILE_SLACK,
     TimbreCNN,
     expected_tensor_shapes,
     load_network,

@@ -22,11 +22,7 @@ linear and the quiet half of the dynamic range would vanish; ``1e-3`` gives abou
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import pickle
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +33,7 @@ from ..dsp.mel import mel_filters
 from ..dsp.stft import linear_magnitude
 from ..errors import ConfigError, WeightsError
 from ..validation import is_int, is_number
+from .weights_file import check_file_size, checked_tensors, read_json, read_tensors
 
 __all__ = [
     "TimbreCNN",
@@ -61,9 +58,6 @@ MAX_MELS = 1024
 MAX_CONV_LAYERS = 64
 MAX_KERNEL_SIZE = 255
 MAX_DILATION = 64
-#: A weights file may be at most this much larger than its tensors at 8 bytes a value
-#: (float64): room for the container's headers and alignment.
-WEIGHTS_FILE_SLACK = 16 * 1024 * 1024
 
 
 def mel_filterbank(
@@ -307,78 +301,9 @@ class TimbreCNN(torch.nn.Module):
         return {name: state[name].detach().contiguous() for name in expected_tensor_shapes(self.architecture)}
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file; any failure to read it is a WeightsError naming it.
-
-    The file is untrusted: a damaged or hostile one can make the readers fail in any way
-    (struct, index, key, assertion errors from deep inside torch's unpickler), so every
-    exception but an interrupt becomes the one error the callers handle.
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as error:  # noqa: BLE001 - see the docstring
-            raise WeightsError(f"{path}: not a readable safetensors file ({_reason(error)})") from error
-    if suffix in (".pt", ".pth"):
-        try:
-            with warnings.catch_warnings():
-                # A damaged file can claim any pickle protocol; torch warns about each.
-                warnings.simplefilter("ignore")
-                # weights_only refuses any global outside torch's tensor allow-list, so a
-                # pickled payload (code that runs when unpickled) is rejected before it runs.
-                tensors = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise WeightsError(
-                f"{path}: refused: the checkpoint carries pickled objects other than tensors, or is damaged "
-                f"({_reason(error)}); save a plain dict of tensors, or use .safetensors"
-            ) from error
-        except Exception as error:  # noqa: BLE001 - see the docstring
-            raise WeightsError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from error
-        if not isinstance(tensors, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
-        ):
-            raise WeightsError(f"{path}: must hold a flat dict of name -> tensor")
-        return tensors
-    raise WeightsError(f"{path}: unsupported weights format {suffix!r}; use .safetensors, .pt or .pth")
-
-
-def _reason(error: BaseException) -> str:
-    """An exception as a short phrase for a one-line message (the first line, at most 200 characters)."""
-    text = str(error).strip().splitlines()
-    phrase = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-    return phrase if len(phrase) <= 200 else phrase[:197] + "..."
-
-
 def _read_architecture(path: Path) -> dict:
-    if not path.is_file():
-        raise WeightsError(f"{path}: architecture description not found (a JSON file beside the weights)")
-    try:
-        size = path.stat().st_size
-        if size <= MAX_ARCHITECTURE_BYTES:
-            architecture = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as error:
-        # ValueError: bad JSON, bad UTF-8, or an integer too long to convert.
-        raise WeightsError(f"{path}: not valid JSON ({_reason(error)})") from error
-    if size > MAX_ARCHITECTURE_BYTES:
-        raise WeightsError(f"{path}: {size} bytes; an architecture description is at most {MAX_ARCHITECTURE_BYTES}")
+    architecture = read_json(path, max_bytes=MAX_ARCHITECTURE_BYTES, what="architecture description")
     return validate_architecture(architecture, source=str(path))
-
-
-def _check_file_size(path: Path, expected: Mapping[str, tuple[int, ...]]) -> None:
-    """Refuse, before reading it, a weights file larger than its tensors could make it."""
-    values = sum(math.prod(shape) for shape in expected.values())
-    most = 8 * values + WEIGHTS_FILE_SLACK
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise WeightsError(f"{path}: cannot read ({_reason(error)})") from error
-    if size > most:
-        raise WeightsError(
-            f"{path}: {size} bytes is more than the tensors of its architecture can fill ({most} at most)"
-        )
 
 
 def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_fft: int) -> TimbreCNN:
@@ -427,27 +352,8 @@ def load_network(spec: str | os.PathLike = "pretrained", *, sample_rate: int, n_
         )
     architecture = _read_architecture(weights_path.with_suffix(".json"))
     expected = expected_tensor_shapes(architecture)
-    _check_file_size(weights_path, expected)
-    tensors = _read_tensors(weights_path)
-    missing = [name for name in expected if name not in tensors]
-    if missing:
-        raise WeightsError(f"{weights_path}: missing tensor(s) {missing}")
-    unexpected = sorted(set(tensors) - set(expected))
-    if unexpected:
-        raise WeightsError(f"{weights_path}: unexpected tensor(s) {unexpected} for this architecture")
-    checked = {}
-    for name, shape in expected.items():
-        tensor = tensors[name]
-        if tuple(tensor.shape) != shape:
-            raise WeightsError(
-                f"{weights_path}: tensor {name!r} has shape {tuple(tensor.shape)}, expected {shape}"
-            )
-        if not tensor.is_floating_point():
-            raise WeightsError(f"{weights_path}: tensor {name!r} has dtype {tensor.dtype}, expected floating point")
-        # float32 first: the float8 types have no isfinite.
-        checked[name] = tensor.to(torch.float32)
-        if not torch.isfinite(checked[name]).all():
-            raise WeightsError(f"{weights_path}: tensor {name!r} holds NaN or Inf")
+    check_file_size(weights_path, expected)
+    checked = checked_tensors(weights_path, read_tensors(weights_path), expected)
     if not (checked["band_std"] > 0).all():
         raise WeightsError(f"{weights_path}: tensor 'band_std' must be > 0")
     network = TimbreCNN(architecture, sample_rate=sample_rate, n_fft=n_fft)
