@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from .. import ConfigError, PreparedStyle
-from .execute import WORKER_RETRIES, execute, threads_per_worker
+from .. import ConfigError
+from .execute import WORKER_RETRIES, Renderer, execute, threads_per_worker
 from .jobs import Emit, Job, record
 
 
 def run_dask(
-    jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit, workers: int, scheduler: str | None
+    jobs: list[Job], renderers: dict[str, Renderer], emit: Emit, workers: int, scheduler: str | None
 ) -> None:
     """Run ``jobs`` on Dask; a job lost with its worker is submitted again, at most WORKER_RETRIES times."""
     try:
@@ -22,7 +22,7 @@ def run_dask(
         raise ConfigError("executor='dask' needs Dask distributed: pip install 'audiostyle[dask]'") from None
     with contextlib.ExitStack() as stack:
         client, threads = _client(stack, workers, scheduler)
-        shipped = client.scatter(styles, broadcast=True)
+        shipped = client.scatter(renderers, broadcast=True)
         futures = {
             client.submit(_execute_on_dask, job, shipped[job.config_hash], threads, pure=False): job for job in jobs
         }
@@ -35,13 +35,13 @@ def run_dask(
                 if lost is None:
                     continue
                 # A worker died with the job (or with data it needed): run it again, with its
-                # style sent along rather than the scattered copy, which may be gone too.
+                # renderer sent along rather than the scattered copy, which may be gone too.
                 tries = retries.get(id(job), 0)
                 if tries >= WORKER_RETRIES:
                     emit(record(job, "failed", error=f"worker lost {tries + 1} times: {lost}"))
                     continue
                 retries[id(job)] = tries + 1
-                again = client.submit(_execute_on_dask, job, styles[job.config_hash], threads, pure=False)
+                again = client.submit(_execute_on_dask, job, renderers[job.config_hash], threads, pure=False)
                 futures[again] = job
                 completed.add(again)
         except KeyboardInterrupt:
@@ -78,7 +78,7 @@ def _emit_outcome(job: Job, future: Any, emit: Emit) -> str | None:
     return None
 
 
-def _execute_on_dask(job: Job, prepared: PreparedStyle, threads: int | None) -> dict:
+def _execute_on_dask(job: Job, renderer: Renderer, threads: int | None) -> dict:
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    return execute(job, prepared)
+    return execute(job, renderer)

@@ -1,4 +1,9 @@
-"""Running one job, in whatever process an executor picks: stylize, then save and record."""
+"""Running one job, in whatever process an executor picks: render, then save and record.
+
+A job's output is made by its *renderer*, one per config hash, made once per run and
+shipped to every worker: a :class:`StyleRenderer` (per-clip optimisation with a prepared
+style) or a :class:`ModelRenderer` (one pass of a trained style model).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
-from .. import AudioStyleError, PreparedStyle, Result, stylize
+from .. import AudioStyleError, PreparedStyle, Result, StyleConfig, stylize
 from .jobs import Job, record
+
+if TYPE_CHECKING:
+    from ..models import StyleModel
 
 logger = logging.getLogger("audiostyle")
 
@@ -20,18 +29,45 @@ logger = logging.getLogger("audiostyle")
 WORKER_RETRIES = 2
 
 
-def execute(job: Job, prepared: PreparedStyle) -> dict:
-    """Stylize and save one job; every failure but an interrupt becomes a ``failed`` record."""
+@dataclass(frozen=True)
+class StyleRenderer:
+    """Stylizes each content with one prepared style: an optimisation per file."""
+
+    prepared: PreparedStyle
+    config: StyleConfig
+
+    def render(self, content: Any) -> Result:
+        """``content`` (a path or ``(array, rate)``) stylized; see :func:`audiostyle.stylize`."""
+        return stylize(content, None, self.config, prepared=self.prepared)
+
+
+@dataclass(frozen=True)
+class ModelRenderer:
+    """Applies one trained style model: one forward pass per file."""
+
+    model: "StyleModel"
+
+    def render(self, content: Any) -> Result:
+        """``content`` (a path or ``(array, rate)``) through the model; see ``StyleModel.apply``."""
+        return self.model.apply(content)
+
+
+#: What makes a job's output, by config hash.
+Renderer = Union[StyleRenderer, ModelRenderer]
+
+
+def execute(job: Job, renderer: Renderer) -> dict:
+    """Render and save one job; every failure but an interrupt becomes a ``failed`` record."""
     started = time.perf_counter()
-    return save_job(job, stylize_job(job, prepared, started), started)
+    return save_job(job, render_job(job, renderer, started), started)
 
 
-def stylize_job(job: Job, prepared: PreparedStyle, started: float) -> Result | dict:
+def render_job(job: Job, renderer: Renderer, started: float) -> Result | dict:
     """The job's result, or its ``failed`` record; writes nothing, so it may be interrupted anywhere."""
 
     def run() -> Result:
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        return stylize(job.input, None, job.config, prepared=prepared)
+        return renderer.render(job.input)
 
     return _attempt(job, started, run)
 
@@ -44,14 +80,19 @@ def save_job(job: Job, outcome: Result | dict, started: float) -> dict:
     saved = _attempt(job, started, lambda: result.save(job.output, overwrite=True))
     if isinstance(saved, dict):
         return saved
-    first, last = result.history[0], result.history[-1]
+    # A model's output has no solver history: its record has no losses.
+    losses = (
+        {"losses": {"first": result.history[0], "last": result.history[-1], "steps": len(result.history) - 1}}
+        if result.history
+        else {}
+    )
     return record(
         job,
         "done",
         duration=result.duration,
         sample_rate=result.sample_rate,
         channels=int(result.audio.shape[0]),
-        losses={"first": first, "last": last, "steps": len(result.history) - 1},
+        **losses,
         timings={stage: round(seconds, 4) for stage, seconds in result.timings.items()},
         seconds=time.perf_counter() - started,
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from .. import StyleConfig
+
+#: What renders a job's output: per-clip optimisation against a style file, or a trained model.
+JobKind = Literal["style", "model"]
 
 #: ``progress(record, report)`` after each job's record is written.
 BatchProgress = Callable[[dict, "BatchReport"], None]
@@ -17,22 +20,27 @@ Emit = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class Job:
-    """One content file stylized with one style into one output file.
+    """One content file stylized with one style (or one style model) into one output file.
 
     Attributes
     ----------
     input, output, style : str
-        Paths of the content, the file to write and the style.
+        Paths of the content, the file to write and the style file; for a ``"model"`` job,
+        ``style`` is the model file (``.safetensors``).
     config : StyleConfig
+        The settings; a model job's are the model's own (``StyleModel.config``).
     config_hash : str
-        Identity of the settings and the style file; a finished output with the same hash is
-        not redone.
+        Identity of the settings and the style file, or a model's digest; a finished output
+        with the same hash is not redone, so a retrained model redoes its outputs.
     duration : float or None
         The input's length in seconds from its header (None if the header is unreadable).
     skip_reason : str or None
         Set when the job is not to run (finished earlier, link out of the tree, ...).
     relative : str
         ``output`` relative to the output folder (how the manifest matches it on a rerun).
+    kind : {"style", "model"}
+        ``"style"``: stylize with the prepared style (an optimisation per file); ``"model"``:
+        apply the trained style model (one forward pass).
     """
 
     input: str
@@ -43,6 +51,7 @@ class Job:
     duration: float | None = None
     skip_reason: str | None = None
     relative: str = ""
+    kind: JobKind = "style"
 
 
 def record(job: Job, status: str, **fields: Any) -> dict:
@@ -52,6 +61,7 @@ def record(job: Job, status: str, **fields: Any) -> dict:
         "output": job.output,
         "relative": job.relative,
         "style": job.style,
+        "kind": job.kind,
         "config_hash": job.config_hash,
         "status": status,
         "duration": job.duration,

@@ -13,8 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .. import PreparedStyle
-from .execute import WORKER_RETRIES, save_job, stylize_job, threads_per_worker
+from .execute import WORKER_RETRIES, Renderer, render_job, save_job, threads_per_worker
 from .jobs import Emit, Job, record
 from .signals import hold_signals
 from .worker import execute_in_worker, init_worker, process_identity
@@ -22,22 +21,22 @@ from .worker import execute_in_worker, init_worker, process_identity
 logger = logging.getLogger("audiostyle")
 
 
-def run_here(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit) -> None:
+def run_here(jobs: list[Job], renderers: dict[str, Renderer], emit: Emit) -> None:
     """Run ``jobs`` one after the other in this process."""
     for job in jobs:
         started = time.perf_counter()
-        outcome = stylize_job(job, styles[job.config_hash], started)
+        outcome = render_job(job, renderers[job.config_hash], started)
         with hold_signals:
             emit(save_job(job, outcome, started))
 
 
-def run_processes(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit, workers: int) -> None:
+def run_processes(jobs: list[Job], renderers: dict[str, Renderer], emit: Emit, workers: int) -> None:
     """Run ``jobs`` on ``workers`` processes; the jobs of a worker that dies run again alone."""
     context = worker_context()
     remaining, failed_starts = list(jobs), 0
     while remaining:
         given = len(remaining)
-        suspects, remaining = run_pool(remaining, styles, emit, workers, context)
+        suspects, remaining = run_pool(remaining, renderers, emit, workers, context)
         if suspects:
             # A dead worker breaks the pool and every job in it: the jobs it may have been
             # running are run again alone, so that only the culprit is recorded as failed.
@@ -47,7 +46,7 @@ def run_processes(jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit,
                 "it" if len(suspects) == 1 else "each",
             )
             for job in suspects:
-                _run_alone(job, styles, emit, context)
+                _run_alone(job, renderers, emit, context)
         elif len(remaining) == given:
             failed_starts += 1
             if failed_starts > WORKER_RETRIES:
@@ -85,9 +84,9 @@ def worker_context() -> Any:
     return context
 
 
-def _run_alone(job: Job, styles: dict[str, PreparedStyle], emit: Emit, context: Any) -> None:
+def _run_alone(job: Job, renderers: dict[str, Renderer], emit: Emit, context: Any) -> None:
     for _ in range(WORKER_RETRIES):
-        suspects, others = run_pool([job], styles, emit, 1, context)
+        suspects, others = run_pool([job], renderers, emit, 1, context)
         if not suspects and not others:
             return
     error = f"its worker process died {WORKER_RETRIES + 1} times (killed, or out of memory?)"
@@ -95,7 +94,7 @@ def _run_alone(job: Job, styles: dict[str, PreparedStyle], emit: Emit, context: 
 
 
 def run_pool(
-    jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit, workers: int, context: Any
+    jobs: list[Job], renderers: dict[str, Renderer], emit: Emit, workers: int, context: Any
 ) -> tuple[list[Job], list[Job]]:
     """Run ``jobs`` on one pool, recording each.
 
@@ -108,7 +107,7 @@ def run_pool(
         max_workers=min(workers, len(jobs)),
         mp_context=context,
         initializer=init_worker,
-        initargs=(threads_per_worker(workers), styles, batch_process, began),
+        initargs=(threads_per_worker(workers), renderers, batch_process, began),
     )
     pending: dict[Future, int] = {}
     lost: list[int] = []
@@ -141,7 +140,7 @@ def run_pool(
 
 
 def _stop_pool(pool: ProcessPoolExecutor, pending: dict[Future, int], emit: Emit, *, interrupted: bool) -> None:
-    """Stop the workers' optimisations (Ctrl-C, or a manifest that cannot be written).
+    """Stop the workers' jobs (Ctrl-C, or a manifest that cannot be written).
 
     After an interrupt the jobs that finished in the meantime still get their record.
     """

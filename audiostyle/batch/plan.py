@@ -1,4 +1,4 @@
-"""Planning: which files to stylize with which style into which output, and what is done already."""
+"""Planning: which files to stylize with which style (or style model) into which output, and what is done already."""
 
 from __future__ import annotations
 
@@ -10,21 +10,15 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import (
-    PRESETS,
-    AudioStyleError,
-    ConfigError,
-    StyleConfig,
-    prepare_style,
-    stylize,
-)
+from .. import PRESETS, AudioStyleError, ConfigError, StyleConfig
 from ..io import WRITABLE_EXTENSIONS, audio_info
-from .jobs import Job
+from .jobs import Job, JobKind
 from .manifest import earlier_runs, read_manifest
 
 logger = logging.getLogger("audiostyle")
@@ -36,6 +30,16 @@ REDONE_SHOWN = 10
 
 #: A content file found, its path relative to the output folder's mirror, and why it is skipped (or None).
 Found = tuple[Path, Path, "str | None"]
+
+
+@dataclass(frozen=True)
+class _Renders:
+    """What makes one set of outputs: a style file under a config, or a model file."""
+
+    path: Path
+    kind: JobKind
+    config: StyleConfig
+    config_hash: str
 
 
 def plan_batch(
@@ -95,12 +99,78 @@ def plan_batch(
     config = PRESETS["default"] if config is None else config
     if not isinstance(config, StyleConfig):
         raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
+    renders = [_Renders(style, "style", config, _config_hash(config, style)) for style in _style_paths(styles)]
+    return _plan(inputs, renders, output_dir, patterns=patterns, recursive=recursive, overwrite=overwrite, format=format)
+
+
+def plan_model_batch(
+    inputs: Sequence[str | os.PathLike],
+    model: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    patterns: Sequence[str] | None = None,
+    recursive: bool = True,
+    overwrite: bool = False,
+    format: str | None = None,
+) -> list[Job]:
+    """The jobs that apply a trained style model to every matching input file.
+
+    As :func:`plan_batch` with one style, but each output is one pass of the model
+    (:meth:`audiostyle.StyleModel.apply`) instead of an optimisation. The jobs' settings are
+    the model's, and their config hash is the model's digest: outputs an earlier run made
+    with this model are skipped, those made with another model (or one retrained since) are
+    not replaced unless ``overwrite``.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Audio files and folders.
+    model : path
+        A style model file (``.safetensors`` with its JSON sidecar beside it), from
+        :func:`audiostyle.train_style_model` and ``StyleModel.save``.
+    output_dir : path
+        Where outputs and ``manifest.jsonl`` go (it need not exist).
+    patterns, recursive, overwrite, format
+        As for :func:`plan_batch`.
+
+    Returns
+    -------
+    list of Job
+        In input order, each with ``kind == "model"`` and ``style`` the model file; jobs not
+        to run carry a ``skip_reason``.
+
+    Raises
+    ------
+    ConfigError
+        No inputs, an input that does not exist, nothing matched, or two jobs writing the
+        same file.
+    WeightsError
+        The model file is missing or unusable (see ``StyleModel.load``).
+    """
+    from ..models import StyleModel
+
+    path = Path(model)
+    loaded = StyleModel.load(path, device="cpu")
+    renders = [_Renders(path, "model", loaded.config, loaded.digest)]
+    return _plan(inputs, renders, output_dir, patterns=patterns, recursive=recursive, overwrite=overwrite, format=format)
+
+
+def _plan(
+    inputs: Sequence[str | os.PathLike],
+    renders: list[_Renders],
+    output_dir: str | os.PathLike,
+    *,
+    patterns: Sequence[str] | None,
+    recursive: bool,
+    overwrite: bool,
+    format: str | None,
+) -> list[Job]:
+    """The jobs of every content found with every one of ``renders``; warns of redone outputs."""
     if not inputs:
         raise ConfigError("no inputs: give at least one audio file or folder")
-    style_paths = _style_paths(styles)
     output_dir = Path(output_dir)
     found = _find_contents(inputs, tuple(patterns) if patterns else DEFAULT_PATTERNS, recursive, output_dir.resolve())
-    jobs, redone = _jobs(found, style_paths, output_dir, config, overwrite=overwrite, format=format)
+    jobs, redone = _jobs(found, renders, output_dir, overwrite=overwrite, format=format)
     if redone:
         shown = ", ".join(redone[:REDONE_SHOWN])
         if len(redone) > REDONE_SHOWN:
@@ -198,19 +268,18 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _jobs(
-    contents: list[Found], styles: list[Path], output_dir: Path, config: StyleConfig, *, overwrite: bool, format: str | None
+    contents: list[Found], renders: list[_Renders], output_dir: Path, *, overwrite: bool, format: str | None
 ) -> tuple[list[Job], list[str]]:
-    """A job for each content with each style, and the outputs (relative) a killed run left unrecorded."""
+    """A job for each content with each style or model, and the outputs (relative) a killed run left unrecorded."""
     real_output = output_dir.resolve()
-    hashes = {style: _config_hash(config, style) for style in styles}
     finished, unfinished = earlier_runs(output_dir)
     jobs: list[Job] = []
     seen: dict[str, Path] = {}
     redone: list[str] = []
     for path, rel, reason in contents:
         duration = _duration(path) if reason is None else None
-        for style in styles:
-            base = output_dir / style.stem if len(styles) > 1 else output_dir
+        for source in renders:
+            base = output_dir / source.path.stem if len(renders) > 1 else output_dir
             output = base / rel.with_suffix(_output_suffix(rel, format))
             if not _inside(output.resolve(), real_output):
                 raise ConfigError(f"{path}: its output {output} would lie outside {output_dir}")
@@ -220,14 +289,16 @@ def _jobs(
             relative = output.relative_to(output_dir).as_posix()
             skip = reason
             if skip is None and not overwrite and output.exists():
-                if unfinished.get(relative) == hashes[style]:
+                if unfinished.get(relative) == source.config_hash:
                     # A killed run of this plan may have written it without recording it.
                     redone.append(relative)
-                elif finished.get(relative) == hashes[style]:
+                elif finished.get(relative) == source.config_hash:
                     skip = "finished earlier with the same settings"
                 else:
                     skip = "output exists, made otherwise; overwrite replaces it"
-            jobs.append(Job(str(path), str(output), str(style), config, hashes[style], duration, skip, relative))
+            jobs.append(
+                Job(str(path), str(output), str(source.path), source.config, source.config_hash, duration, skip, relative, source.kind)
+            )
     return jobs, redone
 
 
@@ -261,7 +332,8 @@ def summarize_plan(jobs: Sequence[Job]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``jobs``, ``inputs``, ``styles``, ``to_run`` (counts), ``skipped`` (count by reason),
+        ``jobs``, ``inputs``, ``styles`` (style or model files), ``models`` (model files),
+        ``to_run`` (counts), ``skipped`` (count by reason),
         ``unreadable_headers`` (jobs to run whose length is unknown) and ``audio_seconds``
         (the length of the audio to stylize).
     """
@@ -275,6 +347,7 @@ def summarize_plan(jobs: Sequence[Job]) -> dict[str, Any]:
         "jobs": len(jobs),
         "inputs": len({job.input for job in jobs}),
         "styles": len({job.style for job in jobs}),
+        "models": len({job.style for job in jobs if job.kind == "model"}),
         "to_run": len(runnable),
         "skipped": reasons,
         "unreadable_headers": sum(1 for job in runnable if job.duration is None),
@@ -286,7 +359,7 @@ def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None
     """Audio seconds stylized per second of one worker, and where the figure comes from.
 
     From the manifest's finished jobs with the same settings when there are some; otherwise
-    measured by stylizing two seconds of noise with the first job's style.
+    measured by rendering two seconds of noise with the first job's style or model.
     """
     hashes = {job.config_hash for job in jobs}
     history = [
@@ -296,12 +369,14 @@ def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None
     if history:
         rate = sum(r["duration"] for r in history) / sum(r["seconds"] for r in history)
         return rate, f"from {len(history)} earlier jobs"
+    from .run import make_renderer
+
     job = jobs[0]
-    prepared = prepare_style(job.style, job.config)
+    renderer = make_renderer(job)
     rate = job.config.sample_rate
     noise = (0.1 * np.random.default_rng(0).standard_normal(2 * rate)).astype(np.float32)
     # The first run pays one-off costs (lazy imports, allocator warm-up): time the second.
-    stylize((noise[: rate // 4], rate), None, job.config, prepared=prepared)
+    renderer.render((noise[: rate // 4], rate))
     started = time.perf_counter()
-    stylize((noise, rate), None, job.config, prepared=prepared)
+    renderer.render((noise, rate))
     return 2.0 / (time.perf_counter() - started), "measured on 2 s of noise"

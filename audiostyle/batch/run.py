@@ -1,4 +1,4 @@
-"""run_batch: prepare each style once, run the jobs on an executor, record each in the manifest."""
+"""run_batch: prepare each style or load each model once, run the jobs, record each in the manifest."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 import time
 from collections.abc import Sequence
 
-from .. import ConfigError, PreparedStyle, prepare_style
+from .. import ConfigError, WeightsError, prepare_style
 from .dask import run_dask
-from .execute import remove_partial_files
+from .execute import ModelRenderer, Renderer, StyleRenderer, remove_partial_files
 from .jobs import BatchProgress, BatchReport, Emit, Job, record
 from .local import run_here, run_processes
 from .manifest import Manifest
@@ -50,7 +50,8 @@ def run_batch(
 ) -> BatchReport:
     """Run planned jobs and record each in the manifest as it finishes.
 
-    Each style is prepared once here (network and statistics) and shared by all workers.
+    Each style is prepared once here (network and statistics), each style model loaded once,
+    and shared by all workers.
     A job that fails (unreadable, too short, vanished file...) is recorded with its error and
     the others go on. Outputs are written atomically: an interrupt leaves finished files
     complete and no partial ones.
@@ -87,6 +88,9 @@ def run_batch(
         Bad executor, workers or scheduler (see :func:`check_executor`), or Dask not installed.
     AudioFileError
         A style file is unusable (nothing is run).
+    WeightsError
+        A model file is unusable, or is no longer the model the jobs were planned with
+        (retrained since): nothing is run.
     AudioStyleError
         The manifest cannot be written (disk full...): the run stops; the message keeps the
         system's reason, and the manifest is left as it was before the failed line.
@@ -95,7 +99,7 @@ def run_batch(
     report = BatchReport(total=len(jobs))
     started = time.perf_counter()
     runnable = [job for job in jobs if job.skip_reason is None]
-    styles = _prepare_styles(runnable, shipped=executor == "dask" or workers > 1)
+    renderers = _renderers(runnable, shipped=executor == "dask" or workers > 1)
     with Manifest(manifest) as log:
         emit = _recorder(log, report, progress)
         for job in jobs:
@@ -105,7 +109,7 @@ def run_batch(
             # Before any output can appear: a rerun after a kill then knows whose outputs they are.
             log.write([record(job, "started") for job in runnable], f"the start of {len(runnable)} job(s)")
         try:
-            _execute(runnable, styles, emit, executor, workers, scheduler)
+            _execute(runnable, renderers, emit, executor, workers, scheduler)
         except KeyboardInterrupt as interrupt:
             report.interrupted, report.interrupt = True, interrupt
         finally:
@@ -117,26 +121,50 @@ def run_batch(
 
 
 def _execute(
-    jobs: list[Job], styles: dict[str, PreparedStyle], emit: Emit, executor: str, workers: int, scheduler: str | None
+    jobs: list[Job], renderers: dict[str, Renderer], emit: Emit, executor: str, workers: int, scheduler: str | None
 ) -> None:
     """Run ``jobs`` on the executor asked for: Dask, worker processes, or this process."""
     if executor == "dask" and jobs:
-        run_dask(jobs, styles, emit, workers, scheduler)
+        run_dask(jobs, renderers, emit, workers, scheduler)
     elif workers > 1 and len(jobs) > 1:
-        run_processes(jobs, styles, emit, min(workers, len(jobs)))
+        run_processes(jobs, renderers, emit, min(workers, len(jobs)))
     else:
-        run_here(jobs, styles, emit)
+        run_here(jobs, renderers, emit)
 
 
-def _prepare_styles(jobs: list[Job], *, shipped: bool) -> dict[str, PreparedStyle]:
-    """Each style of ``jobs`` prepared once, by config hash (one style file under one config)."""
-    styles: dict[str, PreparedStyle] = {}
+def _renderers(jobs: list[Job], *, shipped: bool) -> dict[str, Renderer]:
+    """One renderer per config hash of ``jobs``: a style file prepared under one config, or a model."""
+    renderers: dict[str, Renderer] = {}
     for job in jobs:
-        if job.config_hash not in styles:
-            prepared = prepare_style(job.style, job.config)
-            # Shipped to other processes from the CPU; each worker moves it to its device.
-            styles[job.config_hash] = prepared.to("cpu") if shipped else prepared
-    return styles
+        if job.config_hash not in renderers:
+            renderers[job.config_hash] = make_renderer(job, shipped=shipped)
+    return renderers
+
+
+def make_renderer(job: Job, *, shipped: bool = False) -> Renderer:
+    """What makes ``job``'s output: its style prepared, or its model loaded.
+
+    ``shipped``: the renderer goes to other processes, from the CPU; each worker moves a
+    prepared style to its device, and applies a model where it was loaded.
+
+    Raises
+    ------
+    WeightsError
+        A model job whose model file is unusable, or whose digest is no longer the job's
+        ``config_hash`` (the model was retrained after planning).
+    """
+    if job.kind == "model":
+        from ..models import StyleModel
+
+        model = StyleModel.load(job.style, device="cpu" if shipped else job.config.device)
+        if model.digest != job.config_hash:
+            raise WeightsError(
+                f"{job.style}: the model changed after the batch was planned "
+                f"(digest {model.digest}, planned {job.config_hash}); plan the batch again"
+            )
+        return ModelRenderer(model)
+    prepared = prepare_style(job.style, job.config)
+    return StyleRenderer(prepared.to("cpu") if shipped else prepared, job.config)
 
 
 def _recorder(log: Manifest, report: BatchReport, progress: BatchProgress | None) -> Emit:

@@ -1,4 +1,4 @@
-"""Inside a local worker process: its styles, its signal handlers, and the watch on the batch process.
+"""Inside a local worker process: its renderers, its signal handlers, and the watch on the batch process.
 
 The pool starts each worker with :func:`init_worker` and runs each job through
 :func:`execute_in_worker`; both are module functions so that they pickle by name.
@@ -15,8 +15,7 @@ from typing import Any
 
 import torch
 
-from .. import PreparedStyle
-from .execute import remove_partial_files, save_job, stylize_job
+from .execute import Renderer, remove_partial_files, render_job, save_job
 from .jobs import Job
 
 #: Seconds a worker outlives a SIGTERM at most.
@@ -26,15 +25,17 @@ PARENT_CHECK_INTERVAL = 0.25
 
 
 class WorkerState:
-    """What one worker process holds: its styles and the job it is running, if any.
+    """What one worker process holds: its renderers and the job it is running, if any.
 
-    ``phase`` is ``"idle"``, ``"stylizing"`` (nothing on disk yet) or ``"saving"``;
+    The renderers (prepared styles or loaded models, by config hash) arrive once, when the
+    worker starts, not with each job. ``phase`` is ``"idle"``, ``"stylizing"`` (nothing on
+    disk yet) or ``"saving"``;
     ``began`` is shared with the batch process: for each job of the pool, the pid of the
     worker that began it (0: none).
     """
 
     def __init__(self) -> None:
-        self.styles: dict[str, PreparedStyle] = {}
+        self.renderers: dict[str, Renderer] = {}
         self.phase = "idle"
         self.interrupted = False
         self.job: Job | None = None
@@ -74,7 +75,7 @@ class WorkerState:
         started = time.perf_counter()
         self.phase = "stylizing"
         try:
-            outcome = stylize_job(job, self.styles[job.config_hash], started)
+            outcome = render_job(job, self.renderers[job.config_hash], started)
             self.phase = "saving"
             return save_job(job, outcome, started)
         finally:
@@ -101,10 +102,10 @@ class WorkerState:
 _worker = WorkerState()
 
 
-def init_worker(threads: int, styles: dict[str, PreparedStyle], batch_process: tuple[int, str | None], began: Any) -> None:
-    """Set up a worker process: torch threads, the prepared styles, signal handlers, the watch."""
+def init_worker(threads: int, renderers: dict[str, Renderer], batch_process: tuple[int, str | None], began: Any) -> None:
+    """Set up a worker process: torch threads, the renderers, signal handlers, the watch."""
     torch.set_num_threads(threads)
-    _worker.styles.update(styles)
+    _worker.renderers.update(renderers)
     _worker.began = began
     signal.signal(signal.SIGINT, _worker.on_interrupt)
     signal.signal(signal.SIGTERM, _worker.on_terminate)
