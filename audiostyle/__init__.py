@@ -25,6 +25,7 @@ from .errors import (
 from .io import load_audio, save_audio
 from .networks import FeatureNetwork, MelBands, RandomCNN
 from .pipeline import PreparedStyle, Result, prepare_style, stylize, stylize_spectrogram
+from .models import StyleModel, train_style_model
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,8 @@ __all__ = [
     "prepare_style",
     "PreparedStyle",
     "Result",
+    "StyleModel",
+    "train_style_model",
     "analyze",
     "synthesize",
     "Spectrogram",

@@ -8,7 +8,7 @@ Read from the source's AST, so the test needs nothing imported. Layers, bottom t
 3. ``io`` (files), ``networks`` (feature networks).
 4. ``objective`` (losses), ``solver`` (optimisation loops).
 5. ``pipeline``: stylize() and its stages.
-6. ``batch``, ``plots``, ``report``: built on the public API and the layers below.
+6. ``batch``, ``plots``, ``report``, ``scores``: built on the public API and the layers below.
 
 The front ends (``cli/``) import only the public API: the package itself and its public
 namespaces. The library never imports a front end, and tests never import benchmarks.
@@ -38,11 +38,13 @@ LAYERS = {
     "solver": 4,
     "pipeline": 5,
     "batch": 6,
+    "models": 6,
     "plots": 6,
     "report": 6,
+    "scores": 6,
 }
 #: What a front end may import: the package and its public namespaces.
-PUBLIC = {"audiostyle", "audiostyle.io", "audiostyle.batch", "audiostyle.plots", "audiostyle.report"}
+PUBLIC = {"audiostyle", "audiostyle.io", "audiostyle.batch", "audiostyle.plots", "audiostyle.report", "audiostyle.scores"}
 
 
 def _module_name(path: Path) -> str:

@@ -1,0 +1,171 @@
+"""Block-by-block application of a style model: STFT, causal gains, overlap-add.
+
+The one engine behind both :meth:`StyleModel.apply` (the whole signal as large blocks) and
+:meth:`StyleModel.stream` (whatever blocks arrive): frames are cut from a zero-padded input as
+soon as they are complete, the network carries its left context from block to block, and an
+output sample is released as soon as no later frame can overlap it. So the output does not
+depend on how the input was split, up to float rounding.
+
+Latency: a frame of ``n_fft`` samples is complete only when its last sample has arrived, and
+an output sample is final once every frame covering it is, so a sample leaves at most
+``n_fft - 1`` samples after it came in (and at least ``n_fft - hop``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..dsp.stft import hann_window
+from .grid import RateGrid
+from .network import TransformNet
+
+__all__ = ["ModelStream", "PEAK_CEILING", "soft_limit"]
+
+#: Where the soft limiter starts bending (-3 dBFS) and the level it never exceeds (-1 dBFS).
+_KNEE = 10 ** (-3 / 20)
+PEAK_CEILING = 10 ** (-1 / 20)
+
+
+def soft_limit(audio: np.ndarray) -> np.ndarray:
+    """Bend samples above -3 dBFS smoothly towards -1 dBFS, in place; sample by sample, so streams equal files."""
+    over = np.abs(audio) > _KNEE
+    if over.any():
+        values = audio[over]
+        room = PEAK_CEILING - _KNEE
+        audio[over] = np.sign(values) * (_KNEE + room * np.tanh((np.abs(values) - _KNEE) / room))
+    return audio
+
+
+class ModelStream:
+    """Stylize audio block by block with a style model.
+
+    Made by :meth:`StyleModel.stream`. Feed ``(channels, samples)`` float blocks of any size
+    to :meth:`process`, then call :meth:`flush` once; the outputs, concatenated, are the
+    stylized input, of the same length.
+
+    Attributes
+    ----------
+    latency_samples : int
+        Most samples between a sample going in and its stylized version coming out
+        (``n_fft - 1`` of the model's STFT at this rate).
+    """
+
+    def __init__(
+        self,
+        network: TransformNet,
+        grid: RateGrid,
+        channels: int,
+        *,
+        input_gain: float = 1.0,
+        device: torch.device | None = None,
+    ) -> None:
+        self.network = network
+        self.grid = grid
+        self.channels = int(channels)
+        self.input_gain = float(input_gain)
+        self.device = device or next(network.parameters()).device
+        n_fft = grid.n_fft
+        self._window = hann_window(n_fft, self.device, torch.float32)
+        # Input not yet consumed by a frame, starting at the next frame's first sample; the
+        # STFT's centre padding (n_fft / 2 zeros) comes first.
+        self._pending = np.zeros((self.channels, n_fft // 2), np.float32)
+        self._state: list[torch.Tensor] | None = None
+        self._square = (self._window.double() ** 2).cpu().numpy()
+        # Positions count padded samples from the stream's start: the next frame's start, and
+        # the first position not yet released, where the overlap-add sums begin.
+        self._cut = 0
+        self._out = 0
+        self._sum = np.zeros((self.channels, 0), np.float64)
+        self._norm = np.zeros(0, np.float64)
+        self._received = 0
+        self._released = 0
+        self._flushed = False
+
+    @property
+    def latency_samples(self) -> int:
+        return self.grid.n_fft - 1
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Stylize the next block; returns the samples that are final (possibly none).
+
+        Parameters
+        ----------
+        block : np.ndarray [shape=(channels, samples) or (samples,) for mono]
+
+        Returns
+        -------
+        np.ndarray [shape=(channels, m)], float32
+        """
+        if self._flushed:
+            raise RuntimeError("this stream was flushed; make a new one with StyleModel.stream()")
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 1:
+            block = block[np.newaxis]
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"a block must be shaped ({self.channels}, samples); got {block.shape}")
+        if not np.isfinite(block).all():
+            raise ValueError("a block contains non-finite samples (NaN or Inf)")
+        self._received += block.shape[-1]
+        self._pending = np.concatenate((self._pending, block), axis=1)
+        return self._run()
+
+    def flush(self) -> np.ndarray:
+        """The rest of the output, after the input's end (the STFT's closing padding)."""
+        if self._flushed:
+            return np.zeros((self.channels, 0), np.float32)
+        n_fft, hop = self.grid.n_fft, self.grid.hop_length
+        self._pending = np.concatenate((self._pending, np.zeros((self.channels, n_fft // 2), np.float32)), axis=1)
+        # As torch.stft's centred frames: the last one starts at the input's end at the latest.
+        last_start = (self._received // hop) * hop
+        count = 0 if last_start < self._cut else (last_start - self._cut) // hop + 1
+        self._flushed = True
+        return self._run(count, until=n_fft // 2 + self._received)
+
+    def _run(self, count: int | None = None, *, until: int | None = None) -> np.ndarray:
+        """Cut ``count`` frames (default: every complete one), then release the final samples."""
+        n_fft, hop = self.grid.n_fft, self.grid.hop_length
+        if count is None:
+            available = self._pending.shape[1]
+            count = 0 if available < n_fft else 1 + (available - n_fft) // hop
+        if count:
+            self._add_frames(count)
+        # Positions before the next frame's start get no more overlap.
+        return self._release(self._cut if until is None else until)
+
+    def _add_frames(self, count: int) -> None:
+        n_fft, hop = self.grid.n_fft, self.grid.hop_length
+        pending = torch.from_numpy(self._pending).to(self.device)
+        frames = pending.unfold(-1, n_fft, hop)[:, :count]  # (channels, count, n_fft)
+        with torch.no_grad():
+            spectra = torch.fft.rfft(frames * self._window, dim=-1).transpose(-1, -2)  # (channels, bins, count)
+            magnitude = self.grid.to_grid(spectra.abs().mean(0, keepdim=True)) * self.input_gain
+            gains, self._state = self.network(magnitude, self._state)
+            shaped = spectra * torch.exp(self.grid.from_grid(gains[0]))
+            pieces = torch.fft.irfft(shaped.transpose(-1, -2), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
+        pieces = pieces.double().cpu().numpy()
+        offset = self._cut - self._out
+        span = offset + (count - 1) * hop + n_fft
+        if self._sum.shape[1] < span:
+            grow = span - self._sum.shape[1]
+            self._sum = np.pad(self._sum, ((0, 0), (0, grow)))
+            self._norm = np.pad(self._norm, (0, grow))
+        for index in range(count):
+            begin = offset + index * hop
+            self._sum[:, begin : begin + n_fft] += pieces[:, index]
+            self._norm[begin : begin + n_fft] += self._square
+        self._pending = self._pending[:, count * hop :]
+        self._cut += count * hop
+
+    def _release(self, until: int) -> np.ndarray:
+        """Hand out the overlap-added samples before padded position ``until``, less the centre padding."""
+        ready = max(0, min(until - self._out, self._sum.shape[1]))
+        norm = self._norm[:ready]
+        done = self._sum[:, :ready] / np.where(norm > 1e-10, norm, 1.0)
+        self._sum = self._sum[:, ready:]
+        self._norm = self._norm[ready:]
+        skip = max(0, min(self.grid.n_fft // 2 - self._out, ready))
+        self._out += ready
+        out = done[:, skip:].astype(np.float32)
+        self._released += out.shape[1]
+        return soft_limit(out)

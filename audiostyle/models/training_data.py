@@ -1,0 +1,119 @@
+"""The content a style model trains on: the user's clips (files or folders) and the shipped generic set.
+
+Everything is read once, as mono at the model's working rate and at the analysis level, and
+kept as log-magnitude spectrograms; training crops them. What one call may read is bounded:
+at most ``MAX_FILES`` files (a seeded sample of a larger library) and ``MAX_SECONDS_PER_FILE``
+of each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import StyleConfig
+from ..dsp.levels import normalise_level
+from ..dsp.resample import resample
+from ..dsp.stft import analyze
+from ..errors import AudioFileError, ConfigError
+from ..pipeline.sources import AudioSource, read_source
+
+__all__ = ["AUDIO_SUFFIXES", "GENERIC_DIR", "MAX_FILES", "MAX_SECONDS_PER_FILE", "TrainingClip", "generic_files", "load_clips"]
+
+logger = logging.getLogger("audiostyle")
+
+GENERIC_DIR = Path(__file__).parent / "generic"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".caf")
+#: Most content files read for one model (a seeded sample of a larger library).
+MAX_FILES = 200
+#: Most seconds read from each file (its beginning).
+MAX_SECONDS_PER_FILE = 20.0
+#: Most files a folder scan looks at before sampling, so a huge tree is not walked whole.
+MAX_SCANNED = 100_000
+
+
+class TrainingClip:
+    """One content clip: its name and log-magnitude ``(1, freq, frames)`` at the analysis level."""
+
+    def __init__(self, name: str, log_magnitude: torch.Tensor) -> None:
+        self.name = name
+        self.log_magnitude = log_magnitude
+
+    @property
+    def frames(self) -> int:
+        return int(self.log_magnitude.shape[-1])
+
+
+def generic_files() -> list[Path]:
+    """The shipped generic content set (speech, instruments, drums, one-shots)."""
+    if not GENERIC_DIR.is_dir():
+        return []
+    return sorted(p for p in GENERIC_DIR.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _expand(sources: Iterable[AudioSource]) -> list[AudioSource]:
+    """Files as they are, folders as the audio files under them (sorted), arrays as they are."""
+    found: list[AudioSource] = []
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+            scanned = 0
+            for path in sorted(Path(source).rglob("*")):
+                scanned += 1
+                if scanned > MAX_SCANNED:
+                    break
+                if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and not path.name.startswith("."):
+                    found.append(path)
+        else:
+            found.append(source)
+    return found
+
+
+def _read_clip(source: AudioSource, config: StyleConfig) -> tuple[str, np.ndarray]:
+    limited = config.replace(max_duration=max(config.max_duration, MAX_SECONDS_PER_FILE))
+    name, audio, rate, _ = read_source(source, limited, "content")
+    audio = audio[:, : int(MAX_SECONDS_PER_FILE * rate)].mean(axis=0, keepdims=True)
+    working = resample(np.ascontiguousarray(audio, dtype=np.float32), rate, config.sample_rate)
+    if working.shape[-1] < config.n_fft:
+        working = np.pad(working, ((0, 0), (0, config.n_fft - working.shape[-1])))
+    return name, normalise_level(working)
+
+
+def load_clips(
+    sources: Sequence[AudioSource], config: StyleConfig, *, generic: bool = True, seed: int = 0
+) -> list[TrainingClip]:
+    """Read the training contents as log-magnitude clips; a file that cannot be read is skipped (logged).
+
+    Raises
+    ------
+    ConfigError
+        Nothing usable: no contents given and ``generic=False``, or every file failed.
+    """
+    given = _expand(sources)
+    if len(given) > MAX_FILES:
+        given = random.Random(seed).sample(given, MAX_FILES)
+    everything = list(given) + (generic_files() if generic else [])
+    if not everything:
+        raise ConfigError("no training contents: give files or folders, or keep the generic set (generic=True)")
+    clips, failed = [], []
+    for source in everything:
+        try:
+            name, audio = _read_clip(source, config)
+        except AudioFileError as error:
+            logger.warning("training: skipped %s", error)
+            failed.append(str(error))
+            continue
+        if not np.any(audio):
+            logger.warning("training: skipped %s (silent)", name)
+            continue
+        spec = analyze(audio, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length)
+        clips.append(TrainingClip(name, spec.log_magnitude))
+    if not clips:
+        detail = f" (first: {failed[0]})" if failed else ""
+        raise ConfigError(f"no usable training contents among {len(everything)} given{detail}")
+    return clips
