@@ -11,11 +11,13 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
+from .apply import EXAMPLES as APPLY_EXAMPLES, apply_command
 from .batch import EPILOG as BATCH_EXAMPLES, batch_command
 from .plot import plot_command
 from .serve import serve_command
 from .stylize import EXAMPLES, stylize_command
 from .texture import EXAMPLES as TEXTURE_EXAMPLES, texture_command
+from .train import EXAMPLES as TRAIN_EXAMPLES, train_command
 
 __all__ = ["app", "main", "version"]
 
@@ -79,6 +81,8 @@ def root(
 app.command(DEFAULT_COMMAND, epilog=EXAMPLES)(stylize_command)
 app.command("texture", epilog=TEXTURE_EXAMPLES)(texture_command)
 app.command("batch", epilog=BATCH_EXAMPLES)(batch_command)
+app.command("train", epilog=TRAIN_EXAMPLES)(train_command)
+app.command("apply", epilog=APPLY_EXAMPLES)(apply_command)
 app.command("plot")(plot_command)
 app.command("serve")(serve_command)
 

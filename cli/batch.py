@@ -1,4 +1,4 @@
-"""``audiostyle batch``: stylize whole sample libraries, locally or on a Dask cluster."""
+"""``audiostyle batch``: stylize whole sample libraries with styles or a style model, locally or on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .batch_display import BatchDisplay, print_failure, print_plan, print_summary
-from .exits import INTERRUPTED_EXIT, TERMINATED_EXIT, fail, guarded
+from .exits import INTERRUPTED_EXIT, TERMINATED_EXIT, USAGE_EXIT, fail, guarded
 from .options import ENGINE, OUTPUT, WEIGHTS, Given, shared
 from .signals import Terminated
 
@@ -23,7 +23,10 @@ Examples:
 
   audiostyle batch library/ -s rain.ogg -o /shared/out --executor dask --scheduler tcp://host:8786
 
-A rerun resumes: outputs finished with the same settings are skipped, failed ones retried,
+  audiostyle batch library/ --model rain.safetensors -o out/      # a model from 'audiostyle train'
+
+A rerun resumes: outputs finished with the same settings (or the same model) are skipped,
+failed ones retried, outputs of a model file that was retrained since are made again,
 and outputs that a killed run wrote without recording them are made again (with a warning).
 Exit status: 0 all jobs succeeded, 1 some failed, 2 usage error, 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM). Either way finished outputs are complete and recorded, no partial
@@ -37,14 +40,24 @@ def batch_command(
         List[Path],
         typer.Argument(help="Audio files and folders to stylize.", show_default=False, metavar="INPUT..."),
     ],
-    style: Annotated[
-        List[Path],
-        typer.Option("--style", "-s", help="Style file; repeat for several (outputs go to OUTDIR/<style name>/).", show_default=False),
-    ],
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="Output folder; mirrors the input tree and holds manifest.jsonl.", show_default=False),
     ],
+    style: Annotated[
+        Optional[List[Path]],
+        typer.Option("--style", "-s", help="Style file; repeat for several (outputs go to OUTDIR/<style name>/).", show_default=False),
+    ] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--model",
+            "-m",
+            help="Apply this style model (from 'audiostyle train') instead of a --style: one fast pass per file; "
+            "the model's own settings are used.",
+            show_default=False,
+        ),
+    ] = None,
     pattern: Annotated[
         Optional[List[str]],
         typer.Option("--pattern", help="File-name pattern in folders, case-insensitive; repeatable. Default: the audio extensions.", show_default=False),
@@ -64,14 +77,20 @@ def batch_command(
     *,
     given: Given,
 ) -> None:
-    """Stylize every audio file under INPUT... with each --style into OUTDIR, resumably."""
+    """Stylize every audio file under INPUT... with each --style (or a --model) into OUTDIR, resumably."""
     with guarded(given.debug, given.flags):
-        from audiostyle.batch import MANIFEST_NAME, check_executor, plan_batch, run_batch
+        if (model is None) == (not style):
+            raise fail("give either --style (one or more) or --model, not both" if model else "missing option '--style' or '--model'", USAGE_EXIT)
+        if model is not None:
+            _refuse_engine_options(given)
+        from audiostyle.batch import MANIFEST_NAME, check_executor, plan_batch, plan_model_batch, run_batch
 
         check_executor(executor, workers=workers, scheduler=scheduler)
-        jobs = plan_batch(
-            inputs, style, output, given.config(), patterns=pattern, recursive=recursive, overwrite=given.overwrite, format=output_format
-        )
+        found = {"patterns": pattern, "recursive": recursive, "overwrite": given.overwrite, "format": output_format}
+        if model is not None:
+            jobs = plan_model_batch(inputs, model, output, **found)
+        else:
+            jobs = plan_batch(inputs, style or [], output, given.config(), **found)
         if dry_run:
             print_plan(jobs, workers, output)
             return
@@ -92,3 +111,18 @@ def batch_command(
             )
         if report.failed:
             raise typer.Exit(1)
+
+
+def _refuse_engine_options(given: Given) -> None:
+    """Fail on settings given beside --model: a model applies the settings it was trained with."""
+    given_here = [
+        given.flags.get(name, name)
+        for name, value in given.values.items()
+        if name not in ("overwrite", "quiet", "debug") and value is not None and value != _DEFAULTS.get(name)
+    ]
+    if given_here:
+        raise fail(f"{', '.join(given_here)}: not used with --model (a model keeps the settings it was trained with)", USAGE_EXIT)
+
+
+#: The engine options' defaults, which --model leaves alone.
+_DEFAULTS = {"preset": "default", "device": "auto"}

@@ -78,8 +78,9 @@ def print_plan(jobs: list, workers: int, output_dir: Path) -> None:
 
     summary = summarize_plan(jobs)
     out = Console()
+    renders = f"{summary['models']} model" if summary["models"] else f"{summary['styles']} style(s)"
     out.print(
-        f"plan: {summary['inputs']} input files x {summary['styles']} style(s) = {summary['jobs']} jobs; "
+        f"plan: {summary['inputs']} input files x {renders} = {summary['jobs']} jobs; "
         f"{summary['to_run']} to run, {summary['jobs'] - summary['to_run']} to skip",
         highlight=False,
     )

@@ -19,7 +19,7 @@ import numpy as np
 from .. import PRESETS, AudioStyleError, ConfigError, StyleConfig
 from ..io import WRITABLE_EXTENSIONS, audio_info
 from .jobs import Job, JobKind
-from .manifest import earlier_runs, read_manifest
+from .manifest import MANIFEST_NAME, earlier_runs, read_manifest
 
 logger = logging.getLogger("audiostyle")
 
@@ -273,6 +273,7 @@ def _jobs(
     """A job for each content with each style or model, and the outputs (relative) a killed run left unrecorded."""
     real_output = output_dir.resolve()
     finished, unfinished = earlier_runs(output_dir)
+    made_by_model = _model_outputs(output_dir) if any(source.kind == "model" for source in renders) else {}
     jobs: list[Job] = []
     seen: dict[str, Path] = {}
     redone: list[str] = []
@@ -294,12 +295,32 @@ def _jobs(
                     redone.append(relative)
                 elif finished.get(relative) == source.config_hash:
                     skip = "finished earlier with the same settings"
+                elif source.kind == "model" and made_by_model.get(relative) == str(source.path.resolve()):
+                    logger.info("%s: made by an earlier version of %s; made again", relative, source.path)
                 else:
                     skip = "output exists, made otherwise; overwrite replaces it"
             jobs.append(
                 Job(str(path), str(output), str(source.path), source.config, source.config_hash, duration, skip, relative, source.kind)
             )
     return jobs, redone
+
+
+def _model_outputs(output_dir: Path) -> dict[str, str]:
+    """The model file (resolved) of each output (relative) whose last finished job applied a model.
+
+    An output a model file made is ours to redo once that file holds another model (retrained:
+    another digest); one made otherwise is left alone unless ``overwrite``.
+    """
+    made: dict[str, str] = {}
+    for record in read_manifest(output_dir / MANIFEST_NAME):
+        relative = record.get("relative")
+        if record.get("status") != "done" or not isinstance(relative, str):
+            continue
+        if record.get("kind") == "model" and isinstance(record.get("style"), str):
+            made[relative] = str(Path(record["style"]).resolve())
+        else:
+            made.pop(relative, None)
+    return made
 
 
 def _duration(path: Path) -> float | None:
