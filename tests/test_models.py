@@ -1,0 +1,265 @@
+"""Style models: the causal network, the rate grid, streaming equal to offline, files, training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audiostyle import PRESETS, StyleModel, train_style_model
+from audiostyle.errors import AudioFileError, ConfigError, WeightsError
+from audiostyle.models import TransformNet
+from audiostyle.models.grid import RateGrid
+from audiostyle.models.stream import PEAK_CEILING
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+#: A small network over the fast preset's grid: quick to build, train and apply in tests.
+SMALL = {"mel_bands": 32, "channels": 16, "kernel": 3, "dilations": [1, 2]}
+CONFIG = PRESETS["fast"].replace(filters=64, device="cpu")
+
+
+def _model(seed: int = 0, *, scale: float = 0.3) -> StyleModel:
+    """A model whose output heads are random (an untrained model is the identity)."""
+    network = TransformNet(dict(SMALL, sample_rate=CONFIG.sample_rate, n_fft=CONFIG.n_fft))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for head in (network.fine, network.coarse):
+            head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * scale)
+    return StyleModel(network, CONFIG, style_names=("style.wav",), style_weights=(1.0,), training={"steps": 0})
+
+
+def _tone(rate: int, seconds: float, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    notes = 0.2 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
+    return np.stack([notes + 0.02 * rng.standard_normal(t.size) for _ in range(channels)]).astype(np.float32)
+
+
+def test_an_untrained_network_is_the_identity_and_causal():
+    network = TransformNet(dict(SMALL, sample_rate=22050, n_fft=2048))
+    magnitude = torch.rand(2, 1025, 30)
+    gains, _ = network(magnitude)
+    assert gains.shape == (2, 1025, 30) and torch.all(gains == 0)
+    torch.nn.init.normal_(network.fine.weight)
+    whole, _ = network(magnitude)
+    first, state = network(magnitude[..., :11])
+    rest, _ = network(magnitude[..., 11:], state)
+    torch.testing.assert_close(torch.cat((first, rest), -1), whole, rtol=1e-5, atol=1e-5)
+    # Causal: changing a later frame leaves earlier gains alone.
+    changed = magnitude.clone()
+    changed[..., 20:] += 1
+    later, _ = network(changed)
+    torch.testing.assert_close(later[..., :20], whole[..., :20])
+    assert not torch.allclose(later[..., 20:], whole[..., 20:])
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_the_grid_keeps_a_sound_s_magnitude_at_every_rate(rate):
+    grid = RateGrid.at(rate, grid_rate=22050, grid_n_fft=2048, grid_hop=512)
+    assert abs(grid.n_fft / rate - 2048 / 22050) < 2e-3 and grid.n_fft == 4 * grid.hop_length
+    t = torch.arange(grid.n_fft) / rate
+    frame = torch.sin(2 * torch.pi * 1000.0 * t) * torch.hann_window(grid.n_fft, periodic=True)
+    magnitude = torch.fft.rfft(frame).abs()[:, None]
+    on_grid = grid.to_grid(magnitude)[:, 0]
+    assert on_grid.shape == (1025,)
+    assert int(on_grid.argmax()) == round(1000 / (22050 / 2048))
+    # A Hann-windowed unit sine peaks at a quarter of the grid's size; off a bin, up to 1.4 dB less.
+    assert 2048 / 4 * 0.84 <= float(on_grid.max()) <= 2048 / 4 * 1.01
+    gains = torch.linspace(-1, 1, 1025)[:, None]
+    spread = grid.from_grid(gains)[:, 0]
+    assert spread.shape == (grid.n_bins,)
+    hz = np.arange(grid.n_bins) * rate / grid.n_fft
+    inside = hz <= 11025
+    np.testing.assert_allclose(spread[inside].numpy(), np.interp(hz[inside], np.arange(1025) * 22050 / 2048, gains[:, 0].numpy()), atol=1e-4)
+    if rate > 22050:  # above the grid: the mean gain of its top octave
+        assert torch.allclose(spread[~torch.from_numpy(inside)], gains[512:].mean())
+
+
+def test_an_untrained_model_gives_the_content_back():
+    model = StyleModel(TransformNet(dict(SMALL, sample_rate=22050, n_fft=2048)), CONFIG)
+    audio = _tone(44100, 1.3, channels=2)
+    result = model.apply((audio, 44100))
+    assert result.audio.shape == audio.shape and result.sample_rate == 44100
+    np.testing.assert_allclose(result.audio, audio, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate, channels", [(22050, 1), (48000, 2), (16000, 1)])
+def test_streaming_equals_offline_apply_for_any_blocks(rate, channels):
+    model = _model()
+    audio = _tone(rate, 1.7, channels)
+    offline = model.apply((audio, rate)).audio
+    assert offline.shape == audio.shape and np.isfinite(offline).all()
+    assert not np.allclose(offline, audio, atol=1e-3)  # the model does change it
+    from audiostyle.dsp.levels import analysis_gain
+
+    stream = model.stream(rate, channels, input_gain=analysis_gain(audio))
+    rng = np.random.default_rng(1)
+    pieces, begin = [], 0
+    while begin < audio.shape[-1]:
+        size = int(rng.choice([1, 7, 300, 1024, 5000]))
+        pieces.append(stream.process(audio[:, begin : begin + size]))
+        begin += size
+    pieces.append(stream.flush())
+    streamed = np.concatenate(pieces, axis=1)
+    assert streamed.shape == offline.shape
+    np.testing.assert_allclose(streamed, offline, atol=2e-5)
+    assert stream.flush().shape == (channels, 0)
+    with pytest.raises(RuntimeError, match="flushed"):
+        stream.process(audio[:, :10])
+
+
+def test_stream_latency_is_what_it_states():
+    model = _model()
+    rate = 44100
+    stream = model.stream(rate, 1)
+    assert stream.latency_samples / rate <= 0.1  # the issue's target at 44.1 kHz
+    audio = _tone(rate, 1.0)
+    released, worst = 0, 0
+    for begin in range(0, audio.shape[-1], 64):
+        released += stream.process(audio[:, begin : begin + 64]).shape[-1]
+        worst = max(worst, min(begin + 64, audio.shape[-1]) - released)
+    assert stream.latency_samples - 64 <= worst <= stream.latency_samples
+    assert released + stream.flush().shape[-1] == audio.shape[-1]
+
+
+def test_apply_follows_the_content_level_and_limits_peaks():
+    model = _model()
+    audio = _tone(22050, 1.2)
+    loud = model.apply((audio, 22050)).audio
+    quiet = model.apply((audio * 0.1, 22050)).audio
+    np.testing.assert_allclose(quiet * 10, loud, atol=2e-4)
+    hot = model.apply((audio * 20, 22050)).audio
+    assert np.abs(hot).max() <= PEAK_CEILING + 1e-6
+
+
+def test_stream_and_apply_refuse_bad_input():
+    model = _model()
+    stream = model.stream(22050, 2)
+    with pytest.raises(ValueError, match=r"\(2, samples\)"):
+        stream.process(np.zeros((1, 100), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        stream.process(np.full((2, 10), np.nan, np.float32))
+    with pytest.raises(ConfigError, match="sample_rate"):
+        model.stream(10, 1)
+    with pytest.raises(AudioFileError, match="missing.wav"):
+        model.apply("missing.wav")
+
+
+def test_a_saved_model_loads_the_same(tmp_path):
+    model = _model()
+    path = model.save(tmp_path / "style.safetensors")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["digest"] == model.digest and sidecar["styles"] == ["style.wav"]
+    assert sidecar["config_digest"] == CONFIG.digest()
+    loaded = StyleModel.load(path, device="cpu")
+    assert loaded.digest == model.digest and loaded.config == model.config
+    audio = _tone(22050, 1.0)
+    np.testing.assert_array_equal(loaded.apply((audio, 22050)).audio, model.apply((audio, 22050)).audio)
+    assert _model(seed=1).digest != model.digest
+    with pytest.raises(AudioFileError, match="exists"):
+        model.save(path, overwrite=False)
+    with pytest.raises(ConfigError, match="safetensors"):
+        model.save(tmp_path / "style.pt")
+
+
+def _saved(tmp_path: Path) -> Path:
+    return _model().save(tmp_path / "m.safetensors")
+
+
+def _edit_sidecar(path: Path, change) -> None:
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    change(sidecar)
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+
+
+def _edit_tensors(path: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda p: p.with_suffix(".json").unlink(), "model description not found"),
+        (lambda p: p.write_bytes(b"\x80\x04garbage" * 10), "not a readable safetensors"),
+        (lambda p: torch.save({"x": torch.zeros(1)}, p), "not a readable safetensors"),
+        (lambda p: p.with_suffix(".json").write_text("{not json"), "not valid JSON"),
+        (lambda p: p.with_suffix(".json").write_bytes(b" " * (2 * 1024 * 1024)), "at most"),
+        (lambda p: _edit_sidecar(p, lambda s: s.update(version=99)), "version 99"),
+        (lambda p: _edit_sidecar(p, lambda s: s.update(format="other")), "not a style model"),
+        (lambda p: _edit_sidecar(p, lambda s: s["architecture"].update(channels=10**6)), "over the limit"),
+        (lambda p: _edit_sidecar(p, lambda s: s["config"].update(n_fft=3)), "do not validate"),
+        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("fine.bias", torch.full_like(t["fine.bias"], float("nan")))), "NaN"),
+        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("input.bias", torch.zeros(3))), "shape"),
+        (lambda p: _edit_tensors(p, lambda t: t.pop("coarse.bias")), "missing tensor"),
+        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("extra", torch.zeros(1))), "unexpected tensor"),
+    ],
+)
+def test_bad_model_files_are_refused_naming_the_file(tmp_path, spoil, message):
+    path = _saved(tmp_path)
+    spoil(path)
+    with pytest.raises(WeightsError, match=message) as caught:
+        StyleModel.load(path, device="cpu")
+    assert "m.safetensors" in str(caught.value) or "m.json" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_refuses_a_missing_or_non_safetensors_file(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        StyleModel.load(tmp_path / "none.safetensors")
+    with pytest.raises(WeightsError, match=r"\.safetensors"):
+        StyleModel.load(tmp_path / "model.pt")
+
+
+def _clip(path: str, seconds: float) -> tuple[np.ndarray, int]:
+    from audiostyle import load_audio
+
+    audio, rate = load_audio(SAMPLES / path, mono=True)
+    return audio[:, : int(seconds * rate)], rate
+
+
+def test_a_tiny_model_trains_in_seconds_and_lowers_its_loss(tmp_path):
+    steps = []
+    model = train_style_model(
+        _clip("violin.wav", 2.0),
+        [_clip("voice.flac", 3.0), _clip("drums.wav", 2.0)],
+        CONFIG,
+        generic=False,
+        minutes=1.0,
+        max_steps=12,
+        seed=3,
+        architecture=SMALL,
+        progress=lambda step, total, losses: steps.append((step, total, losses)),
+    )
+    figures = model.training
+    assert figures["steps"] == 12 and [s for s, _, _ in steps] == list(range(1, 13))
+    assert all(total == 12 for _, total, _ in steps)
+    assert {"total", "style", "content", "eta"} <= set(steps[-1][2])
+    assert figures["validation_last"] < figures["validation_first"]
+    assert figures["loss_last"]["total"] < figures["loss_first"]["total"]
+    assert model.style_names == ("<style array>",)
+    result = model.apply(_clip("voice.flac", 1.0))
+    assert result.audio.shape == (1, 16000) and np.isfinite(result.audio).all()
+    path = model.save(tmp_path / "violin.safetensors")
+    assert StyleModel.load(path).digest == model.digest
+
+
+def test_training_skips_unreadable_contents_and_refuses_bad_settings(tmp_path, caplog):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    model = train_style_model(
+        _clip("violin.wav", 1.0), [broken, _clip("drums.wav", 1.0)], CONFIG, generic=False, max_steps=1, architecture=SMALL
+    )
+    assert model.training["steps"] == 1 and "broken.wav" in caplog.text
+    with pytest.raises(ConfigError, match="minutes"):
+        train_style_model(_clip("violin.wav", 1.0), [], CONFIG, minutes=0)
+    with pytest.raises(ConfigError, match="no training contents"):
+        train_style_model(_clip("violin.wav", 1.0), [], CONFIG, generic=False)
+    with pytest.raises(ConfigError, match="no usable training contents"):
+        train_style_model(_clip("violin.wav", 1.0), [broken], CONFIG, generic=False)
