@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .io import atomic_write
+from .scores import score_output
 
 __all__ = ["build_report", "write_report", "REPORT_VERSION"]
 
@@ -71,7 +72,8 @@ def build_report(
     result : Result
         What :func:`audiostyle.stylize` returned.
     content : path, optional
-        The content file; None for a texture (whose loss weights ignore ``strength``).
+        The content file; None for a texture (whose loss weights ignore ``strength`` and
+        which has no scores).
     styles : sequence of (path, weight)
         The style files and their blend weights.
     output : path, optional
@@ -86,7 +88,14 @@ def build_report(
         field), ``config_digest``, ``loss_weights`` (after ``strength``), ``versions``,
         ``device``, ``losses`` (one dict per solver step), ``final_losses``, ``timings``
         (seconds per stage), ``quality`` (reconstruction metrics), ``audio`` (rate,
-        channels, seconds, peak, RMS).
+        channels, seconds, peak, RMS), ``scores`` (how much content the output kept and how
+        much style it took: ``content``, ``style``, ``content_parts``, ``style_parts``,
+        ``seconds`` analysed, see :mod:`audiostyle.scores`; None for a texture).
+
+    Raises
+    ------
+    AudioFileError
+        The content or a style file can no longer be read for the scores.
     """
     config = result.config
     audio = np.asarray(result.audio, dtype=np.float64)
@@ -117,8 +126,16 @@ def build_report(
             "peak": float(np.max(np.abs(audio))) if audio.size else 0.0,
             "rms": float(np.sqrt(np.mean(np.square(audio)))) if audio.size else 0.0,
         },
+        "scores": _scores(result, content, styles),
     }
     return _plain(report)
+
+
+def _scores(result: Any, content: str | os.PathLike | None, styles: Sequence[tuple[str | os.PathLike, float]]) -> dict[str, Any] | None:
+    """The run's content and style figures; None for a texture (nothing to have kept)."""
+    if content is None or not styles:
+        return None
+    return score_output((result.audio, result.sample_rate), content, list(styles)).to_dict()
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike, *, protect: Sequence[str | os.PathLike] = ()) -> Path:

@@ -24,3 +24,31 @@ def test_report_has_everything_to_reproduce(tone_files, tmp_path):
     assert report["timings"]["total"] > 0 and "griffin_lim" in report["timings"]
     assert report["versions"]["torch"] == torch.__version__
     assert report["quality"]["spectral_convergence_db"] < 0
+
+
+def test_report_carries_the_runs_content_and_style_figures(tone_files):
+    from audiostyle.report import build_report
+    from audiostyle.scores import score_output
+
+    content, style, other = tone_files
+    result = stylize(content, style, TINY)
+    report = json.loads(json.dumps(build_report(result, content=content, styles=[(style, 1.0)])))
+    scores = report["scores"]
+    assert set(scores) == {"content", "style", "content_parts", "style_parts", "seconds"}
+    assert 0.0 <= scores["content"] <= 1.0 and 0.0 <= scores["style"] <= 1.0
+    assert set(scores["content_parts"]) == {"chroma", "onsets", "structure"}
+    assert set(scores["style_parts"]) == {"timbre", "spectrum"}
+    # The figures of the output that was written, against the files the run read.
+    expected = score_output((result.audio, result.sample_rate), content, [(style, 1.0)])
+    assert scores == expected.to_dict()
+    # A blend is scored against both styles.
+    blended = build_report(result, content=content, styles=[(style, 1.0), (other, 1.0)])["scores"]
+    assert blended != scores
+
+
+def test_a_texture_report_has_no_scores(tone_files):
+    from audiostyle.report import build_report
+
+    _, style, _ = tone_files
+    result = stylize(None, style, TINY, duration=0.5)
+    assert build_report(result, content=None, styles=[(style, 1.0)], duration=0.5)["scores"] is None
