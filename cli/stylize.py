@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, List
+from typing import Annotated, Any, List, Mapping, Optional
 
 import typer
 
@@ -46,3 +47,15 @@ def stylize_command(
         with SolverProgress(f"{content.name} × {style.name}", enabled=not given.quiet) as progress:
             result = audiostyle.stylize(content, styles if blend else style, config, progress=progress)
         write_outputs(result, target, content=content, styles=styles, overwrite=given.overwrite, quiet=given.quiet, **extras)
+        if extras["report"] is not None and not given.quiet:
+            scores = json.loads(Path(extras["report"]).read_text(encoding="utf-8"))["scores"]
+            typer.echo(scores_line(scores, config.strength))
+
+
+def scores_line(scores: Mapping[str, Any], strength: float) -> str:
+    """``content 0.71 · style 0.48 (strength 0.5)``: the report's two figures (``n/a`` where not measurable)."""
+    return f"content {_figure(scores.get('content'))} · style {_figure(scores.get('style'))} (strength {strength:g})"
+
+
+def _figure(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
