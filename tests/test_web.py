@@ -138,6 +138,11 @@ def test_upload_job_runs_to_a_downloadable_result(client, uploads, tmp_path):
     done = client.get(f"/jobs/{job['id']}").json()
     assert done["progress"] == 1.0 and done["error"] is None
     assert done["summary"]["losses_last"]["style"] < done["summary"]["losses_first"]["style"]
+    # The run's trade-off: how much content it kept, how much style it took.
+    scores = done["summary"]["scores"]
+    assert 0.0 <= scores["content"] <= 1.0 and 0.0 <= scores["style"] <= 1.0
+    assert set(scores["content_parts"]) == {"chroma", "onsets", "structure"} and set(scores["style_parts"]) == {"timbre", "spectrum"}
+    assert seen[-1][1]["summary"]["scores"] == scores
 
     wav = client.get(done["urls"]["result"]["wav"])
     assert wav.status_code == 200 and "voice%20take%201-cello.wav" in wav.headers["content-disposition"]
@@ -187,6 +192,7 @@ def test_texture_job_from_the_style_alone(client, uploads):
     assert job["status"] == "done", job["error"]
     assert job["mode"] == "texture" and job["settings"]["loop"] is True
     assert "content" not in job["urls"]["inputs"] and job["urls"]["spectrograms"]
+    assert job["summary"]["scores"] is None  # nothing to have kept
     audio, rate = sf.read(io.BytesIO(client.get(job["urls"]["result"]["wav"]).content))
     assert audio.shape[0] == pytest.approx(rate * 1.0, rel=0.05)
 

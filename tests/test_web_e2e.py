@@ -179,6 +179,9 @@ def test_upload_start_listen_download(server, browser, tmp_path):
         20,
         "the spectrograms did not load",
     )
+    scores = find("id", "scores")
+    assert scores.is_displayed(), "the run's figures are not shown"
+    assert re.search(r"Content kept \d\.\d\d.*Style taken \d\.\d\d.*\(strength 0\.50\)", scores.text.replace("\n", " ")), scores.text
     assert "voice.flac × violin.wav" in find("id", "results").text
     assert browser.execute_script(BROKEN_IMAGES) == []
 

@@ -253,6 +253,7 @@ class JobManager:
             result.save(target)
             if self._finisher is not None:
                 self._finisher(job, result)
+            scores = _scores(job, result)
         except _Cancelled:
             with self._lock:
                 self._finish(job, CANCELLED)
@@ -275,8 +276,25 @@ class JobManager:
                 "losses_first": result.history[0],
                 "losses_last": result.history[-1],
                 "stopped": result.metrics.get("stopped"),
+                "scores": scores,
             }
             self._finish(job, DONE)
+
+
+def _scores(job: Job, result: audiostyle.Result) -> dict[str, Any] | None:
+    """The run's content and style figures (None for a texture, or when they cannot be measured).
+
+    A figure is a comment on a finished result: if it cannot be measured the job still succeeds.
+    """
+    if job.content is None:
+        return None
+    from audiostyle.scores import score_output
+
+    try:
+        return score_output((result.audio, result.sample_rate), job.content, [(job.style, 1.0)]).to_dict()
+    except audiostyle.AudioStyleError as error:
+        logger.warning("job %s: no scores (%s)", job.id, error)
+        return None
 
 
 def _record_step(job: Job, step: int, total: int, losses: Mapping[str, Any]) -> None:

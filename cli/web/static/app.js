@@ -104,6 +104,20 @@ function showResult(job) {
   $("downloads").hidden = false;
   if (urls.spectrograms) $("spectrograms").src = urls.spectrograms;
   $("spectrograms").hidden = !urls.spectrograms;
+  showScores(job);
+}
+
+// The run's trade-off: how much of the content it kept, how much of the style it took.
+function showScores(job) {
+  const scores = job.summary && job.summary.scores;
+  $("scores").hidden = !scores;
+  if (!scores) return;
+  for (const name of ["content", "style"]) {
+    const value = scores[name];
+    $("score-" + name).value = value === null ? 0 : value;
+    $("score-" + name + "-value").textContent = value === null ? "n/a" : value.toFixed(2);
+  }
+  $("score-strength").textContent = "(strength " + Number(job.settings.strength).toFixed(2) + ")";
 }
 
 async function refreshHistory() {
@@ -176,6 +190,7 @@ async function start() {
   $("downloads").hidden = true;
   setPlayer("result", null);
   $("spectrograms").hidden = true;
+  $("scores").hidden = true;
   $("status-text").textContent = "Uploading…";
   let response, body;
   try {
