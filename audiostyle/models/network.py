@@ -3,8 +3,11 @@
 A causal stack of dilated 1-D convolutions over time (channels = mel bands, then hidden
 channels), after the feed-forward networks of Johnson et al. (2016) and Ramani et al. (2018).
 It reads the content's magnitude on a fixed frequency grid and predicts, for every frame, a
-log-gain per grid bin: the output spectrum is the content's times ``exp(gain)``, so a model
-starts as the identity (its output layers start at zero) and keeps the content's phase.
+log-gain per grid bin and the log-level of noise to add in that bin: the output spectrum is the
+content's times ``exp(gain)`` (keeping the content's phase) plus noise of magnitude
+``exp(noise)``. The noise lets a model give a content the breath, hiss or grain of a style that
+a gain alone cannot make where the content has no energy. A new model is the identity: its gain
+layers start at zero and its noise far below audibility.
 
 Causal means each output frame depends on its own and earlier frames only, so the network can
 stream frame by frame with no look-ahead: :meth:`TransformNet.forward` takes and returns the
@@ -14,6 +17,7 @@ feeding them at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +27,14 @@ from ..dsp.mel import mel_filters
 from ..errors import WeightsError
 from ..validation import is_int
 
-__all__ = ["MAX_GAIN", "TransformNet", "expected_shapes", "validate_architecture"]
+__all__ = ["MAX_GAIN", "NOISE_RANGE", "TransformNet", "expected_shapes", "validate_architecture"]
 
 #: Largest log-gain (natural log of a magnitude ratio) a model applies: about +-70 dB.
 MAX_GAIN = 8.0
+#: The noise's log-magnitude stays in this range (about -140 dB to +35 dB of a unit grid bin),
+#: and starts at NOISE_START (inaudible).
+NOISE_RANGE = (-16.0, 4.0)
+NOISE_START = -12.0
 #: Bounds on what the JSON of a model file may make us allocate.
 _LIMITS = {"n_freq": 16385, "mel_bands": 1024, "channels": 1024, "blocks": 64, "kernel": 15, "dilation": 256}
 
@@ -81,6 +89,10 @@ def expected_shapes(architecture: Mapping[str, Any]) -> dict[str, tuple[int, ...
     shapes["fine.bias"] = (n_freq,)
     shapes["coarse.weight"] = (bands, channels, 1)
     shapes["coarse.bias"] = (bands,)
+    shapes["noise_fine.weight"] = (n_freq, channels, 1)
+    shapes["noise_fine.bias"] = (n_freq,)
+    shapes["noise_coarse.weight"] = (bands, channels, 1)
+    shapes["noise_coarse.bias"] = (bands,)
     return shapes
 
 
@@ -100,7 +112,7 @@ class _Block(torch.nn.Module):
 
 
 class TransformNet(torch.nn.Module):
-    """Content log-magnitude frames -> log-gains per bin, causal in time.
+    """Content magnitude frames -> log-gains and noise log-levels per bin, causal in time.
 
     Parameters
     ----------
@@ -111,8 +123,9 @@ class TransformNet(torch.nn.Module):
 
     Notes
     -----
-    The gain is a smooth part (one value per mel band, spread over the bins by the bands'
-    triangles) plus a per-bin part, bounded by ``MAX_GAIN`` with a soft clip.
+    Gain and noise are each a smooth part (one value per mel band, spread over the bins by the
+    bands' triangles) plus a per-bin part, bounded with a soft clip (``MAX_GAIN``,
+    ``NOISE_RANGE``).
     """
 
     band_mean: torch.Tensor
@@ -135,7 +148,9 @@ class TransformNet(torch.nn.Module):
         self.blocks = torch.nn.ModuleList(_Block(channels, kernel, d) for d in architecture["dilations"])
         self.fine = torch.nn.Conv1d(channels, n_fft // 2 + 1, 1)
         self.coarse = torch.nn.Conv1d(channels, bands, 1)
-        for head in (self.fine, self.coarse):
+        self.noise_fine = torch.nn.Conv1d(channels, n_fft // 2 + 1, 1)
+        self.noise_coarse = torch.nn.Conv1d(channels, bands, 1)
+        for head in (self.fine, self.coarse, self.noise_fine, self.noise_coarse):
             torch.nn.init.zeros_(head.weight)
             torch.nn.init.zeros_(head.bias)
 
@@ -156,8 +171,8 @@ class TransformNet(torch.nn.Module):
 
     def forward(
         self, magnitude: torch.Tensor, state: list[torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Log-gains for ``magnitude`` frames, and the state to pass with the next frames.
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Log-gains and noise log-levels for ``magnitude`` frames, and the state for the next frames.
 
         Parameters
         ----------
@@ -170,6 +185,8 @@ class TransformNet(torch.nn.Module):
         -------
         gains : torch.Tensor [shape=(batch, n_freq, frames)]
             Natural-log magnitude gains, within ``+-MAX_GAIN``.
+        noise : torch.Tensor [shape=(batch, n_freq, frames)]
+            Natural log of the added noise's magnitude, at the input's level, within ``NOISE_RANGE``.
         state : list of torch.Tensor
         """
         state = self.empty_state(magnitude.shape[0]) if state is None else state
@@ -179,7 +196,12 @@ class TransformNet(torch.nn.Module):
             hidden, kept = block(hidden, past)
             new_state.append(kept)
         raw = self.fine(hidden) + torch.einsum("fm,bmt->bft", self.spread, self.coarse(hidden))
-        return MAX_GAIN * torch.tanh(raw / MAX_GAIN), new_state
+        raw_noise = self.noise_fine(hidden) + torch.einsum("fm,bmt->bft", self.spread, self.noise_coarse(hidden))
+        low, high = NOISE_RANGE
+        middle, half = (low + high) / 2, (high - low) / 2
+        start = math.atanh((NOISE_START - middle) / half) * half
+        noise = middle + half * torch.tanh((raw_noise + start) / half)
+        return MAX_GAIN * torch.tanh(raw / MAX_GAIN), noise, new_state
 
     def weight_tensors(self) -> dict[str, torch.Tensor]:
         """The tensors a model file holds (names of :func:`expected_shapes`)."""

@@ -20,7 +20,21 @@ from ..dsp.stft import hann_window
 from .grid import RateGrid
 from .network import TransformNet
 
-__all__ = ["ModelStream", "PEAK_CEILING", "soft_limit"]
+__all__ = ["NOISE_FRAMES", "ModelStream", "PEAK_CEILING", "noise_phases", "soft_limit"]
+
+#: Frames of the fixed random-phase table the added noise cycles through (about 12 s at the
+#: default hop): far too long to hear repeat, and the same for every stream of a model.
+NOISE_FRAMES = 512
+#: Random-phase frames overlap-added at a hop of a quarter window come back from the STFT at a
+#: quarter of their power; the table is scaled so that the noise re-analyses at the level the
+#: network asked for.
+NOISE_SCALE = 2.0
+
+
+def noise_phases(channels: int, bins: int, seed: int = 0) -> np.ndarray:
+    """The noise table, complex64 ``(channels, bins, NOISE_FRAMES)``: unit magnitudes, seeded phases."""
+    angles = np.random.default_rng(seed).uniform(0, 2 * np.pi, (channels, bins, NOISE_FRAMES))
+    return (NOISE_SCALE * np.exp(1j * angles)).astype(np.complex64)
 
 #: Where the soft limiter starts bending (-3 dBFS) and the level it never exceeds (-1 dBFS).
 _KNEE = 10 ** (-3 / 20)
@@ -72,6 +86,10 @@ class ModelStream:
         self._pending = np.zeros((self.channels, n_fft // 2), np.float32)
         self._state: list[torch.Tensor] | None = None
         self._square = (self._window.double() ** 2).cpu().numpy()
+        self._noise = torch.from_numpy(noise_phases(self.channels, grid.n_bins)).to(self.device)
+        # The network's levels are the grid's at input_gain; the noise goes back to this input's.
+        self._noise_unit = 1.0 / (grid.scale * self.input_gain)
+        self._frames_done = 0
         # Positions count padded samples from the stream's start: the next frame's start, and
         # the first position not yet released, where the overlap-add sums begin.
         self._cut = 0
@@ -140,8 +158,10 @@ class ModelStream:
         with torch.no_grad():
             spectra = torch.fft.rfft(frames * self._window, dim=-1).transpose(-1, -2)  # (channels, bins, count)
             magnitude = self.grid.to_grid(spectra.abs().mean(0, keepdim=True)) * self.input_gain
-            gains, self._state = self.network(magnitude, self._state)
+            gains, noise, self._state = self.network(magnitude, self._state)
             shaped = spectra * torch.exp(self.grid.from_grid(gains[0]))
+            rows = torch.arange(self._frames_done, self._frames_done + count, device=self.device) % NOISE_FRAMES
+            shaped = shaped + self._noise[..., rows] * (torch.exp(self.grid.from_grid(noise[0])) * self._noise_unit)
             pieces = torch.fft.irfft(shaped.transpose(-1, -2), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
         pieces = pieces.double().cpu().numpy()
         offset = self._cut - self._out
@@ -156,6 +176,7 @@ class ModelStream:
             self._norm[begin : begin + n_fft] += self._square
         self._pending = self._pending[:, count * hop :]
         self._cut += count * hop
+        self._frames_done += count
 
     def _release(self, until: int) -> np.ndarray:
         """Hand out the overlap-added samples before padded position ``until``, less the centre padding."""

@@ -194,8 +194,10 @@ class _Trainer:
     def loss(self, log_magnitude: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective of the network's output for a batch (batch, freq, frames) seen at ``levels``."""
         magnitude = linear_magnitude(log_magnitude)
-        gains, _ = self.network(magnitude * levels[:, None, None])
-        output = torch.log1p(magnitude * torch.exp(gains))
+        gains, noise, _ = self.network(magnitude * levels[:, None, None])
+        # Content and noise add in power on average; the noise's level is the network input's.
+        noise_power = torch.exp(2 * noise) / levels[:, None, None] ** 2
+        output = torch.log1p(torch.sqrt((magnitude * torch.exp(gains)).square() + noise_power))
         features = self.prepared.network
         objective = Objective(
             features,
