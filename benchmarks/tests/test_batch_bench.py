@@ -35,6 +35,7 @@ def test_model_targets_judge_both_extrapolations_and_apply_speed():
     assert batch.model_targets(row)["apply_real_time"] is False
 
 
+@pytest.mark.slow  # five CLI processes: training, two apply runs and their one-clip runs
 def test_model_modes_train_apply_and_write_their_figures(tmp_path, capsys):
     output = tmp_path / "batch.json"
     batch.main([
