@@ -25,6 +25,9 @@ MAX_HISTORY_SIZE = 100
 INITS = ("content", "noise")
 PHASE_INITS = ("content", "random")
 LOUDNESS_MODES = ("rms", "none")
+#: What the style statistics read: the whole spectrum, or its envelope with the content's
+#: fine structure kept (:mod:`audiostyle.objective.source_filter`).
+STYLE_VIEWS = ("spectrum", "envelope")
 #: ``strength`` multiplies the style/content weight ratio by ``(s / (1 - s)) ** STRENGTH_EXPONENT``.
 STRENGTH_EXPONENT = 3
 
@@ -144,6 +147,20 @@ class StyleConfig:
         When the output's rate is above ``sample_rate``, rebuild the band between the
         working rate's Nyquist frequency and the output's in the style's spectral shape
         (see :mod:`audiostyle.dsp.bandwidth`); False leaves the output band-limited there.
+    style_view : {"spectrum", "envelope"}
+        What the style statistics (Grams and texture) read. ``"spectrum"``: the whole
+        spectrum, with the content's network features as the content term. ``"envelope"``:
+        only the spectral envelope, and the content term keeps the content's fine structure
+        (its harmonics, i.e. its notes), so the style's instrument moves over without its
+        notes (see :mod:`audiostyle.objective.source_filter`).
+    envelope_resolution_hz : float
+        ``style_view="envelope"``: the finest spectral detail the envelope keeps, in Hz;
+        ``round(sample_rate / envelope_resolution_hz)`` DCT coefficients along frequency,
+        from 2 to ``n_fft // 2 + 1``.
+    split_floor : float
+        ``style_view="envelope"``: the split works on ``log(magnitude + split_floor)``
+        (1e-6..100, linear magnitude of the level-normalised analysis); a floor keeps the
+        gaps between harmonics out of the envelope.
     """
 
     sample_rate: int = 22050
@@ -176,6 +193,9 @@ class StyleConfig:
     loop: bool = False
     segment_seconds: float = 30.0
     full_band: bool = True
+    style_view: str = "spectrum"
+    envelope_resolution_hz: float = 920.0
+    split_floor: float = 0.1
 
     def __post_init__(self) -> None:
         self._store_plain_values()
@@ -232,6 +252,27 @@ class StyleConfig:
             f"mel_bands={self.mel_bands!r} must be an integer in [0, 16384] (0: linear bins)",
         )
         require(is_int(self.seed) and 0 <= self.seed < 2**63, f"seed={self.seed!r} must be an integer in [0, 2**63)")
+        self._check_style_view()
+
+    def _check_style_view(self) -> None:
+        require(self.style_view in STYLE_VIEWS, f"style_view={self.style_view!r} must be one of {STYLE_VIEWS}")
+        resolution = self.envelope_resolution_hz
+        require(
+            is_number(resolution) and 0 < resolution <= self.sample_rate / 2,
+            f"envelope_resolution_hz={resolution!r} must be a number in (0, {self.sample_rate / 2:g}] Hz",
+        )
+        if self.style_view == "envelope":
+            # Only the envelope view splits the spectrum: its DCT needs 2 to n_freq coefficients.
+            n_freq = self.n_fft // 2 + 1
+            require(
+                round(self.sample_rate / resolution) <= n_freq,
+                f"envelope_resolution_hz={resolution!r} must be at least {self.sample_rate / n_freq:.4g} Hz "
+                f"at sample_rate={self.sample_rate} and n_fft={self.n_fft}",
+            )
+        require(
+            is_number(self.split_floor) and 1e-6 <= self.split_floor <= 100,
+            f"split_floor={self.split_floor!r} must be a number in [1e-6, 100]",
+        )
 
     def _check_losses_and_solver(self) -> None:
         for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
@@ -358,6 +399,10 @@ class StyleConfig:
             data.pop("history_size")
         if not data["full_band"]:
             data.pop("full_band")
+        if data["style_view"] == "spectrum":
+            # Without the envelope view its settings change nothing.
+            for name in ("style_view", "envelope_resolution_hz", "split_floor"):
+                data.pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -398,6 +443,9 @@ PRESETS: dict[str, StyleConfig] = {
     # A preview: the default with a third of its filters and two thirds of its iterations
     # and refine steps; it keeps refining, which matters most to the result.
     "fast": _DEFAULT.replace(filters=1024, iterations=20, refine_steps=10),
+    # Timbre transfer for melodic content and tonal styles: the style's instrument (its
+    # spectral envelope) without its notes; the content's fine structure keeps the melody.
+    "instrument": _DEFAULT.replace(style_view="envelope"),
 }
 
 

@@ -18,6 +18,7 @@ import torch
 from ..networks.base import FeatureNetwork, content_layer_indices
 
 if TYPE_CHECKING:
+    from .source_filter import FineStructureTargets
     from .style import StyleStatistics
 
 __all__ = ["EPS", "ContentTargets", "LayerStyle", "feature_losses", "gram", "pooled", "scaled_gradient"]
@@ -214,7 +215,17 @@ class ContentTargets:
 
     @classmethod
     @torch.no_grad()
-    def from_log_magnitude(cls, network: FeatureNetwork, log_magnitude: torch.Tensor) -> ContentTargets:
+    def from_log_magnitude(
+        cls, network: FeatureNetwork, log_magnitude: torch.Tensor
+    ) -> ContentTargets | FineStructureTargets:
+        """The content's targets under ``network``.
+
+        A network that defines its own content term (``content_targets(log_magnitude)``, as
+        :class:`~audiostyle.objective.source_filter.EnvelopeNetwork` does) gives that instead.
+        """
+        own_targets = getattr(network, "content_targets", None)
+        if callable(own_targets):
+            return own_targets(log_magnitude)
         maps = network(log_magnitude)
         indices = content_layer_indices(network, len(maps))
         features = [maps[i] for i in indices]

@@ -9,6 +9,7 @@ from ..dsp.stft import magnitude_of
 from ..networks.base import BandFrontEnd, FeatureNetwork, band_front_end
 from .contour import LoudnessContour
 from .features import ContentTargets, feature_losses
+from .source_filter import EnvelopeNetwork, FineStructureTargets, envelope_band_magnitude
 from .style import StyleStatistics
 from .texture import TextureStatistics
 
@@ -37,8 +38,10 @@ class Objective:
     ----------
     network : FeatureNetwork
     style : StyleStatistics
-    content : ContentTargets, optional
-        None for texture synthesis (style only).
+    content : ContentTargets or FineStructureTargets, optional
+        None for texture synthesis (style only). With an
+        :class:`~audiostyle.objective.source_filter.EnvelopeNetwork` the style terms read the
+        spectral envelope and the content is its :class:`FineStructureTargets`.
     content_weight, style_weight : float
         Non-negative weights of the relative losses.
     texture : TextureStatistics, optional
@@ -55,7 +58,7 @@ class Objective:
         self,
         network: FeatureNetwork,
         style: StyleStatistics,
-        content: ContentTargets | None,
+        content: ContentTargets | FineStructureTargets | None,
         *,
         content_weight: float,
         style_weight: float,
@@ -110,6 +113,8 @@ class Objective:
         Negative entries count as 0 (a log1p magnitude is >= 0). Clamping here instead of
         projecting the solver's iterate keeps L-BFGS's curvature pairs consistent.
         """
+        if isinstance(self.network, EnvelopeNetwork):
+            return self._source_filter_terms(log_magnitude)
         front_end, bands = self._front_end, self._band_rows()
         magnitude = levels = band_magnitude = None
         if bands is not None or self._with_envelope:
@@ -136,6 +141,31 @@ class Objective:
             parts["texture"] = texture_loss.detach()
         if with_content:
             parts["content"] = content_loss
+        if self._with_envelope:
+            envelope_loss = self.envelope.loss_of_magnitude(magnitude)
+            total = total + self.envelope_weight * envelope_loss
+            parts["envelope"] = envelope_loss.detach()
+        return total, parts
+
+    def _source_filter_terms(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`__call__` in the source-filter view: style and texture on the envelope, content on the fine structure."""
+        network: EnvelopeNetwork = self.network  # type: ignore[assignment]
+        split = network.split
+        magnitude = magnitude_of(log_magnitude)
+        log_spectrum = split.log_spectrum(magnitude)
+        coefficients = split.coefficients(log_spectrum)
+        total, style_loss, _ = feature_losses(
+            network.features_of(coefficients), self.style, None, style_weight=self.style_weight, content_weight=0.0
+        )
+        parts = {"style": style_loss}
+        if self._with_texture:
+            texture_loss = self.texture.loss_of_bands(envelope_band_magnitude(split, coefficients, self.texture.filters))
+            total = total + self.texture_weight * texture_loss
+            parts["texture"] = texture_loss.detach()
+        if self.content is not None and self.content_weight > 0:
+            content_loss = self.content.loss(split.fine(log_spectrum, coefficients))
+            total = total + self.content_weight * content_loss
+            parts["content"] = content_loss.detach()
         if self._with_envelope:
             envelope_loss = self.envelope.loss_of_magnitude(magnitude)
             total = total + self.envelope_weight * envelope_loss

@@ -11,7 +11,8 @@ from ..config import PRESETS, StyleConfig, resolve_device
 from ..dsp.stft import analyze
 from ..errors import ConfigError
 from ..networks import build_network
-from ..objective import StyleStatistics, TextureStatistics
+from ..objective import EnvelopeNetwork, SourceFilterSplit, StyleStatistics, TextureStatistics
+from ..objective.source_filter import envelope_coefficients
 from .output import styles_band_power
 from .sources import Audio, AudioSource, load_styles, normalise_styles
 
@@ -21,7 +22,12 @@ __all__ = ["PreparedStyle", "prepare_style", "style_targets"]
 def style_targets(
     log_magnitudes: list[torch.Tensor], blend: list[float], config: StyleConfig, device: torch.device
 ) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
-    """The feature network and the style's statistics under it: what every content reuses."""
+    """The feature network and the style's statistics under it: what every content reuses.
+
+    With ``config.style_view == "envelope"`` the network is an
+    :class:`~audiostyle.objective.EnvelopeNetwork` and both statistics are of the styles'
+    spectral envelopes.
+    """
     network = build_network(
         config.network,
         n_freq=config.n_fft // 2 + 1,
@@ -34,10 +40,19 @@ def style_targets(
         padding="circular" if config.loop else "same",
         mel_bands=config.mel_bands,
     ).to(device)
+    texture_sources = log_magnitudes
+    if config.style_view == "envelope":
+        split = SourceFilterSplit(
+            config.n_fft // 2 + 1,
+            envelope_coefficients(config.sample_rate, config.envelope_resolution_hz),
+            config.split_floor,
+        )
+        network = EnvelopeNetwork(network, split).to(device)
+        texture_sources = [network.envelope_log_magnitude(m) for m in log_magnitudes]
     style_stats = StyleStatistics.from_log_magnitudes(network, log_magnitudes, blend)
     texture_stats = (
         TextureStatistics.from_log_magnitudes(
-            log_magnitudes,
+            texture_sources,
             blend,
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,
@@ -52,7 +67,7 @@ def style_targets(
 #: The fields a PreparedStyle's network and statistics depend on.
 PREPARED_FIELDS = (
     "sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "kernel_dilations", "mel_bands",
-    "seed", "loop",
+    "seed", "loop", "style_view", "envelope_resolution_hz", "split_floor",
 )
 
 

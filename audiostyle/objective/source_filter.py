@@ -1,0 +1,191 @@
+"""The source-filter view: the style acts on the spectral envelope, the content keeps the fine structure.
+
+Gram statistics over frequency channels record which pitches a style plays, so matching the
+full spectrum's statistics imposes the style's notes as well as its instrument. A
+source-filter split keeps them apart. In ``Y = log(magnitude + floor)`` the spectral
+envelope is the slowly varying part along frequency: the first ``K`` DCT-II coefficients of
+each frame (the last quarter tapered so that the cut does not ring),
+``E = D_K^T diag(w) D_K Y``, detail coarser than ``sample_rate / K`` Hz. The fine structure
+``F = Y - E`` holds the harmonic positions, i.e. the notes. The style's statistics (the
+feature network's Grams and the band-envelope texture) are taken of ``E`` only, and the
+content term keeps the content's ``F`` instead of its network features, so content and style
+no longer pull against each other.
+
+The floor matters: in ``log1p`` the gaps between harmonics fill with noise where the
+envelope rises, and a floor of about -20 dB under the analysis level keeps them empty.
+All gradients here are autograd's (a few matrix products and pointwise functions); the tests
+check them against finite differences in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..dsp.mel import band_views
+from ..dsp.stft import magnitude_of
+from ..errors import ConfigError
+from ..networks.base import FeatureNetwork, band_front_end
+from .features import EPS
+
+__all__ = ["EnvelopeNetwork", "FineStructureTargets", "SourceFilterSplit", "envelope_coefficients"]
+
+#: Share of the kept DCT coefficients whose weight falls off as a half cosine.
+TAPER = 0.25
+
+
+def envelope_coefficients(sample_rate: int, resolution_hz: float) -> int:
+    """DCT coefficients ``K`` that keep detail coarser than ``resolution_hz`` along frequency.
+
+    Coefficient ``q`` is a cosine of period ``sample_rate / q`` Hz over the band 0 to
+    Nyquist, so ``K = sample_rate / resolution_hz``, at least 2.
+    """
+    return max(2, int(round(sample_rate / resolution_hz)))
+
+
+def _dct_rows(n: int, k: int) -> torch.Tensor:
+    """Orthonormal DCT-II rows [shape=(k, n)], float64."""
+    index = torch.arange(n, dtype=torch.float64)
+    order = torch.arange(k, dtype=torch.float64)[:, None]
+    rows = math.sqrt(2.0 / n) * torch.cos(math.pi * order * (index + 0.5) / n)
+    rows[0] = 1.0 / math.sqrt(n)
+    return rows
+
+
+class SourceFilterSplit(torch.nn.Module):
+    """``E = synthesis @ analysis @ Y`` and ``F = Y - E`` along frequency, with its operators as buffers.
+
+    Parameters
+    ----------
+    n_freq : int
+        Frequency bins of the spectrograms (``n_fft // 2 + 1``).
+    coefficients : int
+        DCT coefficients kept (``K``, 2..n_freq); see :func:`envelope_coefficients`.
+    floor : float
+        ``Y = log(magnitude + floor)``, in linear magnitude units (> 0).
+    """
+
+    analysis: torch.Tensor  # (K, n_freq): diag(w) D_K
+    synthesis: torch.Tensor  # (n_freq, K): D_K^T
+
+    def __init__(self, n_freq: int, coefficients: int, floor: float) -> None:
+        super().__init__()
+        if not 2 <= coefficients <= n_freq:
+            raise ConfigError(f"envelope coefficients={coefficients} must be in [2, {n_freq}] (lower envelope_resolution_hz)")
+        if not floor > 0:
+            raise ConfigError(f"split floor={floor!r} must be > 0")
+        rows = _dct_rows(n_freq, coefficients)
+        weights = torch.ones(coefficients, dtype=torch.float64)
+        ramp = int(round(TAPER * coefficients))
+        if ramp > 0:
+            steps = torch.arange(ramp, dtype=torch.float64)
+            weights[coefficients - ramp :] = 0.5 * (1 + torch.cos(math.pi * (steps + 1) / (ramp + 1)))
+        self.register_buffer("analysis", (rows * weights[:, None]).float())
+        self.register_buffer("synthesis", rows.T.contiguous().float())
+        self.floor = float(floor)
+
+    def log_spectrum(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """``Y = log(magnitude + floor)`` [shape=(batch, n_freq, frames)]."""
+        return torch.log(magnitude + self.floor)
+
+    def coefficients(self, log_spectrum: torch.Tensor) -> torch.Tensor:
+        """The envelope's DCT coefficients [shape=(batch, K, frames)]."""
+        return self.analysis.to(log_spectrum) @ log_spectrum
+
+    def envelope(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``E`` from its coefficients [shape=(batch, n_freq, frames)], in the log domain."""
+        return self.synthesis.to(coefficients) @ coefficients
+
+    def fine(self, log_spectrum: torch.Tensor, coefficients: torch.Tensor | None = None) -> torch.Tensor:
+        """``F = Y - E`` [shape=(batch, n_freq, frames)]."""
+        if coefficients is None:
+            coefficients = self.coefficients(log_spectrum)
+        return log_spectrum - self.envelope(coefficients)
+
+
+class EnvelopeNetwork(torch.nn.Module):
+    """A feature network that sees only the spectral envelope of its ``log1p`` input.
+
+    ``forward(X)`` feeds the wrapped network the envelope as ``log1p`` levels,
+    ``softplus(E) = log1p(exp(E))``, on the network's own input bands when it has a band
+    front end (``softplus(bands @ D_K^T C)``, a ``bands x K`` product) and on the linear bins
+    otherwise. So :class:`~audiostyle.objective.StyleStatistics` made with it are statistics
+    of the style's envelope, and :meth:`content_targets` gives the fine-structure content
+    term that goes with them.
+
+    Parameters
+    ----------
+    network : FeatureNetwork
+        The wrapped network (its ``content_layers`` and ``style_layers`` carry over).
+    split : SourceFilterSplit
+    """
+
+    def __init__(self, network: FeatureNetwork, split: SourceFilterSplit) -> None:
+        super().__init__()
+        self.network = network
+        self.split = split
+        front_end = band_front_end(network)
+        if front_end is not None:
+            # Bands of the envelope straight from its coefficients: (bands, K), made once.
+            self.register_buffer("envelope_bands", (front_end.input_bands.double() @ split.synthesis.double()).float())
+        else:
+            self.envelope_bands = None
+        for name in ("content_layers", "style_layers"):
+            if hasattr(network, name):
+                setattr(self, name, getattr(network, name))
+
+    def forward(self, log_magnitude: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of the envelope of a ``log1p`` magnitude [shape=(batch, n_freq, frames)]."""
+        coefficients = self.split.coefficients(self.split.log_spectrum(magnitude_of(log_magnitude)))
+        return self.features_of(coefficients)
+
+    def features_of(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of an envelope given by its coefficients [shape=(batch, K, frames)]."""
+        if self.envelope_bands is not None:
+            levels = torch.nn.functional.softplus(self.envelope_bands.to(coefficients) @ coefficients)
+            return band_front_end(self.network).features(levels.transpose(1, 2))
+        return self.network(torch.nn.functional.softplus(self.split.envelope(coefficients)))
+
+    @torch.no_grad()
+    def envelope_log_magnitude(self, log_magnitude: torch.Tensor) -> torch.Tensor:
+        """The envelope as a ``log1p`` magnitude, ``log1p(exp(E))``: what the texture statistics read."""
+        split = self.split
+        return torch.nn.functional.softplus(split.envelope(split.coefficients(split.log_spectrum(magnitude_of(log_magnitude)))))
+
+    def content_targets(self, log_magnitude: torch.Tensor) -> FineStructureTargets:
+        """The content term of this view: the content's fine structure (see :class:`FineStructureTargets`)."""
+        return FineStructureTargets.from_log_magnitude(self.split, log_magnitude)
+
+
+class FineStructureTargets(torch.nn.Module):
+    """The content's fine structure ``F_c``, kept by a relative squared error.
+
+    The loss is ``mean((F - F_c)^2) / mean(F_c^2)``, so its weight means the same for any
+    clip, as :class:`~audiostyle.objective.ContentTargets`' does. A module: ``.to(device)``
+    moves the target.
+    """
+
+    target: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, target: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target)
+        self.register_buffer("scale", scale)
+
+    @classmethod
+    @torch.no_grad()
+    def from_log_magnitude(cls, split: SourceFilterSplit, log_magnitude: torch.Tensor) -> FineStructureTargets:
+        """The targets of a content ``log1p`` magnitude [shape=(batch, n_freq, frames)]."""
+        target = split.fine(split.log_spectrum(magnitude_of(log_magnitude)))
+        return cls(target, target.square().mean().clamp_min(EPS))
+
+    def loss(self, fine: torch.Tensor) -> torch.Tensor:
+        """Relative squared error of a fine structure ``F`` [shape like the target]."""
+        return (fine - self.target).square().mean() / self.scale
+
+
+def envelope_band_magnitude(split: SourceFilterSplit, coefficients: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``filters @ exp(E)``: band magnitudes of the envelope [shape=(batch, bands, frames)], for the texture term."""
+    return band_views(torch.exp(split.envelope(coefficients)), filters.to(coefficients), 0)[1]
