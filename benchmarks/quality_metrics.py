@@ -1,13 +1,17 @@
 """An independent quality yardstick for style transfer: how much style, how much content.
 
 :func:`score` rates an output against its content and style with measures the optimiser
-never sees: different STFTs (16 kHz, n_fft 512/1024/4096, against the engine's
-22.05 kHz 2048/512 linear log1p STFT), mel views instead of linear bins, a random network
-of a different seed and shape, and McDermott & Simoncelli (2011) texture statistics.
+never sees: different STFTs (16 kHz, n_fft 1024/4096, against the engine's 22.05 kHz
+2048/512 linear log1p STFT), mel views instead of linear bins, a random network of a
+different seed and shape, cepstral (MFCC) timbre statistics and spectral-shape descriptors.
+The optimiser matches Gram statistics and band-envelope texture statistics (the envelopes'
+moments, modulation spectra and cross-band correlations), so no family here is one of those:
+a yardstick that contains the objective's own terms rewards them by construction.
 
-Style: six families of time-averaged statistics (so clips of any length compare). Three
-are invariant to a fixed gain per band, so no static EQ can move them, and a fourth
-barely moves; half the weight is temporal texture, a sixth is average colour:
+Style: six families of time-averaged statistics (so clips of any length compare). Half the
+weight is timbre as a listener's descriptors see it (MFCC and spectral shape), a sixth is
+average colour; one family is invariant to a fixed gain per band and three nearly, so no
+static EQ can move them much:
 
 ==================  ============================================================  ==========
 family              statistic                                                     EQ-proof
@@ -16,15 +20,16 @@ family              statistic                                                   
 ``random_net``      Gram matrices of a 2-layer random 1-D CNN (seed 2018, widths   partly
                     5 and 3 dilated x2, 256 filters) over log1p 96-band mel
 ``tonality``        spectral contrast of 6 octave bands, mean and std over time    mostly
-``envelope``        per-band envelope moments: log CV, asinh skew, log kurtosis    yes
-``modulation``      per-band envelope modulation power in 7 octave rate bands      yes
-                    (0.5-62.5 Hz), relative to the band's mean squared, dB
-``cross_band``      correlations between band envelopes 1-21 bands apart           yes
+``mfcc``            MFCC 1-19 (64 mel bands, dB): std over sounding frames (the     mostly
+                    means are the average envelope, i.e. ``colour``)
+``mfcc_motion``     mean absolute frame-to-frame change of MFCC 1-19: how fast     yes
+                    the timbre moves (a static EQ adds a constant to each)
+``shape``           spectral centroid, spread, flatness and 85 % roll-off of        mostly
+                    sounding frames: std over time, and the mean flatness
 ==================  ============================================================  ==========
 
-The texture families use 32 mel bands (50 Hz - 8 kHz) whose amplitude envelopes are
-compressed by ``^0.3`` as in McDermott & Simoncelli; Grinstein et al. (2018) found these
-statistics the best texture model for audio style transfer. Each family's distance ``d``
+Sounding frames are those within 60 dB of the loudest, so pauses do not count as timbre.
+Each family's distance ``d``
 is normalised per pair: ``s = 1 - d(output, style) / d(content, style)``, so the content
 scores 0 and the style 1; each ``s`` is clipped to [-0.5, 1.5] (a family where content and
 style happen to be close would otherwise swing the mean) and ``style`` is their mean.
@@ -76,23 +81,10 @@ __all__ = [
 Source = Union[str, "os.PathLike[str]", np.ndarray, tuple]
 
 ANALYSIS_RATE = 16000
-STYLE_FAMILIES = ("colour", "random_net", "tonality", "envelope", "modulation", "cross_band")
+STYLE_FAMILIES = ("colour", "random_net", "tonality", "mfcc", "mfcc_motion", "shape")
 CONTENT_MEASURES = ("onset", "energy", "mfcc")
 
 _LEVEL_RMS = 0.1
-# Texture view: 8 ms hop, so envelopes are sampled at 125 Hz and modulation up to 62.5 Hz
-# is visible (McDermott's modulation bands reach 64 Hz).
-_TEXTURE_N_FFT = 512
-_TEXTURE_HOP = 128
-_TEXTURE_BANDS = 32
-_TEXTURE_FMIN = 50.0
-_ENVELOPE_COMPRESSION = 0.3
-_MODULATION_EDGES_HZ = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 62.5)
-_MODULATION_SEGMENT = 256
-_MODULATION_FLOOR_DB = -80.0
-# McDermott & Simoncelli's band offsets: correlations between distant bands mostly say
-# which notes sound together, not how the texture co-modulates.
-_CROSS_BAND_OFFSETS = (1, 2, 3, 5, 8, 11, 16, 21)
 # Frame view for the network, tonality and content measures: 64 ms window, 16 ms hop.
 _FRAME_N_FFT = 1024
 _FRAME_HOP = 256
@@ -109,6 +101,10 @@ _NET_LAYERS = ((5, 1, 256), (3, 2, 256))  # (width, dilation, filters)
 _CONTRAST_BANDS = 5
 _CONTRAST_FMIN = 200.0
 _MFCC = 20
+#: Frames more than this under the loudest frame are pauses, not timbre.
+_SOUNDING_DB = 60.0
+#: Share of a frame's power under its roll-off frequency.
+_ROLLOFF = 0.85
 _FAMILY_CLIP = (-0.5, 1.5)
 
 
@@ -194,45 +190,37 @@ def style_statistics(waveform: np.ndarray) -> dict[str, Any]:
         n_bands=_CONTRAST_BANDS, fmin=_CONTRAST_FMIN,
     )
 
-    envelopes = _band_envelopes(waveform)
-    mean = envelopes.mean(axis=1)
-    centred = envelopes - mean[:, None]
-    variance = np.maximum((centred**2).mean(axis=1), 1e-30)
-    std = np.sqrt(variance)
-    correlations = _correlations(envelopes)
+    mel_db = librosa.power_to_db(
+        _mel(frame_magnitude**2, _FRAME_N_FFT, _CONTENT_BANDS, 0.0), ref=np.max, top_db=_DB_RANGE
+    )
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=_MFCC)[1:]
+    sounding = _sounding_frames(frame_magnitude)
     return {
         "colour": np.maximum(colour_db, colour_db.max() - _DB_RANGE),
         "random_net": _random_net_grams(net_input),
         "tonality": np.concatenate([contrast.mean(axis=1), contrast.std(axis=1)]),
-        "envelope": np.stack([
-            np.log(std / mean),
-            np.arcsinh((centred**3).mean(axis=1) / std**3),
-            np.log((centred**4).mean(axis=1) / variance**2 + 1e-12),
-        ]),
-        "modulation": _modulation_power_db(envelopes, mean),
-        "cross_band": np.concatenate([np.diagonal(correlations, offset) for offset in _CROSS_BAND_OFFSETS]),
+        # Their means are the average spectral envelope, which ``colour`` already judges.
+        "mfcc": mfcc[:, sounding].std(axis=1),
+        "mfcc_motion": np.abs(np.diff(mfcc, axis=1)).mean(axis=1) if mfcc.shape[1] > 1 else np.zeros(_MFCC - 1),
+        "shape": _spectral_shape(frame_magnitude[:, sounding]),
     }
 
 
 def style_distance(family: str, first: Any, second: Any) -> float:
     """The distance between two clips' statistics of one family (0 for identical ones).
 
-    ``colour`` and ``tonality`` are RMS differences in dB; ``random_net`` is the mean over
-    layers of the Frobenius distance between Gram matrices relative to the second's norm;
-    ``envelope`` and ``modulation`` are mean absolute differences over bands (and moments
-    or rates); ``cross_band`` is the RMS difference of the correlation coefficients.
+    ``random_net`` is the mean over layers of the Frobenius distance between Gram matrices
+    relative to the second's norm; every other family is the RMS difference of its vector
+    (dB for ``colour`` and ``tonality``, cepstral units for the MFCC families, octaves and
+    tens of dB for ``shape``).
     """
     if family == "random_net":
         return float(np.mean([
             np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-30) for a, b in zip(first, second)
         ]))
-    difference = np.asarray(first) - np.asarray(second)
-    if family in ("colour", "tonality", "cross_band"):
+    if family in STYLE_FAMILIES:
+        difference = np.asarray(first) - np.asarray(second)
         return float(np.sqrt(np.mean(difference**2)))
-    if family == "envelope":
-        return float(np.abs(difference).sum(axis=0).mean())
-    if family == "modulation":
-        return float(np.abs(difference).mean())
     raise ValueError(f"family={family!r} must be one of {STYLE_FAMILIES}")
 
 
@@ -394,42 +382,29 @@ def _third_octave_power(power: np.ndarray) -> np.ndarray:
     return np.asarray(levels)
 
 
-def _band_envelopes(waveform: np.ndarray) -> np.ndarray:
-    """Compressed amplitude envelopes of 32 mel bands at 125 Hz [shape=(bands, frames)]."""
-    power = _mel(_magnitude(waveform, _TEXTURE_N_FFT, _TEXTURE_HOP) ** 2, _TEXTURE_N_FFT, _TEXTURE_BANDS,
-                 _TEXTURE_FMIN)
-    amplitude = np.sqrt(power)
-    # A floor 100 dB below the loudest band keeps silent bands finite without
-    # letting their numerical noise look like texture.
-    amplitude = np.maximum(amplitude, 1e-5 * amplitude.mean(axis=1).max())
-    return amplitude**_ENVELOPE_COMPRESSION
+def _sounding_frames(magnitude: np.ndarray) -> np.ndarray:
+    """Boolean mask of the frames within 60 dB of the loudest [shape=(frames,)] (never empty)."""
+    power = (magnitude**2).sum(axis=0)
+    return power >= power.max() * 10.0 ** (-_SOUNDING_DB / 10.0)
 
 
-def _modulation_power_db(envelopes: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Envelope power per octave of modulation rate over mean squared, dB [shape=(bands, 7)]."""
-    from scipy.signal import welch
+def _spectral_shape(magnitude: np.ndarray) -> np.ndarray:
+    """Std over frames of centroid, spread (octaves), flatness (tens of dB) and roll-off, and mean flatness [shape=(5,)].
 
-    frames = envelopes.shape[1]
-    frequencies, density = welch(
-        envelopes, fs=ANALYSIS_RATE / _TEXTURE_HOP, nperseg=min(_MODULATION_SEGMENT, frames),
-        detrend="constant", axis=1,
-    )
-    step = frequencies[1] - frequencies[0] if frequencies.size > 1 else 1.0
-    edges = _MODULATION_EDGES_HZ
-    power = np.stack([
-        density[:, (frequencies >= low) & (frequencies < high)].sum(axis=1) * step
-        for low, high in zip(edges[:-1], edges[1:])
-    ], axis=1)
-    relative = power / (mean[:, None] ** 2)
-    return np.maximum(10.0 * np.log10(np.maximum(relative, 1e-30)), _MODULATION_FLOOR_DB)
-
-
-def _correlations(envelopes: np.ndarray) -> np.ndarray:
-    centred = envelopes - envelopes.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=1)
-    safe = np.where(norms > 0.0, norms, 1.0)
-    unit = centred / safe[:, None]
-    return unit @ unit.T
+    How much the spectral shape moves, and how noise-like it is: an EQ shifts the
+    centroid and roll-off by about a constant and leaves these nearly alone (their means
+    are colour, which ``colour`` already judges). Frequencies are in octaves above 62.5 Hz.
+    """
+    frequencies = np.fft.rfftfreq(_FRAME_N_FFT, d=1.0 / ANALYSIS_RATE)[1:]
+    octaves = np.log2(frequencies / 62.5)
+    power = magnitude[1:] ** 2 + 1e-20
+    weights = power / power.sum(axis=0, keepdims=True)
+    centroid = (weights * octaves[:, None]).sum(axis=0)
+    spread = np.sqrt((weights * (octaves[:, None] - centroid) ** 2).sum(axis=0))
+    flatness = np.log10(np.exp(np.log(power).mean(axis=0)) / power.mean(axis=0))
+    rolloff = octaves[np.minimum((np.cumsum(weights, axis=0) < _ROLLOFF).sum(axis=0), octaves.size - 1)]
+    descriptors = np.stack([centroid, spread, flatness, rolloff])
+    return np.concatenate([descriptors.std(axis=1), flatness.mean(keepdims=True)])
 
 
 def _random_net_grams(log_mel: np.ndarray) -> list[np.ndarray]:
