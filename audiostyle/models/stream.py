@@ -13,6 +13,8 @@ an output sample is final once every frame covering it is, so a sample leaves at
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -31,10 +33,14 @@ NOISE_FRAMES = 512
 NOISE_SCALE = 2.0
 
 
-def noise_phases(channels: int, bins: int, seed: int = 0) -> np.ndarray:
-    """The noise table, complex64 ``(channels, bins, NOISE_FRAMES)``: unit magnitudes, seeded phases."""
-    angles = np.random.default_rng(seed).uniform(0, 2 * np.pi, (channels, bins, NOISE_FRAMES))
-    return (NOISE_SCALE * np.exp(1j * angles)).astype(np.complex64)
+@functools.lru_cache(maxsize=8)
+def noise_phases(bins: int, seed: int = 0) -> np.ndarray:
+    """The noise table, complex64 ``(bins, NOISE_FRAMES)``: seeded phases, made once per size and seed."""
+    angles = np.random.default_rng(seed).random((bins, NOISE_FRAMES), dtype=np.float32) * np.float32(2 * np.pi)
+    table = np.empty((bins, NOISE_FRAMES), np.complex64)
+    table.real = np.cos(angles) * NOISE_SCALE
+    table.imag = np.sin(angles) * NOISE_SCALE
+    return table
 
 #: Where the soft limiter starts bending (-3 dBFS) and the level it never exceeds (-1 dBFS).
 _KNEE = 10 ** (-3 / 20)
@@ -85,8 +91,11 @@ class ModelStream:
         # STFT's centre padding (n_fft / 2 zeros) comes first.
         self._pending = np.zeros((self.channels, n_fft // 2), np.float32)
         self._state: list[torch.Tensor] | None = None
-        self._square = (self._window.double() ** 2).cpu().numpy()
-        self._noise = torch.from_numpy(noise_phases(self.channels, grid.n_bins)).to(self.device)
+        # The window's square in quarters (hop-sized parts), for the overlap-add's normalisation.
+        self._square = (self._window**2).cpu().reshape(n_fft // grid.hop_length, grid.hop_length)
+        self._noise = torch.from_numpy(noise_phases(grid.n_bins)).to(self.device)
+        # Each channel reads the table from its own row, so channels get independent noise.
+        self._channel_offsets = (torch.arange(self.channels, device=self.device) * (NOISE_FRAMES // 2 + 1))[:, None]
         # The network's levels are the grid's at input_gain; the noise goes back to this input's.
         self._noise_unit = 1.0 / (grid.scale * self.input_gain)
         self._frames_done = 0
@@ -94,8 +103,8 @@ class ModelStream:
         # the first position not yet released, where the overlap-add sums begin.
         self._cut = 0
         self._out = 0
-        self._sum = np.zeros((self.channels, 0), np.float64)
-        self._norm = np.zeros(0, np.float64)
+        self._sum = torch.zeros(self.channels, 0)
+        self._norm = torch.zeros(0)
         self._received = 0
         self._released = 0
         self._flushed = False
@@ -159,34 +168,44 @@ class ModelStream:
             spectra = torch.fft.rfft(frames * self._window, dim=-1).transpose(-1, -2)  # (channels, bins, count)
             magnitude = self.grid.to_grid(spectra.abs().mean(0, keepdim=True)) * self.input_gain
             gains, noise, self._state = self.network(magnitude, self._state)
-            shaped = spectra * torch.exp(self.grid.from_grid(gains[0]))
-            rows = torch.arange(self._frames_done, self._frames_done + count, device=self.device) % NOISE_FRAMES
-            shaped = shaped + self._noise[..., rows] * (torch.exp(self.grid.from_grid(noise[0])) * self._noise_unit)
+            rows = (torch.arange(count, device=self.device) + self._frames_done)[None, :] + self._channel_offsets
+            added = self._noise[:, rows % NOISE_FRAMES].transpose(0, 1)  # (channels, bins, count)
+            # Real views: a complex spectrum times a real gain is two real products, not a complex one.
+            shaped = torch.view_as_real(spectra) * torch.exp(self.grid.from_grid(gains[0]))[..., None]
+            level = torch.exp(self.grid.from_grid(noise[0])).mul_(self._noise_unit)
+            shaped.addcmul_(torch.view_as_real(added), level[..., None])
+            shaped = torch.view_as_complex(shaped)
             pieces = torch.fft.irfft(shaped.transpose(-1, -2), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
-        pieces = pieces.double().cpu().numpy()
-        offset = self._cut - self._out
-        span = offset + (count - 1) * hop + n_fft
-        if self._sum.shape[1] < span:
-            grow = span - self._sum.shape[1]
-            self._sum = np.pad(self._sum, ((0, 0), (0, grow)))
-            self._norm = np.pad(self._norm, (0, grow))
-        for index in range(count):
-            begin = offset + index * hop
-            self._sum[:, begin : begin + n_fft] += pieces[:, index]
-            self._norm[begin : begin + n_fft] += self._square
+        self._overlap_add(pieces.cpu(), count)
         self._pending = self._pending[:, count * hop :]
         self._cut += count * hop
         self._frames_done += count
+
+    def _overlap_add(self, pieces: torch.Tensor, count: int) -> None:
+        """Add ``count`` frames from the next frame's start: one strided add per quarter of a window."""
+        n_fft, hop = self.grid.n_fft, self.grid.hop_length
+        parts = n_fft // hop
+        offset = self._cut - self._out
+        span = offset + (count + parts - 1) * hop
+        if self._sum.shape[1] < span:
+            grow = span - self._sum.shape[1]
+            self._sum = torch.nn.functional.pad(self._sum, (0, grow))
+            self._norm = torch.nn.functional.pad(self._norm, (0, grow))
+        quarters = pieces.reshape(self.channels, count, parts, hop)
+        for part in range(parts):
+            begin = offset + part * hop
+            self._sum[:, begin : begin + count * hop] += quarters[:, :, part].reshape(self.channels, count * hop)
+            self._norm[begin : begin + count * hop] += self._square[part].repeat(count)
 
     def _release(self, until: int) -> np.ndarray:
         """Hand out the overlap-added samples before padded position ``until``, less the centre padding."""
         ready = max(0, min(until - self._out, self._sum.shape[1]))
         norm = self._norm[:ready]
-        done = self._sum[:, :ready] / np.where(norm > 1e-10, norm, 1.0)
+        done = self._sum[:, :ready] / torch.where(norm > 1e-10, norm, torch.ones_like(norm))
         self._sum = self._sum[:, ready:]
         self._norm = self._norm[ready:]
         skip = max(0, min(self.grid.n_fft // 2 - self._out, ready))
         self._out += ready
-        out = done[:, skip:].astype(np.float32)
+        out = done[:, skip:].numpy()
         self._released += out.shape[1]
         return soft_limit(out)
