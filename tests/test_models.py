@@ -23,7 +23,9 @@ CONFIG = PRESETS["fast"].replace(filters=64, device="cpu")
 
 def _model(seed: int = 0, *, scale: float = 0.3) -> StyleModel:
     """A model whose output heads are random (an untrained model is the identity)."""
-    network = TransformNet(dict(SMALL, sample_rate=CONFIG.sample_rate, n_fft=CONFIG.n_fft))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = TransformNet(dict(SMALL, sample_rate=CONFIG.sample_rate, n_fft=CONFIG.n_fft))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for head in (network.fine, network.coarse):
@@ -149,9 +151,11 @@ def test_stream_latency_is_what_it_states():
 def test_apply_follows_the_content_level_and_limits_peaks():
     model = _model()
     audio = _tone(22050, 1.2)
-    loud = model.apply((audio, 22050)).audio
-    quiet = model.apply((audio * 0.1, 22050)).audio
-    np.testing.assert_allclose(quiet * 10, loud, atol=2e-4)
+    # Both below the soft limiter's knee, where the output is linear in the input's level.
+    loud = model.apply((audio * 0.1, 22050)).audio
+    quiet = model.apply((audio * 0.01, 22050)).audio
+    assert np.abs(loud).max() < 0.7
+    np.testing.assert_allclose(quiet * 10, loud, atol=2e-5)
     hot = model.apply((audio * 20, 22050)).audio
     assert np.abs(hot).max() <= PEAK_CEILING + 1e-6
 
