@@ -161,6 +161,11 @@ class StyleConfig:
         ``style_view="envelope"``: the split works on ``log(magnitude + split_floor)``
         (1e-6..100, linear magnitude of the level-normalised analysis); a floor keeps the
         gaps between harmonics out of the envelope.
+    fine_structure_weight : float
+        ``style_view="envelope"``: weight of the style's transposition-invariant
+        fine-structure statistics (>= 0; 0 turns them off): how peaked its partials are and
+        at which intervals they sit, without which notes
+        (:class:`audiostyle.objective.FineStructureStatistics`).
     """
 
     sample_rate: int = 22050
@@ -196,6 +201,7 @@ class StyleConfig:
     style_view: str = "spectrum"
     envelope_resolution_hz: float = 920.0
     split_floor: float = 0.1
+    fine_structure_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self._store_plain_values()
@@ -275,7 +281,7 @@ class StyleConfig:
         )
 
     def _check_losses_and_solver(self) -> None:
-        for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight"):
+        for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight", "fine_structure_weight"):
             value = getattr(self, name)
             require(is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
         require(
@@ -401,7 +407,7 @@ class StyleConfig:
             data.pop("full_band")
         if data["style_view"] == "spectrum":
             # Without the envelope view its settings change nothing.
-            for name in ("style_view", "envelope_resolution_hz", "split_floor"):
+            for name in ("style_view", "envelope_resolution_hz", "split_floor", "fine_structure_weight"):
                 data.pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -12,6 +12,7 @@ from audiostyle.networks import build_network
 from audiostyle.objective import (
     ContentTargets,
     EnvelopeNetwork,
+    FineStructureStatistics,
     FineStructureTargets,
     LoudnessContour,
     Objective,
@@ -103,11 +104,29 @@ def test_content_targets_of_an_envelope_network_are_its_fine_structure():
     assert float(targets.loss(torch.zeros_like(fine))) == pytest.approx(1.0)
 
 
+def fine_statistics(network: EnvelopeNetwork, style: torch.Tensor, weight: float = 4.0) -> FineStructureStatistics:
+    return FineStructureStatistics.from_log_magnitudes(
+        network.split, [style], [1.0], sample_rate=SAMPLE_RATE, n_fft=N_FFT, weight=weight
+    ).to(style.dtype)
+
+
+def test_fine_structure_statistics_follow_the_partials_not_the_note():
+    network = envelope_network()
+    harmonic_a, harmonic_b = harmonic_log_magnitude(220.0, 900.0), harmonic_log_magnitude(262.0, 900.0)
+    noise = torch.log1p(torch.rand(harmonic_a.shape, generator=torch.Generator().manual_seed(3)) * 2)
+    statistics = fine_statistics(network, harmonic_a)
+    assert float(statistics.loss(network.split.fine(network.split.log_spectrum(torch.expm1(harmonic_a))))) < 1e-10
+    other_note = float(statistics.loss(network.split.fine(network.split.log_spectrum(torch.expm1(harmonic_b)))))
+    other_sound = float(statistics.loss(network.split.fine(network.split.log_spectrum(torch.expm1(noise)))))
+    assert other_note < 0.2 * other_sound
+
+
 def _objective(dtype: torch.dtype, content_weight: float = 1.0) -> tuple[Objective, torch.Tensor]:
     torch.manual_seed(1)
     network = envelope_network(dtype, mel_bands=12, filters=8)
     style = harmonic_log_magnitude(330.0, 2500.0, frames=10).to(dtype)
     content = harmonic_log_magnitude(262.0, 700.0, frames=6).to(dtype)
+    network.fine_statistics = fine_statistics(network, style)
     texture = TextureStatistics.from_log_magnitudes(
         [network.envelope_log_magnitude(style)], [1.0], sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=128
     ).to(dtype)
@@ -138,9 +157,11 @@ def test_source_filter_objective_gradient_matches_finite_differences():
 def test_source_filter_objective_reports_every_part_and_sums_them():
     objective, content = _objective(torch.float32)
     total, parts = objective(content)
-    assert set(parts) == {"style", "texture", "content", "envelope"}
+    assert set(parts) == {"style", "texture", "fine", "content", "envelope"}
     assert float(parts["content"]) == pytest.approx(0.0, abs=1e-6)  # the content keeps its own fine structure
-    expected = 50.0 * parts["style"] + 2.0 * parts["texture"] + parts["content"] + 3.0 * parts["envelope"]
+    expected = (
+        50.0 * parts["style"] + 2.0 * parts["texture"] + 4.0 * parts["fine"] + parts["content"] + 3.0 * parts["envelope"]
+    )
     assert float(total) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -161,6 +182,7 @@ def test_envelope_network_without_band_front_end_reads_the_linear_envelope():
         ({"envelope_resolution_hz": 5.0, "style_view": "envelope"}, "envelope_resolution_hz"),  # more coefficients than bins
         ({"split_floor": 0.0}, "split_floor"),
         ({"split_floor": float("nan")}, "split_floor"),
+        ({"fine_structure_weight": -1.0}, "fine_structure_weight"),
     ],
 )
 def test_bad_source_filter_settings_are_config_errors(changes, match):
@@ -188,7 +210,12 @@ def test_a_prepared_style_of_the_other_view_is_refused(rng):
     prepared = prepare_style(style, TINY)
     with pytest.raises(ConfigError, match="style_view"):
         prepared.check(TINY.replace(style_view="envelope"))
-    assert isinstance(prepare_style(style, TINY.replace(style_view="envelope")).network, EnvelopeNetwork)
+    network = prepare_style(style, TINY.replace(style_view="envelope")).network
+    assert isinstance(network, EnvelopeNetwork) and network.fine_statistics is None
+    with_fine = prepare_style(style, TINY.replace(style_view="envelope", fine_structure_weight=3.0)).network
+    assert with_fine.fine_statistics.weight == 3.0
+    with pytest.raises(ConfigError, match="fine_structure_weight"):
+        prepare_style(style, TINY.replace(style_view="envelope")).check(TINY.replace(style_view="envelope", fine_structure_weight=3.0))
 
 
 def _tone(frequency: float, harmonics: int, seconds: float = 1.0) -> np.ndarray:

@@ -10,13 +10,14 @@ distances) is checked against an autograd reference in the tests.
 from .contour import LoudnessContour
 from .features import ContentTargets, gram
 from .objective import Objective
-from .source_filter import EnvelopeNetwork, FineStructureTargets, SourceFilterSplit
+from .source_filter import EnvelopeNetwork, FineStructureStatistics, FineStructureTargets, SourceFilterSplit
 from .style import StyleStatistics
 from .texture import TextureStatistics
 
 __all__ = [
     "ContentTargets",
     "EnvelopeNetwork",
+    "FineStructureStatistics",
     "FineStructureTargets",
     "LoudnessContour",
     "Objective",

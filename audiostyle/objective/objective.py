@@ -162,8 +162,14 @@ class Objective:
             texture_loss = self.texture.loss_of_bands(envelope_band_magnitude(split, coefficients, self.texture.filters))
             total = total + self.texture_weight * texture_loss
             parts["texture"] = texture_loss.detach()
+        fine = split.fine(log_spectrum, coefficients)
+        statistics = network.fine_statistics
+        if statistics is not None and statistics.weight > 0:
+            fine_loss = statistics.loss(fine)
+            total = total + statistics.weight * fine_loss
+            parts["fine"] = fine_loss.detach()
         if self.content is not None and self.content_weight > 0:
-            content_loss = self.content.loss(split.fine(log_spectrum, coefficients))
+            content_loss = self.content.loss(fine)
             total = total + self.content_weight * content_loss
             parts["content"] = content_loss.detach()
         if self._with_envelope:

@@ -29,10 +29,22 @@ from ..errors import ConfigError
 from ..networks.base import FeatureNetwork, band_front_end
 from .features import EPS
 
-__all__ = ["EnvelopeNetwork", "FineStructureTargets", "SourceFilterSplit", "envelope_coefficients"]
+__all__ = [
+    "EnvelopeNetwork",
+    "FineStructureStatistics",
+    "FineStructureTargets",
+    "SourceFilterSplit",
+    "envelope_coefficients",
+    "log_frequency_matrix",
+]
 
 #: Share of the kept DCT coefficients whose weight falls off as a half cosine.
 TAPER = 0.25
+#: The log-frequency axis of the fine-structure statistics: bins per octave, lowest and
+#: highest frequency (Hz), and the longest lag (octaves).
+BINS_PER_OCTAVE = 36
+LOWEST_HZ, HIGHEST_HZ = 60.0, 8000.0
+MAX_LAG_OCTAVES = 3.0
 
 
 def envelope_coefficients(sample_rate: int, resolution_hz: float) -> int:
@@ -125,6 +137,10 @@ class EnvelopeNetwork(torch.nn.Module):
         super().__init__()
         self.network = network
         self.split = split
+        #: The style's fine-structure statistics, set by whoever computes them (see
+        #: :class:`FineStructureStatistics`); they travel with the view so every objective
+        #: built on it, the waveform refinement's included, matches them.
+        self.fine_statistics: FineStructureStatistics | None = None
         front_end = band_front_end(network)
         if front_end is not None:
             # Bands of the envelope straight from its coefficients: (bands, K), made once.
@@ -189,3 +205,83 @@ class FineStructureTargets(torch.nn.Module):
 def envelope_band_magnitude(split: SourceFilterSplit, coefficients: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """``filters @ exp(E)``: band magnitudes of the envelope [shape=(batch, bands, frames)], for the texture term."""
     return band_views(torch.exp(split.envelope(coefficients)), filters.to(coefficients), 0)[1]
+
+
+def log_frequency_matrix(sample_rate: int, n_fft: int) -> torch.Tensor:
+    """Linear interpolation from STFT bins to a log-frequency axis [shape=(bins, n_fft // 2 + 1)].
+
+    ``BINS_PER_OCTAVE`` bins from ``LOWEST_HZ`` to ``HIGHEST_HZ`` (or Nyquist, if lower).
+    """
+    n_freq = n_fft // 2 + 1
+    top = min(HIGHEST_HZ, sample_rate / 2)
+    count = max(2, int(BINS_PER_OCTAVE * math.log2(top / LOWEST_HZ)))
+    position = LOWEST_HZ * 2.0 ** (torch.arange(count, dtype=torch.float64) / BINS_PER_OCTAVE) * n_fft / sample_rate
+    below = position.floor().clamp(max=n_freq - 2)
+    upper = position - below
+    matrix = torch.zeros(count, n_freq, dtype=torch.float64)
+    rows = torch.arange(count)
+    matrix[rows, below.long()] = 1 - upper
+    matrix[rows, below.long() + 1] = upper
+    return matrix.float()
+
+
+class FineStructureStatistics(torch.nn.Module):
+    """Transposition-invariant statistics of the fine structure, and their relative loss.
+
+    The fine structure on a log-frequency axis, ``Z = L @ F``, shifts as a whole when a note
+    is transposed. Its autocorrelation along that axis, averaged over frames,
+    ``a(k) = mean_t mean_j Z_t(j) Z_t(j + k)``, does not move: it says how peaked the
+    spectrum is between its envelope's contours (harmonic against noisy, ``a(0)``) and at
+    which intervals its partials sit (an octave for the second harmonic, a twelfth for the
+    third; bells and mallets elsewhere), not which notes are played. Matching the style's
+    moves those qualities of the instrument, which the envelope alone leaves with the content.
+
+    Parameters
+    ----------
+    target : torch.Tensor [shape=(lags,)]
+        The style's (blended) autocorrelation.
+    axis : torch.Tensor [shape=(bins, n_freq)]
+        :func:`log_frequency_matrix`.
+    weight : float
+        Its weight in the objective (0 leaves it out).
+    """
+
+    target: torch.Tensor
+    axis: torch.Tensor
+
+    def __init__(self, target: torch.Tensor, axis: torch.Tensor, weight: float) -> None:
+        super().__init__()
+        self.register_buffer("target", target)
+        self.register_buffer("axis", axis)
+        self.weight = float(weight)
+
+    @staticmethod
+    def autocorrelation(fine: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+        """``a(k)`` of a fine structure [shape=(batch, n_freq, frames)], averaged over batch and frames [shape=(lags,)]."""
+        log_frequency = (axis.to(fine) @ fine).transpose(1, 2)  # (batch, frames, bins)
+        bins = log_frequency.shape[-1]
+        lags = min(bins, int(MAX_LAG_OCTAVES * BINS_PER_OCTAVE) + 1)
+        # Zero-padded to twice the length, so the circular product is the linear one.
+        spectrum = torch.fft.rfft(log_frequency, n=2 * bins, dim=-1)
+        power = torch.view_as_real(spectrum).square().sum(-1)
+        return torch.fft.irfft(power, n=2 * bins, dim=-1)[..., :lags].mean((0, 1)) / bins
+
+    @classmethod
+    @torch.no_grad()
+    def from_log_magnitudes(
+        cls, split: SourceFilterSplit, log_magnitudes: list[torch.Tensor], weights: list[float], *,
+        sample_rate: int, n_fft: int, weight: float,
+    ) -> FineStructureStatistics:
+        """The blended statistics of the styles' fine structures (``log1p`` magnitudes, (channels, n_freq, frames))."""
+        axis = log_frequency_matrix(sample_rate, n_fft).to(log_magnitudes[0].device)
+        total = float(sum(weights))
+        target = sum(
+            (w / total) * cls.autocorrelation(split.fine(split.log_spectrum(magnitude_of(m))), axis)
+            for w, m in zip(weights, log_magnitudes)
+        )
+        return cls(target, axis, weight)
+
+    def loss(self, fine: torch.Tensor) -> torch.Tensor:
+        """``||a - a_style||^2 / ||a_style||^2`` of a fine structure [shape=(batch, n_freq, frames)]."""
+        difference = self.autocorrelation(fine, self.axis) - self.target
+        return difference.square().sum() / self.target.square().sum().clamp_min(EPS)

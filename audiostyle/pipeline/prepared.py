@@ -11,7 +11,13 @@ from ..config import PRESETS, StyleConfig, resolve_device
 from ..dsp.stft import analyze
 from ..errors import ConfigError
 from ..networks import build_network
-from ..objective import EnvelopeNetwork, SourceFilterSplit, StyleStatistics, TextureStatistics
+from ..objective import (
+    EnvelopeNetwork,
+    FineStructureStatistics,
+    SourceFilterSplit,
+    StyleStatistics,
+    TextureStatistics,
+)
 from ..objective.source_filter import envelope_coefficients
 from .output import styles_band_power
 from .sources import Audio, AudioSource, load_styles, normalise_styles
@@ -49,6 +55,11 @@ def style_targets(
         )
         network = EnvelopeNetwork(network, split).to(device)
         texture_sources = [network.envelope_log_magnitude(m) for m in log_magnitudes]
+        if config.fine_structure_weight > 0:
+            network.fine_statistics = FineStructureStatistics.from_log_magnitudes(
+                split, log_magnitudes, blend, sample_rate=config.sample_rate, n_fft=config.n_fft,
+                weight=config.fine_structure_weight,
+            )
     style_stats = StyleStatistics.from_log_magnitudes(network, log_magnitudes, blend)
     texture_stats = (
         TextureStatistics.from_log_magnitudes(
@@ -67,7 +78,7 @@ def style_targets(
 #: The fields a PreparedStyle's network and statistics depend on.
 PREPARED_FIELDS = (
     "sample_rate", "n_fft", "hop_length", "network", "filters", "kernel_widths", "kernel_dilations", "mel_bands",
-    "seed", "loop", "style_view", "envelope_resolution_hz", "split_floor",
+    "seed", "loop", "style_view", "envelope_resolution_hz", "split_floor", "fine_structure_weight",
 )
 
 
