@@ -28,8 +28,7 @@ def _model(seed: int = 0, *, scale: float = 0.3) -> StyleModel:
         network = TransformNet(dict(SMALL, sample_rate=CONFIG.sample_rate, n_fft=CONFIG.n_fft))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for head in (network.fine, network.coarse):
-            head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * scale)
+        network.output.weight.copy_(torch.randn(network.output.weight.shape, generator=generator) * scale)
     return StyleModel(network, CONFIG, style_names=("style.wav",), style_weights=(1.0,), training={"steps": 0})
 
 
@@ -42,11 +41,13 @@ def _tone(rate: int, seconds: float, channels: int = 1, seed: int = 0) -> np.nda
 
 def test_an_untrained_network_is_the_identity_and_causal():
     network = TransformNet(dict(SMALL, sample_rate=22050, n_fft=2048))
-    magnitude = torch.rand(2, 1025, 30)
+    assert network.bands.shape == (32, 1025) and network.spread.shape == (1025, 32)
+    torch.testing.assert_close(network.spread.sum(-1), torch.ones(1025))
+    magnitude = torch.rand(2, 32, 30)
     gains, noise, _ = network(magnitude)
-    assert gains.shape == noise.shape == (2, 1025, 30) and torch.all(gains == 0)
+    assert gains.shape == noise.shape == (2, 32, 30) and torch.all(gains == 0)
     torch.testing.assert_close(noise, torch.full_like(noise, -12.0))  # far below hearing
-    torch.nn.init.normal_(network.fine.weight)
+    torch.nn.init.normal_(network.output.weight)
     whole, _, _ = network(magnitude)
     first, _, state = network(magnitude[..., :11])
     rest, _, _ = network(magnitude[..., 11:], state)
@@ -85,12 +86,10 @@ def test_added_noise_comes_back_from_the_stft_at_the_level_the_network_asks():
     network = TransformNet(dict(SMALL, sample_rate=22050, n_fft=2048))
     level = 0.05
     with torch.no_grad():
-        # The noise head's output before its soft clip, for a log-level of log(level) everywhere.
-        _, start, _ = network(torch.zeros(1, 1025, 1))
-        network.noise_fine.bias.fill_(0.0)
-        for _ in range(30):  # a few Newton-free bisection-like steps on the bias
-            _, now, _ = network(torch.zeros(1, 1025, 1))
-            network.noise_fine.bias.add_(float(np.log(level) - now.mean()))
+        # Move the noise half of the output bias until the network asks for log(level) everywhere.
+        for _ in range(30):
+            _, now, _ = network(torch.zeros(1, 32, 1))
+            network.output.bias[32:].add_(float(np.log(level) - now.mean()))
     model = StyleModel(network, CONFIG)
     silent = np.zeros((1, 22050 * 3), np.float32)
     stream = model.stream(22050, 1)
@@ -220,9 +219,9 @@ def _edit_tensors(path: Path, change) -> None:
         (lambda p: _edit_sidecar(p, lambda s: s.update(format="other")), "not a style model"),
         (lambda p: _edit_sidecar(p, lambda s: s["architecture"].update(channels=10**6)), "over the limit"),
         (lambda p: _edit_sidecar(p, lambda s: s["config"].update(n_fft=3)), "do not validate"),
-        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("fine.bias", torch.full_like(t["fine.bias"], float("nan")))), "NaN"),
+        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("output.bias", torch.full_like(t["output.bias"], float("nan")))), "NaN"),
         (lambda p: _edit_tensors(p, lambda t: t.__setitem__("input.bias", torch.zeros(3))), "shape"),
-        (lambda p: _edit_tensors(p, lambda t: t.pop("coarse.bias")), "missing tensor"),
+        (lambda p: _edit_tensors(p, lambda t: t.pop("output.bias")), "missing tensor"),
         (lambda p: _edit_tensors(p, lambda t: t.__setitem__("extra", torch.zeros(1))), "unexpected tensor"),
     ],
 )

@@ -2,17 +2,18 @@
 
 A causal stack of dilated 1-D convolutions over time (channels = mel bands, then hidden
 channels), after the feed-forward networks of Johnson et al. (2016) and Ramani et al. (2018).
-It reads the content's magnitude on a fixed frequency grid and predicts, for every frame, a
-log-gain per grid bin and the log-level of noise to add in that bin: the output spectrum is the
-content's times ``exp(gain)`` (keeping the content's phase) plus noise of magnitude
-``exp(noise)``. The noise lets a model give a content the breath, hiss or grain of a style that
+It reads the content's magnitude in mel bands of a fixed frequency grid and predicts, for every
+frame, a log-gain per band and the log-level of noise to add in it; spread over the bins, the
+output spectrum is the content's times ``exp(gain)`` (keeping the content's phase) plus noise of
+magnitude ``exp(noise)``. The noise lets a model give a content the breath, hiss or grain of a style that
 a gain alone cannot make where the content has no energy. A new model is the identity: its gain
 layers start at zero and its noise far below audibility.
 
 Causal means each output frame depends on its own and earlier frames only, so the network can
 stream frame by frame with no look-ahead: :meth:`TransformNet.forward` takes and returns the
 left context of every convolution, and feeding the frames in any split gives the same gains as
-feeding them at once.
+feeding them at once. Streams and training crops alike start from the state that silence
+leaves, so the first frames of a file are treated as in training.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ def validate_architecture(architecture: Any, *, source: str) -> dict[str, Any]:
 def expected_shapes(architecture: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor a model file of this architecture holds."""
     bands, channels, kernel = architecture["mel_bands"], architecture["channels"], architecture["kernel"]
-    n_freq = architecture["n_fft"] // 2 + 1
     shapes: dict[str, tuple[int, ...]] = {
         "band_mean": (bands,),
         "band_std": (bands,),
@@ -85,15 +85,21 @@ def expected_shapes(architecture: Mapping[str, Any]) -> dict[str, tuple[int, ...
         shapes[f"blocks.{index}.conv.bias"] = (channels,)
         shapes[f"blocks.{index}.mix.weight"] = (channels, channels, 1)
         shapes[f"blocks.{index}.mix.bias"] = (channels,)
-    shapes["fine.weight"] = (n_freq, channels, 1)
-    shapes["fine.bias"] = (n_freq,)
-    shapes["coarse.weight"] = (bands, channels, 1)
-    shapes["coarse.bias"] = (bands,)
-    shapes["noise_fine.weight"] = (n_freq, channels, 1)
-    shapes["noise_fine.bias"] = (n_freq,)
-    shapes["noise_coarse.weight"] = (bands, channels, 1)
-    shapes["noise_coarse.bias"] = (bands,)
+    shapes["output.weight"] = (2 * bands, channels, 1)
+    shapes["output.bias"] = (2 * bands,)
     return shapes
+
+
+def _spread(filters: torch.Tensor) -> torch.Tensor:
+    """(n_freq, bands): each bin's share of each band, rows summing to 1.
+
+    The bins no triangle covers (0 Hz, the Nyquist bin) take the nearest band's value.
+    """
+    spread = filters.T.clone()
+    empty = spread.sum(-1) == 0
+    nearest = torch.where(torch.arange(spread.shape[0]) < spread.shape[0] // 2, 0, spread.shape[1] - 1)
+    spread[empty, nearest[empty]] = 1.0
+    return spread / spread.sum(-1, keepdim=True)
 
 
 class _Block(torch.nn.Module):
@@ -112,20 +118,22 @@ class _Block(torch.nn.Module):
 
 
 class TransformNet(torch.nn.Module):
-    """Content magnitude frames -> log-gains and noise log-levels per bin, causal in time.
+    """Content band levels -> log-gains and noise log-levels per band, causal in time.
 
     Parameters
     ----------
     architecture : mapping
         ``sample_rate`` and ``n_fft`` of the frequency grid (its ``n_fft // 2 + 1`` bins are
-        spaced ``sample_rate / n_fft`` Hz apart), ``mel_bands`` (the input bands), ``channels``,
-        ``kernel`` (temporal width) and ``dilations`` (one residual block each).
+        spaced ``sample_rate / n_fft`` Hz apart), ``mel_bands`` (the bands it reads and
+        shapes), ``channels``, ``kernel`` (temporal width) and ``dilations`` (one residual
+        block each).
 
     Notes
     -----
-    Gain and noise are each a smooth part (one value per mel band, spread over the bins by the
-    bands' triangles) plus a per-bin part, bounded with a soft clip (``MAX_GAIN``,
-    ``NOISE_RANGE``).
+    The network works in mel bands: ``bands`` (mel_bands, n_freq) averages grid magnitudes into
+    them, and ``spread`` (n_freq, mel_bands) interpolates a band value over the bins (its rows
+    sum to 1), so gains change smoothly along frequency and the content's harmonics keep their
+    shape. Gains and noise levels are bounded with a soft clip (``MAX_GAIN``, ``NOISE_RANGE``).
     """
 
     band_mean: torch.Tensor
@@ -139,69 +147,76 @@ class TransformNet(torch.nn.Module):
         sample_rate, n_fft = architecture["sample_rate"], architecture["n_fft"]
         bands, channels, kernel = architecture["mel_bands"], architecture["channels"], architecture["kernel"]
         filters = torch.from_numpy(mel_filters(sample_rate, n_fft, bands, norm=None))
-        # Input: each band's mean magnitude; output: a band's gain spread over its bins.
         self.register_buffer("bands", filters / filters.sum(-1, keepdim=True).clamp_min(1e-8), persistent=False)
-        self.register_buffer("spread", filters.T / filters.T.sum(-1, keepdim=True).clamp_min(1e-8), persistent=False)
+        self.register_buffer("spread", _spread(filters), persistent=False)
         self.register_buffer("band_mean", torch.zeros(bands))
         self.register_buffer("band_std", torch.ones(bands))
         self.input = torch.nn.Conv1d(bands, channels, 1)
         self.blocks = torch.nn.ModuleList(_Block(channels, kernel, d) for d in architecture["dilations"])
-        self.fine = torch.nn.Conv1d(channels, n_fft // 2 + 1, 1)
-        self.coarse = torch.nn.Conv1d(channels, bands, 1)
-        self.noise_fine = torch.nn.Conv1d(channels, n_fft // 2 + 1, 1)
-        self.noise_coarse = torch.nn.Conv1d(channels, bands, 1)
-        for head in (self.fine, self.coarse, self.noise_fine, self.noise_coarse):
-            torch.nn.init.zeros_(head.weight)
-            torch.nn.init.zeros_(head.bias)
+        self.output = torch.nn.Conv1d(channels, 2 * bands, 1)  # gain, then noise, per band
+        torch.nn.init.zeros_(self.output.weight)
+        torch.nn.init.zeros_(self.output.bias)
 
     @property
     def n_freq(self) -> int:
-        return self.fine.out_channels
+        return self.spread.shape[0]
 
-    def empty_state(self, batch: int = 1) -> list[torch.Tensor]:
-        """The left context of every block before the first frame: silence (zeros)."""
-        channels = self.input.out_channels
-        weight = self.input.weight
-        return [weight.new_zeros(batch, channels, block.context) for block in self.blocks]
+    @property
+    def context(self) -> int:
+        """Frames before the current one that its output depends on (the receptive field less one)."""
+        return sum(block.context for block in self.blocks)
 
-    def band_levels(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """(batch, n_freq, frames) magnitude -> normalised log band levels (batch, mel_bands, frames)."""
-        levels = torch.log1p(torch.einsum("mf,bft->bmt", self.bands, magnitude))
-        return (levels - self.band_mean[:, None]) / self.band_std[:, None]
+    def silent_state(self, batch: int = 1) -> list[torch.Tensor]:
+        """The state after ``context`` frames of silence: where every stream and training crop starts."""
+        bands = self.bands.shape[0]
+        state = [self.input.weight.new_zeros(batch, self.input.out_channels, block.context) for block in self.blocks]
+        if self.context == 0:
+            return state
+        silence = self.input.weight.new_zeros(batch, bands, self.context)
+        return self(silence, state)[2]
+
+    def band_magnitudes(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """(batch, n_freq, frames) grid magnitude -> (batch, mel_bands, frames) band magnitudes."""
+        return torch.einsum("mf,bft->bmt", self.bands, magnitude)
+
+    def to_bins(self, values: torch.Tensor) -> torch.Tensor:
+        """(batch, mel_bands, frames) band values -> (batch, n_freq, frames), interpolated over the bins."""
+        return torch.einsum("fm,bmt->bft", self.spread, values)
 
     def forward(
-        self, magnitude: torch.Tensor, state: list[torch.Tensor] | None = None
+        self, band_magnitude: torch.Tensor, state: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """Log-gains and noise log-levels for ``magnitude`` frames, and the state for the next frames.
+        """Log-gains and noise log-levels per band for these frames, and the state for the next.
 
         Parameters
         ----------
-        magnitude : torch.Tensor [shape=(batch, n_freq, frames)]
-            Linear magnitude on the grid, at the analysis level the model was trained at.
+        band_magnitude : torch.Tensor [shape=(batch, mel_bands, frames)]
+            Band magnitudes (:meth:`band_magnitudes`) at the analysis level the model was
+            trained at.
         state : list of torch.Tensor, optional
-            From the previous call; None starts from silence.
+            From the previous call; None starts after silence (:meth:`silent_state`).
 
         Returns
         -------
-        gains : torch.Tensor [shape=(batch, n_freq, frames)]
+        gains : torch.Tensor [shape=(batch, mel_bands, frames)]
             Natural-log magnitude gains, within ``+-MAX_GAIN``.
-        noise : torch.Tensor [shape=(batch, n_freq, frames)]
+        noise : torch.Tensor [shape=(batch, mel_bands, frames)]
             Natural log of the added noise's magnitude, at the input's level, within ``NOISE_RANGE``.
         state : list of torch.Tensor
         """
-        state = self.empty_state(magnitude.shape[0]) if state is None else state
-        hidden = self.input(self.band_levels(magnitude))
+        state = self.silent_state(band_magnitude.shape[0]) if state is None else state
+        levels = (torch.log1p(band_magnitude) - self.band_mean[:, None]) / self.band_std[:, None]
+        hidden = self.input(levels)
         new_state = []
         for block, past in zip(self.blocks, state):
             hidden, kept = block(hidden, past)
             new_state.append(kept)
-        raw = self.fine(hidden) + torch.einsum("fm,bmt->bft", self.spread, self.coarse(hidden))
-        raw_noise = self.noise_fine(hidden) + torch.einsum("fm,bmt->bft", self.spread, self.noise_coarse(hidden))
+        raw_gain, raw_noise = self.output(hidden).chunk(2, dim=1)
         low, high = NOISE_RANGE
         middle, half = (low + high) / 2, (high - low) / 2
         start = math.atanh((NOISE_START - middle) / half) * half
         noise = middle + half * torch.tanh((raw_noise + start) / half)
-        return MAX_GAIN * torch.tanh(raw / MAX_GAIN), noise, new_state
+        return MAX_GAIN * torch.tanh(raw_gain / MAX_GAIN), noise, new_state
 
     def weight_tensors(self) -> dict[str, torch.Tensor]:
         """The tensors a model file holds (names of :func:`expected_shapes`)."""

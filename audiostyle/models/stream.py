@@ -99,6 +99,11 @@ class ModelStream:
         # The network's levels are the grid's at input_gain; the noise goes back to this input's.
         self._noise_unit = 1.0 / (grid.scale * self.input_gain)
         self._frames_done = 0
+        # The grid's bands read from this rate's bins, and band values spread back onto them.
+        with torch.no_grad():
+            bins = torch.eye(grid.n_bins, device=self.device)
+            self._analysis = network.bands @ grid.to_grid(bins)  # (bands, bins here)
+            self._synthesis = grid.from_grid(network.spread)  # (bins here, bands)
         # Positions count padded samples from the stream's start: the next frame's start, and
         # the first position not yet released, where the overlap-add sums begin.
         self._cut = 0
@@ -166,13 +171,13 @@ class ModelStream:
         frames = pending.unfold(-1, n_fft, hop)[:, :count]  # (channels, count, n_fft)
         with torch.no_grad():
             spectra = torch.fft.rfft(frames * self._window, dim=-1).transpose(-1, -2)  # (channels, bins, count)
-            magnitude = self.grid.to_grid(spectra.abs().mean(0, keepdim=True)) * self.input_gain
-            gains, noise, self._state = self.network(magnitude, self._state)
+            band_magnitude = (self._analysis @ spectra.abs().mean(0)).mul_(self.input_gain)[None]
+            gains, noise, self._state = self.network(band_magnitude, self._state)
             rows = (torch.arange(count, device=self.device) + self._frames_done)[None, :] + self._channel_offsets
             added = self._noise[:, rows % NOISE_FRAMES].transpose(0, 1)  # (channels, bins, count)
             # Real views: a complex spectrum times a real gain is two real products, not a complex one.
-            shaped = torch.view_as_real(spectra) * torch.exp(self.grid.from_grid(gains[0]))[..., None]
-            level = torch.exp(self.grid.from_grid(noise[0])).mul_(self._noise_unit)
+            shaped = torch.view_as_real(spectra) * torch.exp(self._synthesis @ gains[0])[..., None]
+            level = torch.exp(self._synthesis @ noise[0]).mul_(self._noise_unit)
             shaped.addcmul_(torch.view_as_real(added), level[..., None])
             shaped = torch.view_as_complex(shaped)
             pieces = torch.fft.irfft(shaped.transpose(-1, -2), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)

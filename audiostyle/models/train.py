@@ -38,13 +38,13 @@ logger = logging.getLogger("audiostyle")
 TrainingProgress = Callable[[int, int, dict[str, float]], None]
 
 #: The transformation network's shape (the grid comes from the config).
-DEFAULT_ARCHITECTURE = {"mel_bands": 128, "channels": 192, "kernel": 3, "dilations": [1, 2, 4, 8, 1, 2, 4, 8]}
+DEFAULT_ARCHITECTURE = {"mel_bands": 128, "channels": 128, "kernel": 3, "dilations": [1, 2, 4, 8, 1, 2, 4]}
 #: Frames per training crop and crops per step.
 CROP_FRAMES = 64
 BATCH = 8
 #: Levels (dB) the network sees a crop at, around the analysis level.
 LEVEL_RANGE_DB = 15.0
-LEARNING_RATE = 2e-3
+LEARNING_RATE = 3e-3
 #: Validation crops, and how often (a fraction of the budget) the validation loss is measured.
 VALIDATION_CROPS = 16
 VALIDATION_EVERY = 0.1
@@ -120,7 +120,7 @@ def train_style_model(
     network = _new_network(config, architecture, seed).to(device)
     _fit_band_levels(network, training)
     generator = torch.Generator().manual_seed(seed)
-    validation_batch = _crops(validation, VALIDATION_CROPS, generator).to(device)
+    validation_batch = _crops(validation, VALIDATION_CROPS, generator, network.context).to(device)
     trainer = _Trainer(network, prepared, config)
     steps, figures = trainer.run(
         training, generator, validation_batch, minutes=minutes, max_steps=max_steps, progress=progress, device=device
@@ -159,25 +159,28 @@ def _split(clips: list[TrainingClip]) -> tuple[list[TrainingClip], list[Training
 def _fit_band_levels(network: TransformNet, clips: list[TrainingClip]) -> None:
     """Set the network's input normalisation to the training contents' band levels."""
     device = network.band_mean.device
-    network.band_mean.zero_()
-    network.band_std.fill_(1.0)
     levels = torch.cat(
-        [network.band_levels(linear_magnitude(clip.log_magnitude.to(device)))[0] for clip in clips], dim=-1
+        [torch.log1p(network.band_magnitudes(linear_magnitude(clip.log_magnitude.to(device))))[0] for clip in clips], dim=-1
     )
     network.band_mean.copy_(levels.mean(-1))
     network.band_std.copy_(levels.std(-1).clamp_min(0.05))
 
 
-def _crops(clips: list[TrainingClip], count: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` random crops of ``CROP_FRAMES`` frames, (count, freq, CROP_FRAMES); short clips padded with silence."""
+def _crops(clips: list[TrainingClip], count: int, generator: torch.Generator, context: int) -> torch.Tensor:
+    """``count`` random crops, (count, freq, context + CROP_FRAMES): the crop and the frames before it.
+
+    Before a clip's start and after its end is silence (zeros), as in a stream.
+    """
     freq = clips[0].log_magnitude.shape[-2]
-    batch = torch.zeros(count, freq, CROP_FRAMES)
+    batch = torch.zeros(count, freq, context + CROP_FRAMES)
     for row in range(count):
         clip = clips[int(torch.randint(len(clips), (1,), generator=generator))]
         spare = clip.frames - CROP_FRAMES
         begin = int(torch.randint(spare + 1, (1,), generator=generator)) if spare > 0 else 0
-        piece = clip.log_magnitude[0, :, begin : begin + CROP_FRAMES]
-        batch[row, :, : piece.shape[-1]] = piece
+        first = max(0, begin - context)
+        piece = clip.log_magnitude[0, :, first : begin + CROP_FRAMES]
+        offset = context - (begin - first)
+        batch[row, :, offset : offset + piece.shape[-1]] = piece
     return batch
 
 
@@ -192,9 +195,17 @@ class _Trainer:
         self.envelope_weight = config.envelope_loss_weight()
 
     def loss(self, log_magnitude: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The objective of the network's output for a batch (batch, freq, frames) seen at ``levels``."""
+        """The objective of the network's output for a batch seen at ``levels``.
+
+        ``log_magnitude`` is (batch, freq, context + CROP_FRAMES): the network reads the
+        context frames before the crop, as it would have in a stream, and the objective scores
+        the crop.
+        """
+        network = self.network
+        gains, noise, _ = network(network.band_magnitudes(linear_magnitude(log_magnitude)) * levels[:, None, None])
+        log_magnitude = log_magnitude[..., -CROP_FRAMES:]
         magnitude = linear_magnitude(log_magnitude)
-        gains, noise, _ = self.network(magnitude * levels[:, None, None])
+        gains, noise = network.to_bins(gains[..., -CROP_FRAMES:]), network.to_bins(noise[..., -CROP_FRAMES:])
         # Content and noise add in power on average; the noise's level is the network input's.
         noise_power = torch.exp(2 * noise) / levels[:, None, None] ** 2
         output = torch.log1p(torch.sqrt((magnitude * torch.exp(gains)).square() + noise_power))
@@ -245,7 +256,7 @@ class _Trainer:
                 break
             for group in optimizer.param_groups:
                 group["lr"] = LEARNING_RATE * _decay(elapsed / budget, step, max_steps)
-            batch = _crops(clips, BATCH, generator).to(device)
+            batch = _crops(clips, BATCH, generator, self.network.context).to(device)
             decibels = (torch.rand(BATCH, generator=generator) * 2 - 1) * LEVEL_RANGE_DB
             total, parts = self.loss(batch, (10 ** (decibels / 20)).to(device))
             if not torch.isfinite(total):
