@@ -199,8 +199,8 @@ class StyleConfig:
     segment_seconds: float = 30.0
     full_band: bool = True
     style_view: str = "spectrum"
-    envelope_resolution_hz: float = 920.0
-    split_floor: float = 0.1
+    envelope_resolution_hz: float = 600.0
+    split_floor: float = 0.3
     fine_structure_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -450,8 +450,9 @@ PRESETS: dict[str, StyleConfig] = {
     # and refine steps; it keeps refining, which matters most to the result.
     "fast": _DEFAULT.replace(filters=1024, iterations=20, refine_steps=10),
     # Timbre transfer for melodic content and tonal styles: the style's instrument (its
-    # spectral envelope) without its notes; the content's fine structure keeps the melody.
-    "instrument": _DEFAULT.replace(style_view="envelope"),
+    # spectral envelope and how its partials sit) without its notes; the content's fine
+    # structure keeps the melody. Why each value: docs/research/timbre-envelope-split.md.
+    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0),
 }
 
 
