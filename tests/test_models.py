@@ -287,3 +287,11 @@ def test_training_skips_unreadable_contents_and_refuses_bad_settings(tmp_path, c
         train_style_model(_clip("violin.wav", 1.0), [], CONFIG, generic=False)
     with pytest.raises(ConfigError, match="no usable training contents"):
         train_style_model(_clip("violin.wav", 1.0), [broken], CONFIG, generic=False)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_reading_bands_at_a_rate_equals_reading_them_on_the_grid(rate):
+    grid = RateGrid.at(rate, grid_rate=22050, grid_n_fft=2048, grid_hop=512)
+    bands = torch.rand(7, 1025)
+    magnitude = torch.rand(grid.n_bins, 5)
+    torch.testing.assert_close(grid.reading(bands) @ magnitude, bands @ grid.to_grid(magnitude), rtol=1e-4, atol=1e-4)

@@ -81,6 +81,21 @@ class RateGrid:
         scaled = magnitude * self.scale
         return scaled[..., low, :] * weight[0][:, None] + scaled[..., high, :] * weight[1][:, None]
 
+    def reading(self, bands: torch.Tensor) -> torch.Tensor:
+        """(rows, grid_bins) weights on the grid -> (rows, n_bins) weights on this STFT's bins.
+
+        ``reading(W) @ magnitude`` equals ``W @ to_grid(magnitude)``, made without the dense
+        interpolation matrix.
+        """
+        if self.n_fft == self.grid_n_fft and self.sample_rate == self.grid_rate:
+            return bands
+        low, high, weight = self.to_grid_weights(bands.device)
+        matrix = bands.new_zeros(bands.shape[0], self.n_bins)
+        scaled = bands * self.scale
+        matrix.index_add_(1, low, scaled * weight[0])
+        matrix.index_add_(1, high, scaled * weight[1])
+        return matrix
+
     def from_grid(self, gains: torch.Tensor) -> torch.Tensor:
         """(..., grid_bins, frames) log-gains -> (..., n_bins, frames) here; above the grid, its top octave's mean."""
         if self.n_fft == self.grid_n_fft and self.sample_rate == self.grid_rate:

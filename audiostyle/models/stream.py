@@ -101,8 +101,7 @@ class ModelStream:
         self._frames_done = 0
         # The grid's bands read from this rate's bins, and band values spread back onto them.
         with torch.no_grad():
-            bins = torch.eye(grid.n_bins, device=self.device)
-            self._analysis = network.bands @ grid.to_grid(bins)  # (bands, bins here)
+            self._analysis = grid.reading(network.bands)  # (bands, bins here)
             self._synthesis = grid.from_grid(network.spread)  # (bins here, bands)
         # Positions count padded samples from the stream's start: the next frame's start, and
         # the first position not yet released, where the overlap-add sums begin.
