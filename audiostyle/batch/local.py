@@ -102,12 +102,13 @@ def run_pool(
     (suspects), and the others (queued, or running on a worker the pool then stopped).
     """
     began = context.RawArray("i", len(jobs))
+    stopping = context.RawValue("b", 0)
     batch_process = (os.getpid(), process_identity(os.getpid()))
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)),
         mp_context=context,
         initializer=init_worker,
-        initargs=(threads_per_worker(workers), renderers, batch_process, began),
+        initargs=(threads_per_worker(workers), renderers, batch_process, began, stopping),
     )
     pending: dict[Future, int] = {}
     lost: list[int] = []
@@ -132,31 +133,40 @@ def run_pool(
                 else:
                     emit(_future_record(jobs[index], error, future))
     except BaseException as stop:
-        _stop_pool(pool, pending, emit, interrupted=isinstance(stop, KeyboardInterrupt))
+        _stop_pool(pool, pending, emit, began, stopping, interrupted=isinstance(stop, KeyboardInterrupt))
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return sort_lost(jobs, lost, began, processes)
 
 
-def _stop_pool(pool: ProcessPoolExecutor, pending: dict[Future, int], emit: Emit, *, interrupted: bool) -> None:
-    """Stop the workers' jobs (Ctrl-C, or a manifest that cannot be written).
+def _stop_pool(
+    pool: ProcessPoolExecutor, pending: dict[Future, int], emit: Emit, began: Any, stopping: Any, *, interrupted: bool
+) -> None:
+    """Stop the workers' jobs (Ctrl-C, or a manifest that cannot be written), and wait for the workers.
 
+    Queued jobs are cancelled by the pool's own thread (``shutdown(cancel_futures=True)``): on
+    Python < 3.12 a future cancelled from here that the pool then finds broken (a worker
+    killed as it started) raises InvalidStateError in that thread (CPython gh-107219), which
+    leaves the running jobs' futures unresolved and the batch hanging. Only the workers that
+    began a job get SIGINT: their handlers are in place, while a worker still starting would
+    die of it; the shared ``stopping`` flag makes every worker refuse the jobs it takes next.
     After an interrupt the jobs that finished in the meantime still get their record.
     """
-    for future in pending:
-        future.cancel()
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    stopping.value = 1
+    processes = dict(getattr(pool, "_processes", None) or {})
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for pid in set(began) & set(processes):
         with contextlib.suppress(OSError):
-            os.kill(process.pid, signal.SIGINT)
-    if not interrupted:
-        return
-    for future in pending:
-        if future.cancelled():
-            continue
-        with contextlib.suppress(BaseException):
-            if future.exception(timeout=60) is None:
-                emit(future.result())
+            os.kill(pid, signal.SIGINT)
+    if interrupted:
+        for future in pending:
+            with contextlib.suppress(BaseException):
+                if future.exception(timeout=60) is None:
+                    emit(future.result())
+    if manager is not None:
+        manager.join()
 
 
 def sort_lost(jobs: list[Job], lost: list[int], began: Any, processes: dict[int, Any]) -> tuple[list[Job], list[Job]]:

@@ -40,6 +40,7 @@ class WorkerState:
         self.interrupted = False
         self.job: Job | None = None
         self.began: Any = None
+        self.stopping: Any = None
 
     def on_interrupt(self, signum: int, frame: Any) -> None:
         """Interrupt the running optimisation once and refuse queued jobs.
@@ -67,8 +68,8 @@ class WorkerState:
         self.on_interrupt(signum, frame)
 
     def execute(self, index: int, job: Job) -> dict:
-        """Run ``job`` (the pool's ``index``-th) and return its record."""
-        if self.interrupted:
+        """Run ``job`` (the pool's ``index``-th) and return its record; refused once the batch stops."""
+        if self.interrupted or (self.stopping is not None and self.stopping.value):
             raise KeyboardInterrupt
         self.began[index] = os.getpid()
         self.job = job
@@ -102,11 +103,18 @@ class WorkerState:
 _worker = WorkerState()
 
 
-def init_worker(threads: int, renderers: dict[str, Renderer], batch_process: tuple[int, str | None], began: Any) -> None:
-    """Set up a worker process: torch threads, the renderers, signal handlers, the watch."""
+def init_worker(
+    threads: int, renderers: dict[str, Renderer], batch_process: tuple[int, str | None], began: Any, stopping: Any = None
+) -> None:
+    """Set up a worker process: torch threads, the renderers, signal handlers, the watch.
+
+    ``began`` (a job's index -> the pid of the worker that began it) and ``stopping`` (set
+    when the batch stops) are shared with the batch process.
+    """
     torch.set_num_threads(threads)
     _worker.renderers.update(renderers)
     _worker.began = began
+    _worker.stopping = stopping
     signal.signal(signal.SIGINT, _worker.on_interrupt)
     signal.signal(signal.SIGTERM, _worker.on_terminate)
     watch = threading.Thread(target=_worker.watch_batch_process, args=batch_process, name="audiostyle-watch", daemon=True)

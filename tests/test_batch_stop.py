@@ -1,0 +1,62 @@
+"""Stopping a pool of local workers while some of them are still starting.
+
+On Python < 3.12 a future cancelled from outside the pool, which the pool then finds broken,
+raises InvalidStateError in the pool's manager thread (CPython gh-107219): the running jobs'
+futures are never resolved and the batch hangs after Ctrl-C or SIGTERM (seen in
+tests/test_batch_signals.py with 2 workers on a loaded machine: a worker still starting died
+of the SIGINT meant to interrupt jobs). ``_stop_pool`` must neither kill a starting worker nor
+cancel futures behind the pool's back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from audiostyle.batch import local
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+#: Seconds each worker spends in its initializer: the stop comes while it is still starting.
+STARTING = 1.5
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["stopped", "a-starting-worker-killed-meanwhile"])
+def test_stopping_a_pool_of_starting_workers_resolves_every_future(monkeypatch, killed: bool) -> None:
+    thread_errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=context, initializer=time.sleep, initargs=(STARTING,))
+    pending = {pool.submit(time.sleep, 0.05): index for index in range(8)}
+    began = context.RawArray("i", len(pending))  # no worker began a job
+    stopping = context.RawValue("b", 0)
+    deadline = time.monotonic() + 30
+    while len(getattr(pool, "_processes", None) or {}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker = next(iter(pool._processes))
+    if killed:
+        threading.Timer(0.2, os.kill, (worker, signal.SIGKILL)).start()
+    records: list[dict] = []
+    started = time.monotonic()
+    try:
+        local._stop_pool(pool, pending, records.append, began, stopping, interrupted=False)
+        while not all(future.done() for future in pending) and time.monotonic() < started + 20:
+            time.sleep(0.05)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    unresolved = [future for future in pending if not future.done()]
+    assert not unresolved, f"{len(unresolved)} futures never resolved"
+    assert not thread_errors, thread_errors
+    assert stopping.value == 1
+    assert time.monotonic() - started < 20
+    if not killed:
+        # No worker was interrupted or died: the jobs already handed over ran to their end.
+        ran = [future for future in pending if not future.cancelled()]
+        assert ran and all(future.exception() is None for future in ran), [future.exception() for future in ran]
