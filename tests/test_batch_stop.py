@@ -1,4 +1,4 @@
-"""Stopping a pool of local workers while some of them are still starting.
+"""Stopping a pool of local workers: while some of them are still starting, and as a job is recorded.
 
 On Python < 3.12 a future cancelled from outside the pool, which the pool then finds broken,
 raises InvalidStateError in the pool's manager thread (CPython gh-107219): the running jobs'
@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
@@ -60,3 +61,39 @@ def test_stopping_a_pool_of_starting_workers_resolves_every_future(monkeypatch, 
         # No worker was interrupted or died: the jobs already handed over ran to their end.
         ran = [future for future in pending if not future.cancelled()]
         assert ran and all(future.exception() is None for future in ran), [future.exception() for future in ran]
+
+
+class _PoolOfFinishedJobs:
+    """Stands in for ProcessPoolExecutor: every job is done as soon as it is submitted."""
+
+    def __init__(self, max_workers, mp_context=None, initializer=None, initargs=()) -> None:
+        pass
+
+    def submit(self, fn, index, job) -> Future:
+        future: Future = Future()
+        future.set_result({"input": job.input, "output": job.output, "status": "done"})
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False) -> None:
+        pass
+
+
+def test_an_interrupt_as_a_finished_job_is_recorded_loses_no_record(monkeypatch) -> None:
+    """Ctrl-C between a job leaving the pending set and its record being written: the output
+    is on disk, so its record must still be written, once."""
+    monkeypatch.setattr(local, "ProcessPoolExecutor", _PoolOfFinishedJobs)
+    monkeypatch.setattr(local, "worker_context", lambda: multiprocessing.get_context("spawn"))
+    real, calls = local._future_record, []
+
+    def interrupted_first(job, error, future):
+        calls.append(job.input)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # as a signal delivered just before the record
+        return real(job, error, future)
+
+    monkeypatch.setattr(local, "_future_record", interrupted_first)
+    jobs = [SimpleNamespace(input=f"/lib/{name}.wav", output=f"/out/{name}.wav") for name in "abc"]
+    records: list[dict] = []
+    with pytest.raises(KeyboardInterrupt):
+        local.run_processes(jobs, {}, records.append, workers=2)
+    assert sorted(record["input"] for record in records) == ["/lib/a.wav", "/lib/b.wav", "/lib/c.wav"]

@@ -125,13 +125,19 @@ def run_pool(
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                index = pending.pop(future)
+                index = pending[future]
                 error = future.exception()
                 if isinstance(error, BrokenProcessPool):
                     processes.update(getattr(pool, "_processes", None) or {})
                     lost.append(index)
-                else:
+                    del pending[future]
+                    continue
+                # A job leaves ``pending`` with its record: an interrupt before would lose the
+                # record of an output on disk (_stop_pool records what is pending), one between
+                # would record it twice.
+                with hold_signals:
                     emit(_future_record(jobs[index], error, future))
+                    del pending[future]
     except BaseException as stop:
         _stop_pool(pool, pending, emit, began, stopping, interrupted=isinstance(stop, KeyboardInterrupt))
         raise
