@@ -166,6 +166,10 @@ class StyleConfig:
         fine-structure statistics (>= 0; 0 turns them off): how peaked its partials are and
         at which intervals they sit, without which notes
         (:class:`audiostyle.objective.FineStructureStatistics`).
+    onset_weight : float
+        Weight of the content's onset contour (>= 0; 0 turns it off): keeps where its notes
+        start while the spectrum takes the style (see :class:`audiostyle.objective.OnsetContour`).
+        Scaled with the content weight by ``strength``.
     """
 
     sample_rate: int = 22050
@@ -202,6 +206,7 @@ class StyleConfig:
     envelope_resolution_hz: float = 600.0
     split_floor: float = 0.3
     fine_structure_weight: float = 0.0
+    onset_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self._store_plain_values()
@@ -281,7 +286,7 @@ class StyleConfig:
         )
 
     def _check_losses_and_solver(self) -> None:
-        for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight", "fine_structure_weight"):
+        for name in ("content_weight", "style_weight", "texture_weight", "envelope_weight", "fine_structure_weight", "onset_weight"):
             value = getattr(self, name)
             require(is_number(value) and 0 <= value <= 1e9, f"{name}={value!r} must be a number in [0, 1e9]")
         require(
@@ -362,9 +367,16 @@ class StyleConfig:
 
     def envelope_loss_weight(self) -> float:
         """``envelope_weight`` after ``strength``: scaled like the content weight, whose side it is on."""
+        return self._content_side(self.envelope_weight)
+
+    def onset_loss_weight(self) -> float:
+        """``onset_weight`` after ``strength``: scaled like the content weight, whose side it is on."""
+        return self._content_side(self.onset_weight)
+
+    def _content_side(self, weight: float) -> float:
         if self.content_weight == 0:
-            return self.envelope_weight
-        return self.envelope_weight * self.loss_weights()[0] / self.content_weight
+            return weight
+        return weight * self.loss_weights()[0] / self.content_weight
 
     def replace(self, **changes: Any) -> StyleConfig:
         """A copy with some fields changed (validated again).
@@ -405,6 +417,8 @@ class StyleConfig:
             data.pop("history_size")
         if not data["full_band"]:
             data.pop("full_band")
+        if not data["onset_weight"]:
+            data.pop("onset_weight")
         if data["style_view"] == "spectrum":
             # Without the envelope view its settings change nothing.
             for name in ("style_view", "envelope_resolution_hz", "split_floor", "fine_structure_weight"):
@@ -452,7 +466,7 @@ PRESETS: dict[str, StyleConfig] = {
     # Timbre transfer for melodic content and tonal styles: the style's instrument (its
     # spectral envelope and how its partials sit) without its notes; the content's fine
     # structure keeps the melody. Why each value: docs/research/timbre-envelope-split.md.
-    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0),
+    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0, onset_weight=2.0),
 }
 
 

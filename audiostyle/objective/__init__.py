@@ -10,6 +10,7 @@ distances) is checked against an autograd reference in the tests.
 from .contour import LoudnessContour
 from .features import ContentTargets, gram
 from .objective import Objective
+from .onsets import OnsetContour
 from .source_filter import EnvelopeNetwork, FineStructureStatistics, FineStructureTargets, SourceFilterSplit
 from .style import StyleStatistics
 from .texture import TextureStatistics
@@ -21,6 +22,7 @@ __all__ = [
     "FineStructureTargets",
     "LoudnessContour",
     "Objective",
+    "OnsetContour",
     "SourceFilterSplit",
     "StyleStatistics",
     "TextureStatistics",

@@ -9,6 +9,7 @@ from ..dsp.stft import magnitude_of
 from ..networks.base import BandFrontEnd, FeatureNetwork, band_front_end
 from .contour import LoudnessContour
 from .features import ContentTargets, feature_losses
+from .onsets import OnsetContour
 from .source_filter import EnvelopeNetwork, FineStructureTargets, envelope_band_magnitude
 from .style import StyleStatistics
 from .texture import TextureStatistics
@@ -52,6 +53,10 @@ class Objective:
         The content's level per frame, kept with ``envelope_weight``.
     envelope_weight : float
         Weight of the loudness-contour loss.
+    onsets : OnsetContour, optional
+        The content's onset strength per frame, kept with ``onset_weight``.
+    onset_weight : float
+        Weight of the onset-contour loss.
     """
 
     def __init__(
@@ -66,10 +71,14 @@ class Objective:
         texture_weight: float = 0.0,
         envelope: LoudnessContour | None = None,
         envelope_weight: float = 0.0,
+        onsets: OnsetContour | None = None,
+        onset_weight: float = 0.0,
     ) -> None:
         self.network = network
         self.envelope = envelope
         self.envelope_weight = float(envelope_weight)
+        self.onsets = onsets
+        self.onset_weight = float(onset_weight)
         self.texture = texture
         self.texture_weight = float(texture_weight)
         self.style = style
@@ -90,6 +99,24 @@ class Objective:
     @property
     def _with_envelope(self) -> bool:
         return self.envelope is not None and self.envelope_weight > 0
+
+    @property
+    def _with_onsets(self) -> bool:
+        return self.onsets is not None and self.onset_weight > 0
+
+    def _contour_terms(
+        self, magnitude: torch.Tensor, total: torch.Tensor, parts: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """``total`` plus the loudness and onset contours of the linear magnitude (each when on); parts recorded."""
+        if self._with_envelope:
+            envelope_loss = self.envelope.loss_of_magnitude(magnitude)
+            total = total + self.envelope_weight * envelope_loss
+            parts["envelope"] = envelope_loss.detach()
+        if self._with_onsets:
+            onset_loss = self.onsets.loss_of_magnitude(magnitude)
+            total = total + self.onset_weight * onset_loss
+            parts["onsets"] = onset_loss.detach()
+        return total
 
     def _band_rows(self) -> torch.Tensor | None:
         """The network's input bands, then the texture's when that term is on: one product's rows.
@@ -117,7 +144,7 @@ class Objective:
             return self._source_filter_terms(log_magnitude)
         front_end, bands = self._front_end, self._band_rows()
         magnitude = levels = band_magnitude = None
-        if bands is not None or self._with_envelope:
+        if bands is not None or self._with_envelope or self._with_onsets:
             magnitude = magnitude_of(log_magnitude)  # clamps negative entries too
         if bands is not None:
             log_rows = front_end.input_bands.shape[0] if front_end is not None else 0
@@ -141,11 +168,7 @@ class Objective:
             parts["texture"] = texture_loss.detach()
         if with_content:
             parts["content"] = content_loss
-        if self._with_envelope:
-            envelope_loss = self.envelope.loss_of_magnitude(magnitude)
-            total = total + self.envelope_weight * envelope_loss
-            parts["envelope"] = envelope_loss.detach()
-        return total, parts
+        return self._contour_terms(magnitude, total, parts), parts
 
     def _source_filter_terms(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:meth:`__call__` in the source-filter view: style and texture on the envelope, content on the fine structure."""
@@ -172,8 +195,4 @@ class Objective:
             content_loss = self.content.loss(fine)
             total = total + self.content_weight * content_loss
             parts["content"] = content_loss.detach()
-        if self._with_envelope:
-            envelope_loss = self.envelope.loss_of_magnitude(magnitude)
-            total = total + self.envelope_weight * envelope_loss
-            parts["envelope"] = envelope_loss.detach()
-        return total, parts
+        return self._contour_terms(magnitude, total, parts), parts

@@ -9,10 +9,12 @@ import torch
 
 from ..config import HISTORY_SIZE, StyleConfig
 from ..errors import ConfigError
+from ..objective.texture import band_filters
 from ..objective import (
     ContentTargets,
     LoudnessContour,
     Objective,
+    OnsetContour,
     StyleStatistics,
     TextureStatistics,
 )
@@ -36,6 +38,8 @@ def stylize_spectrogram(
     texture: TextureStatistics | None = None,
     texture_weight: float = 0.0,
     envelope_weight: float = 0.0,
+    onset_weight: float = 0.0,
+    onset_bands: torch.Tensor | None = None,
     iterations: int = 60,
     solver: str = "lbfgs",
     learning_rate: float = 1.0,
@@ -69,6 +73,11 @@ def stylize_spectrogram(
     envelope_weight : float
         Weight of the content's loudness contour (:class:`audiostyle.objective.LoudnessContour`);
         0 turns it off.
+    onset_weight : float
+        Weight of the content's onset contour (:class:`audiostyle.objective.OnsetContour`);
+        0 turns it off.
+    onset_bands : torch.Tensor [shape=(bands, freq)], optional
+        The onset contour's band filters (default: the texture's).
     iterations, solver, learning_rate, tolerance, history_size
         See :func:`audiostyle.solver.optimize`.
     init : {"content", "noise"} or torch.Tensor
@@ -108,16 +117,18 @@ def stylize_spectrogram(
         content = _batched(content_log_magnitude)
         targets = ContentTargets.from_log_magnitude(network, content)
         contour = LoudnessContour.from_log_magnitude(content) if envelope_weight > 0 else None
+        onsets = _onset_contour(content, onset_weight, onset_bands, texture)
         shape, device = content.shape, content.device
     else:
         _check_texture_shape(frames, channels)
-        squeeze, content, targets, contour = False, None, None, None
+        squeeze, content, targets, contour, onsets = False, None, None, None, None
         shape, device = (channels, style.n_freq, frames), style.layers[0].gram.device
     start = _starting_point(init, content, shape, device, seed)
 
     objective = Objective(
         network, style, targets, content_weight=content_weight, style_weight=style_weight,
         texture=texture, texture_weight=texture_weight, envelope=contour, envelope_weight=envelope_weight,
+        onsets=onsets, onset_weight=onset_weight,
     )
     result = optimize(
         start, objective, iterations=iterations, solver=solver, learning_rate=learning_rate,
@@ -139,13 +150,29 @@ def solver_settings(config: StyleConfig, texture: TextureStatistics | None, *, c
         config.loss_weights() if content else (config.content_weight, config.style_weight)
     )
     settings = {name: getattr(config, name) for name in _SOLVER_FIELDS}
+    onset_weight = config.onset_loss_weight() if content else 0.0
     return dict(
         settings,
         content_weight=content_weight,
         style_weight=style_weight,
         texture=texture,
         envelope_weight=config.envelope_loss_weight() if content else 0.0,
+        onset_weight=onset_weight,
+        onset_bands=band_filters(config.sample_rate, config.n_fft) if onset_weight > 0 else None,
     )
+
+
+def _onset_contour(
+    content: torch.Tensor, weight: float, bands: torch.Tensor | None, texture: TextureStatistics | None
+) -> OnsetContour | None:
+    """The content's onset contour when its weight is on, on ``bands`` or else the texture's."""
+    if weight <= 0:
+        return None
+    if bands is None:
+        if texture is None:
+            raise ConfigError("onset_weight > 0 needs onset_bands or a texture whose band filters it can use")
+        bands = texture.filters
+    return OnsetContour.from_log_magnitude(content, bands)
 
 
 def _batched(tensor: torch.Tensor) -> torch.Tensor:
