@@ -249,24 +249,28 @@ def _clip(path: str, seconds: float) -> tuple[np.ndarray, int]:
 
 
 def test_a_tiny_model_trains_in_seconds_and_lowers_its_loss(tmp_path):
-    steps = []
+    reports = []
     model = train_style_model(
         _clip("violin.wav", 2.0),
-        [_clip("voice.flac", 3.0), _clip("drums.wav", 2.0)],
-        CONFIG,
+        [_clip("voice.flac", 3.0), _clip("drums.wav", 2.0), _clip("violin.wav", 1.5)],
+        CONFIG.replace(iterations=3, refine_steps=2),
         generic=False,
         minutes=1.0,
-        max_steps=12,
+        max_steps=25,
         seed=3,
         architecture=SMALL,
-        progress=lambda step, total, losses: steps.append((step, total, losses)),
+        progress=lambda step, total, losses: reports.append((step, total, losses)),
     )
     figures = model.training
-    assert figures["steps"] == 12 and [s for s, _, _ in steps] == list(range(1, 13))
-    assert all(step <= total <= 12 for step, total, _ in steps) and steps[-1][1] == 12
-    assert {"total", "style", "content", "eta"} <= set(steps[-1][2])
+    teacher = [losses for step, _, losses in reports if step == 0]
+    steps = [(step, total, losses) for step, total, losses in reports if step > 0]
+    assert [losses["teacher"] for losses in teacher] == [1.0, 2.0, 3.0]  # every excerpt taught
+    assert figures["steps"] == 25 and [s for s, _, _ in steps] == list(range(1, 26))
+    assert all(step <= total <= 25 for step, total, _ in steps) and steps[-1][1] == 25
+    assert {"distance", "eta"} <= set(steps[-1][2])
     assert figures["validation_last"] < figures["validation_first"]
-    assert figures["loss_last"]["total"] < figures["loss_first"]["total"]
+    assert figures["distance_last"] < figures["distance_first"]
+    assert figures["clips"] == 3 and figures["teacher_seconds"] > 0
     assert model.style_names == ("<style array>",)
     result = model.apply(_clip("voice.flac", 1.0))
     assert result.audio.shape == (1, 16000) and np.isfinite(result.audio).all()
@@ -278,7 +282,12 @@ def test_training_skips_unreadable_contents_and_refuses_bad_settings(tmp_path, c
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio")
     model = train_style_model(
-        _clip("violin.wav", 1.0), [broken, _clip("drums.wav", 1.0)], CONFIG, generic=False, max_steps=1, architecture=SMALL
+        _clip("violin.wav", 1.0),
+        [broken, _clip("drums.wav", 1.0)],
+        CONFIG.replace(iterations=2, refine_steps=0),
+        generic=False,
+        max_steps=1,
+        architecture=SMALL,
     )
     assert model.training["steps"] == 1 and "broken.wav" in caplog.text
     with pytest.raises(ConfigError, match="minutes"):

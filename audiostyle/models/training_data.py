@@ -1,7 +1,8 @@
 """The content a style model trains on: the user's clips (files or folders) and the shipped generic set.
 
-Everything is read once, as mono at the model's working rate and at the analysis level, and
-kept as log-magnitude spectrograms; training crops them. What one call may read is bounded:
+Every file is read once, as mono at the model's working rate and at the analysis level, and an
+excerpt of at most ``EXCERPT_SECONDS`` is kept (waveform and log-magnitude): training stylizes
+excerpts per clip as the model's targets, then crops them. What one call may read is bounded:
 at most ``MAX_FILES`` files (a seeded sample of a larger library) and ``MAX_SECONDS_PER_FILE``
 of each.
 """
@@ -24,7 +25,10 @@ from ..dsp.stft import analyze
 from ..errors import AudioFileError, ConfigError
 from ..pipeline.sources import AudioSource, read_source
 
-__all__ = ["AUDIO_SUFFIXES", "GENERIC_DIR", "MAX_FILES", "MAX_SECONDS_PER_FILE", "TrainingClip", "generic_files", "load_clips"]
+__all__ = [
+    "AUDIO_SUFFIXES", "EXCERPT_SECONDS", "GENERIC_DIR", "MAX_FILES", "MAX_SECONDS_PER_FILE", "TrainingClip",
+    "generic_files", "load_clips",
+]
 
 logger = logging.getLogger("audiostyle")
 
@@ -34,16 +38,31 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", ".w
 MAX_FILES = 200
 #: Most seconds read from each file (its beginning).
 MAX_SECONDS_PER_FILE = 20.0
+#: Most seconds of each file kept for training (a seeded excerpt of its first
+#: MAX_SECONDS_PER_FILE): long enough for a phrase, short enough to stylize in about a second.
+EXCERPT_SECONDS = 4.0
 #: Most files a folder scan looks at before sampling, so a huge tree is not walked whole.
 MAX_SCANNED = 100_000
 
 
 class TrainingClip:
-    """One content clip: its name and log-magnitude ``(1, freq, frames)`` at the analysis level."""
+    """One content excerpt at the analysis level.
 
-    def __init__(self, name: str, log_magnitude: torch.Tensor) -> None:
+    Attributes
+    ----------
+    name : str
+    waveform : np.ndarray [shape=(1, samples)]
+        Mono, at the model's working rate.
+    log_magnitude : torch.Tensor [shape=(1, freq, frames)]
+    target : torch.Tensor or None [shape=(1, freq, frames)]
+        The excerpt stylized per clip (the model's target), once made.
+    """
+
+    def __init__(self, name: str, waveform: np.ndarray, log_magnitude: torch.Tensor) -> None:
         self.name = name
+        self.waveform = waveform
         self.log_magnitude = log_magnitude
+        self.target: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:
@@ -74,10 +93,13 @@ def _expand(sources: Iterable[AudioSource]) -> list[AudioSource]:
     return found
 
 
-def _read_clip(source: AudioSource, config: StyleConfig) -> tuple[str, np.ndarray]:
+def _read_clip(source: AudioSource, config: StyleConfig, rng: random.Random) -> tuple[str, np.ndarray]:
     limited = config.replace(max_duration=max(config.max_duration, MAX_SECONDS_PER_FILE))
     name, audio, rate, _ = read_source(source, limited, "content")
-    audio = audio[:, : int(MAX_SECONDS_PER_FILE * rate)].mean(axis=0, keepdims=True)
+    audio = audio[:, : int(MAX_SECONDS_PER_FILE * rate)]
+    spare = audio.shape[-1] - int(EXCERPT_SECONDS * rate)
+    begin = rng.randrange(spare + 1) if spare > 0 else 0
+    audio = audio[:, begin : begin + int(EXCERPT_SECONDS * rate)].mean(axis=0, keepdims=True)
     working = resample(np.ascontiguousarray(audio, dtype=np.float32), rate, config.sample_rate)
     if working.shape[-1] < config.n_fft:
         working = np.pad(working, ((0, 0), (0, config.n_fft - working.shape[-1])))
@@ -101,9 +123,10 @@ def load_clips(
     if not everything:
         raise ConfigError("no training contents: give files or folders, or keep the generic set (generic=True)")
     clips, failed = [], []
+    rng = random.Random(seed)
     for source in everything:
         try:
-            name, audio = _read_clip(source, config)
+            name, audio = _read_clip(source, config, rng)
         except AudioFileError as error:
             logger.warning("training: skipped %s", error)
             failed.append(str(error))
@@ -112,7 +135,7 @@ def load_clips(
             logger.warning("training: skipped %s (silent)", name)
             continue
         spec = analyze(audio, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length)
-        clips.append(TrainingClip(name, spec.log_magnitude))
+        clips.append(TrainingClip(name, audio, spec.log_magnitude))
     if not clips:
         detail = f" (first: {failed[0]})" if failed else ""
         raise ConfigError(f"no usable training contents among {len(everything)} given{detail}")
