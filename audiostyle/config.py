@@ -466,7 +466,7 @@ PRESETS: dict[str, StyleConfig] = {
     # Timbre transfer for melodic content and tonal styles: the style's instrument (its
     # spectral envelope and how its partials sit) without its notes; the content's fine
     # structure keeps the melody. Why each value: docs/research/timbre-envelope-split.md.
-    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0, onset_weight=2.0),
+    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0),
 }
 
 

@@ -202,9 +202,7 @@ def test_the_new_settings_leave_existing_digests_alone():
     assert StyleConfig(style_view="envelope").digest() != StyleConfig().digest()
     for name in ("classic", "default", "fast"):
         assert PRESETS[name].style_view == "spectrum"
-    assert PRESETS["instrument"] == PRESETS["default"].replace(
-        style_view="envelope", fine_structure_weight=30.0, onset_weight=2.0
-    )
+    assert PRESETS["instrument"] == PRESETS["default"].replace(style_view="envelope", fine_structure_weight=30.0)
 
 
 def test_a_prepared_style_of_the_other_view_is_refused(rng):
