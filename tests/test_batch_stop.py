@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from audiostyle.batch import local
+from audiostyle.batch import local, worker
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -97,3 +97,35 @@ def test_an_interrupt_as_a_finished_job_is_recorded_loses_no_record(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         local.run_processes(jobs, {}, records.append, workers=2)
     assert sorted(record["input"] for record in records) == ["/lib/a.wav", "/lib/b.wav", "/lib/c.wav"]
+
+
+def _starting_worker(ready, go, results, batch_process, began) -> None:
+    """A worker process that is told to start (init_worker) only once the test says so."""
+    ready.set()
+    go.wait(30)
+    worker.init_worker(1, {}, batch_process, began)
+    results.put(worker._worker.interrupted)
+    signal.alarm(0)  # the grace alarm on_terminate set
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="workers fork from a forkserver")
+def test_sigterm_to_a_starting_worker_waits_for_its_handlers() -> None:
+    """SIGTERM to the whole process group reaches workers that are still starting: they must
+    not die of it (that breaks the pool) but handle it once their handlers are set."""
+    context = local.worker_context()
+    ready, go, results = context.Event(), context.Event(), context.Queue()
+    batch_process = (os.getpid(), worker.process_identity(os.getpid()))
+    process = context.Process(target=_starting_worker, args=(ready, go, results, batch_process, context.RawArray("i", 1)))
+    process.start()
+    try:
+        assert ready.wait(60)
+        os.kill(process.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert process.is_alive(), f"the starting worker died of SIGTERM (exit code {process.exitcode})"
+        go.set()
+        assert results.get(timeout=30) is True  # handled as soon as the handlers were in place
+        process.join(30)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()

@@ -64,14 +64,15 @@ def worker_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    # Workers fork from a server that has torch imported already. The server runs as
+    # Workers fork from a server that has torch imported already, and start with SIGINT and
+    # SIGTERM blocked until their handlers are set (batch/forkserver.py). The server runs as
     # `python -c`, which puts the current folder first on sys.path, where a folder named
     # audiostyle would shadow this package: PYTHONSAFEPATH (3.11+) leaves it out, and before
     # 3.11 nothing is preloaded, so each worker imports with the batch process's sys.path.
     if sys.version_info >= (3, 11):
         from multiprocessing import forkserver
 
-        context.set_forkserver_preload(["audiostyle.batch"])
+        context.set_forkserver_preload(["audiostyle.batch.forkserver"])
         previous = os.environ.get("PYTHONSAFEPATH")
         os.environ["PYTHONSAFEPATH"] = "1"
         try:

@@ -117,6 +117,10 @@ def init_worker(
     _worker.stopping = stopping
     signal.signal(signal.SIGINT, _worker.on_interrupt)
     signal.signal(signal.SIGTERM, _worker.on_terminate)
+    if hasattr(signal, "pthread_sigmask"):
+        # A forkserver's workers start with them blocked (see batch/forkserver.py): one that
+        # came while this worker started is handled now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     watch = threading.Thread(target=_worker.watch_batch_process, args=batch_process, name="audiostyle-watch", daemon=True)
     watch.start()
 

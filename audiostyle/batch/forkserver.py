@@ -1,0 +1,17 @@
+"""Imported by the forkserver of the local worker processes only (multiprocessing's preload).
+
+It loads the library, torch included, once for every worker to fork from, and blocks SIGINT
+and SIGTERM in the server, so that each worker starts with them blocked: one arriving while a
+worker starts waits until :func:`~audiostyle.batch.worker.init_worker` has installed the
+worker's handlers and unblocks them, and is then handled like any other. A worker that died of
+it instead (Ctrl-C, or SIGTERM to the whole process group while it was starting) would break
+the pool, which then fails every running job, even one whose output is being written, and
+leaves that output unrecorded. The server itself ends with the batch process (when its pipe
+closes), not by these signals.
+"""
+
+import signal
+
+from . import worker  # noqa: F401  (the library and torch, for the workers to inherit)
+
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
