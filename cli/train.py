@@ -8,8 +8,9 @@ from typing import Annotated, Any, List, Mapping
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn
 from rich.table import Column
+from rich.text import Text
 
 from .exits import guarded
 from .options import OUTPUT, DeviceOpt, Given, optional, parse_weighted, shared
@@ -32,7 +33,9 @@ Then: 'audiostyle apply rain.safetensors voice.wav', or
 #: The presets a model is trained with.
 TRAIN_PRESETS = ("fast", "default")
 #: Values of the library's progress reports that are not losses.
-_NOT_LOSSES = ("eta", "stage")
+_NOT_LOSSES = ("eta", "stage", "teacher")
+#: The two stages of training as the progress line names them: the per-clip teacher, then the network's fit.
+TEACHER, FIT = "teacher", "fit"
 
 
 @shared(OUTPUT)
@@ -140,7 +143,7 @@ def summary(written: Path, model: Any) -> str:
     if _is_number(training.get("validation_last")):
         first = training.get("validation_first")
         before = f"{first:.3g} -> " if _is_number(first) else ""
-        figures.append(f"held-out validation loss {before}{training['validation_last']:.3g}")
+        figures.append(f"held-out validation loss {before}{training['validation_last']:.3g} (distance to the teacher)")
     styles = ", ".join(Path(name).name for name in model.style_names) or "?"
     return (
         f"wrote {written} and {written.with_suffix('.json')} (style {styles}; digest {model.digest})\n"
@@ -152,21 +155,31 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-class TrainingProgress:
-    """The training line on stderr: bar, steps, the library's ETA, the latest losses.
+class _Count(MofNCompleteColumn):
+    """``12/300``, or nothing while the teacher works (no step count yet)."""
 
-    Fed by ``progress(step, total, losses)``, where ``losses["eta"]`` is the seconds left by
-    the library's estimate (it knows the time budget, which the step rate alone does not),
-    and ``losses["validation"]`` the held-out loss when it was measured (it is kept on the
-    line until the next measurement). A no-op when disabled or stderr is no terminal.
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.total is not None else Text("")
+
+
+class TrainingProgress:
+    """The training line on stderr: stage, bar, steps, the library's ETA, the latest figures.
+
+    Fed by ``progress(step, total, losses)``. While the teacher stylizes excerpts the library
+    reports step 0 of 0 with ``losses["teacher"]``, the excerpts done: the bar pulses and the
+    count of excerpts shows. Then each training step: ``losses["eta"]`` is the seconds left by
+    the library's estimate (it knows the time budget, which the step rate alone does not), and
+    ``losses["validation"]`` the held-out figure when it was measured (it stays on the line
+    until the next measurement). A no-op when disabled or stderr is no terminal.
     """
 
     def __init__(self, description: str, *, enabled: bool = True, console: Console | None = None) -> None:
         console = console or stderr_console
         self._progress = Progress(
-            TextColumn("[bold]{task.description}", table_column=Column(max_width=24, no_wrap=True, overflow="ellipsis")),
+            TextColumn("[bold]{task.description}", table_column=Column(max_width=20, no_wrap=True, overflow="ellipsis")),
+            TextColumn("{task.fields[stage]:>7}", table_column=Column(no_wrap=True)),
             BarColumn(bar_width=16),
-            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            _Count(table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[eta]}", table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[losses]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0)),
             console=console,
@@ -174,7 +187,7 @@ class TrainingProgress:
             expand=True,
             disable=not (enabled and console.is_terminal),
         )
-        self._task = self._progress.add_task(description, total=None, eta="", losses="")
+        self._task = self._progress.add_task(description, total=None, stage="", eta="", losses="")
         self._validation: float | None = None
 
     def __enter__(self) -> "TrainingProgress":
@@ -185,12 +198,18 @@ class TrainingProgress:
         self._progress.__exit__(*exc)
 
     def __call__(self, step: int, total: int, losses: Mapping[str, Any]) -> None:
+        eta = eta_text(losses.get("eta"))
+        if total <= 0:
+            done = losses.get("teacher")
+            figures = f"{done:.0f} excerpts stylized" if _is_number(done) else ""
+            self._progress.update(self._task, completed=0, total=None, stage=TEACHER, eta=eta, losses=figures)
+            return
         if _is_number(losses.get("validation")):
             self._validation = float(losses["validation"])
         shown = {name: value for name, value in losses.items() if name not in _NOT_LOSSES and name != "validation"}
         if self._validation is not None:
             shown["validation"] = self._validation
-        self._progress.update(self._task, completed=step, total=total, eta=eta_text(losses.get("eta")), losses=format_losses(shown))
+        self._progress.update(self._task, completed=step, total=total, stage=FIT, eta=eta, losses=format_losses(shown))
 
 
 def eta_text(seconds: Any) -> str:

@@ -56,7 +56,8 @@ def recorded(monkeypatch) -> dict:
 
     def fake(style, contents=(), config=None, **options):
         calls.update(style=style, contents=contents, config=config, **options)
-        options["progress"](1, 2, {"total": 3.0, "style": 2.0, "content": 1.0, "eta": 4.0})
+        options["progress"](0, 0, {"teacher": 1.0, "eta": 5.0})
+        options["progress"](1, 2, {"distance": 0.5, "eta": 4.0})
         return model
 
     monkeypatch.setattr(audiostyle, "train_style_model", fake)
@@ -207,15 +208,21 @@ def drawn_lines(feed, width: int = 80) -> list[str]:
 
 def test_the_progress_line_shows_steps_eta_losses_and_the_last_validation() -> None:
     def feed(progress):
-        progress(5, 40, {"total": 3.5, "style": 0.0123, "content": 1.5, "validation": 2.25, "eta": 65.0})
-        progress(6, 40, {"total": 3.4, "style": 0.0120, "content": 1.4, "eta": 64.0})
+        progress(5, 40, {"distance": 0.0123, "validation": 2.25, "eta": 65.0})
+        progress(6, 40, {"distance": 0.0120, "total": 3.4, "eta": 64.0})
 
     line = drawn_lines(feed, width=120)[-1]
-    assert "6/40" in line and "ETA 0:01:04" in line and "━" in line, line
-    assert "style 0.012" in line and "content 1.4" in line and "validation 2.25" in line, line
+    assert "fit" in line and "6/40" in line and "ETA 0:01:04" in line and "━" in line, line
+    assert "distance 0.012" in line and "validation 2.25" in line, line
     assert "total" not in line and "eta " not in line
     narrow = drawn_lines(feed)[-1]
     assert len(narrow) <= 80 and "6/40" in narrow and "ETA 0:01:04" in narrow, narrow
+
+
+def test_while_the_teacher_works_the_line_counts_excerpts_not_steps() -> None:
+    line = drawn_lines(lambda progress: progress(0, 0, {"teacher": 7.0, "eta": 30.0}))[-1]
+    assert "teacher" in line and "7 excerpts stylized" in line and "ETA 0:00:30" in line, line
+    assert "0/0" not in line and "/" not in line.split("teacher")[1].split("ETA")[0], line
 
 
 def test_quiet_draws_no_progress() -> None:
