@@ -93,7 +93,7 @@ class ModelStream:
         self._state: list[torch.Tensor] | None = None
         # The window's square in quarters (hop-sized parts), for the overlap-add's normalisation.
         self._square = (self._window**2).cpu().reshape(n_fft // grid.hop_length, grid.hop_length)
-        self._noise = torch.from_numpy(noise_phases(grid.n_bins)).to(self.device)
+        self._noise = torch.from_numpy(noise_phases(grid.n_bins)).T.contiguous().to(self.device)  # (frames, bins)
         # Each channel reads the table from its own row, so channels get independent noise.
         self._channel_offsets = (torch.arange(self.channels, device=self.device) * (NOISE_FRAMES // 2 + 1))[:, None]
         # The network's levels are the grid's at input_gain; the noise goes back to this input's.
@@ -169,17 +169,18 @@ class ModelStream:
         pending = torch.from_numpy(self._pending).to(self.device)
         frames = pending.unfold(-1, n_fft, hop)[:, :count]  # (channels, count, n_fft)
         with torch.no_grad():
-            spectra = torch.fft.rfft(frames * self._window, dim=-1).transpose(-1, -2)  # (channels, bins, count)
-            band_magnitude = (self._analysis @ spectra.abs().mean(0)).mul_(self.input_gain)[None]
+            spectra = torch.fft.rfft(frames * self._window, dim=-1)  # (channels, count, bins)
+            parts = torch.view_as_real(spectra)
+            magnitude = parts.square().sum(-1).sqrt_().mean(0)  # (count, bins)
+            band_magnitude = (magnitude @ self._analysis.T).mul_(self.input_gain).T[None]
             gains, noise, self._state = self.network(band_magnitude, self._state)
             rows = (torch.arange(count, device=self.device) + self._frames_done)[None, :] + self._channel_offsets
-            added = self._noise[:, rows % NOISE_FRAMES].transpose(0, 1)  # (channels, bins, count)
+            added = torch.view_as_real(self._noise[rows % NOISE_FRAMES])  # (channels, count, bins, 2)
             # Real views: a complex spectrum times a real gain is two real products, not a complex one.
-            shaped = torch.view_as_real(spectra) * torch.exp(self._synthesis @ gains[0])[..., None]
-            level = torch.exp(self._synthesis @ noise[0]).mul_(self._noise_unit)
-            shaped.addcmul_(torch.view_as_real(added), level[..., None])
-            shaped = torch.view_as_complex(shaped)
-            pieces = torch.fft.irfft(shaped.transpose(-1, -2), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
+            shaped = parts * torch.exp(gains[0].T @ self._synthesis.T)[..., None]
+            level = torch.exp(noise[0].T @ self._synthesis.T).mul_(self._noise_unit)
+            shaped.addcmul_(added, level[..., None])
+            pieces = torch.fft.irfft(torch.view_as_complex(shaped), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
         self._overlap_add(pieces.cpu(), count)
         self._pending = self._pending[:, count * hop :]
         self._cut += count * hop
