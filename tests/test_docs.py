@@ -56,7 +56,7 @@ SETUP_COMMAND = (
 TEST_COMMAND = '. .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q'
 README_MAX_LINES = 150
 BLOCK_TIMEOUT = 300
-COMMANDS = {"stylize", "texture", "batch", "serve", "plot"}
+COMMANDS = {"stylize", "texture", "batch", "serve", "plot", "train", "apply"}
 
 
 @dataclass(frozen=True)

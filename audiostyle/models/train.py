@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -153,7 +154,12 @@ def train_style_model(
         seed=int(seed),
     )
     return StyleModel(
-        network.cpu(), config, style_names=prepared.names, style_weights=prepared.weights, training=figures
+        network.cpu(),
+        config,
+        # File names only: a model file is shared, the folders it was made in are private.
+        style_names=tuple(Path(name).name if not name.startswith("<") else name for name in prepared.names),
+        style_weights=prepared.weights,
+        training=figures,
     ).to(device)
 
 
