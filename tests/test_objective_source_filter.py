@@ -20,7 +20,7 @@ from audiostyle.objective import (
     StyleStatistics,
     TextureStatistics,
 )
-from audiostyle.objective.source_filter import envelope_coefficients
+from audiostyle.objective.source_filter import BINS_PER_OCTAVE, LOWEST_HZ, envelope_coefficients, log_frequency_axis
 from tests.support import RATE, TINY
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -108,6 +108,26 @@ def fine_statistics(network: EnvelopeNetwork, style: torch.Tensor, weight: float
     return FineStructureStatistics.from_log_magnitudes(
         network.split, [style], [1.0], sample_rate=SAMPLE_RATE, n_fft=N_FFT, weight=weight
     ).to(style.dtype)
+
+
+def test_the_log_frequency_axis_interpolates_between_bins():
+    lower, upper_weight = log_frequency_axis(SAMPLE_RATE, N_FFT)
+    positions = lower.double() + upper_weight.double()  # the interpolation of X[k] = k
+    expected = LOWEST_HZ * 2.0 ** (torch.arange(lower.numel(), dtype=torch.float64) / BINS_PER_OCTAVE) * N_FFT / SAMPLE_RATE
+    torch.testing.assert_close(positions, expected, rtol=1e-6, atol=1e-5)
+    assert int(lower.max()) + 1 < N_FREQ and float(upper_weight.min()) >= 0 and float(upper_weight.max()) <= 1
+
+
+def test_the_autocorrelation_is_the_mean_lagged_product_along_log_frequency(rng):
+    lower, upper_weight = log_frequency_axis(SAMPLE_RATE, N_FFT)
+    fine = torch.from_numpy(rng.standard_normal((2, N_FREQ, 7)))
+    below, above = fine[:, lower], fine[:, lower + 1]
+    points = below + upper_weight.double()[:, None] * (above - below)  # (batch, points, frames)
+    count = points.shape[1]
+    lags = torch.arange(FineStructureStatistics.autocorrelation(fine, lower, upper_weight).numel())
+    expected = torch.stack([(points[:, : count - k] * points[:, k:]).sum() / (2 * 7 * count) for k in lags.tolist()])
+    torch.testing.assert_close(FineStructureStatistics.autocorrelation(fine, lower, upper_weight), expected)
+    assert lags.numel() == min(count, 3 * BINS_PER_OCTAVE + 1)
 
 
 def test_fine_structure_statistics_follow_the_partials_not_the_note():

@@ -181,11 +181,12 @@ class Objective:
             network.features_of(coefficients), self.style, None, style_weight=self.style_weight, content_weight=0.0
         )
         parts = {"style": style_loss}
+        envelope = split.envelope(coefficients)  # once, for the texture and the fine structure
         if self._with_texture:
-            texture_loss = self.texture.loss_of_bands(envelope_band_magnitude(split, coefficients, self.texture.filters))
+            texture_loss = self.texture.loss_of_bands(envelope_band_magnitude(envelope, self.texture.filters))
             total = total + self.texture_weight * texture_loss
             parts["texture"] = texture_loss.detach()
-        fine = split.fine(log_spectrum, coefficients)
+        fine = split.fine(log_spectrum, envelope)
         statistics = network.fine_statistics
         if statistics is not None and statistics.weight > 0:
             fine_loss = statistics.loss(fine)

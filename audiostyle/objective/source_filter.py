@@ -19,6 +19,7 @@ check them against finite differences in float64.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -35,7 +36,7 @@ __all__ = [
     "FineStructureTargets",
     "SourceFilterSplit",
     "envelope_coefficients",
-    "log_frequency_matrix",
+    "log_frequency_axis",
 ]
 
 #: Share of the kept DCT coefficients whose weight falls off as a half cosine.
@@ -109,11 +110,11 @@ class SourceFilterSplit(torch.nn.Module):
         """``E`` from its coefficients [shape=(batch, n_freq, frames)], in the log domain."""
         return self.synthesis.to(coefficients) @ coefficients
 
-    def fine(self, log_spectrum: torch.Tensor, coefficients: torch.Tensor | None = None) -> torch.Tensor:
-        """``F = Y - E`` [shape=(batch, n_freq, frames)]."""
-        if coefficients is None:
-            coefficients = self.coefficients(log_spectrum)
-        return log_spectrum - self.envelope(coefficients)
+    def fine(self, log_spectrum: torch.Tensor, envelope: torch.Tensor | None = None) -> torch.Tensor:
+        """``F = Y - E`` [shape=(batch, n_freq, frames)], ``E`` computed here unless given."""
+        if envelope is None:
+            envelope = self.envelope(self.coefficients(log_spectrum))
+        return log_spectrum - envelope
 
 
 class EnvelopeNetwork(torch.nn.Module):
@@ -159,8 +160,9 @@ class EnvelopeNetwork(torch.nn.Module):
     def features_of(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps of an envelope given by its coefficients [shape=(batch, K, frames)]."""
         if self.envelope_bands is not None:
-            levels = torch.nn.functional.softplus(self.envelope_bands.to(coefficients) @ coefficients)
-            return band_front_end(self.network).features(levels.transpose(1, 2))
+            # Frames first, the layout the front end's features read, with no transposed copy.
+            levels = torch.nn.functional.softplus(coefficients.transpose(1, 2) @ self.envelope_bands.to(coefficients).T)
+            return band_front_end(self.network).features(levels)
         return self.network(torch.nn.functional.softplus(self.split.envelope(coefficients)))
 
     @torch.no_grad()
@@ -202,27 +204,29 @@ class FineStructureTargets(torch.nn.Module):
         return (fine - self.target).square().mean() / self.scale
 
 
-def envelope_band_magnitude(split: SourceFilterSplit, coefficients: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """``filters @ exp(E)``: band magnitudes of the envelope [shape=(batch, bands, frames)], for the texture term."""
-    return band_views(torch.exp(split.envelope(coefficients)), filters.to(coefficients), 0)[1]
+def envelope_band_magnitude(envelope: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``filters @ exp(E)``: band magnitudes of an envelope [shape=(batch, bands, frames)], for the texture term."""
+    return band_views(torch.exp(envelope), filters.to(envelope), 0)[1]
 
 
-def log_frequency_matrix(sample_rate: int, n_fft: int) -> torch.Tensor:
-    """Linear interpolation from STFT bins to a log-frequency axis [shape=(bins, n_fft // 2 + 1)].
+def log_frequency_axis(sample_rate: int, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear interpolation from STFT bins to a log-frequency axis: each point's lower bin and its weight.
 
-    ``BINS_PER_OCTAVE`` bins from ``LOWEST_HZ`` to ``HIGHEST_HZ`` (or Nyquist, if lower).
+    ``BINS_PER_OCTAVE`` points from ``LOWEST_HZ`` to ``HIGHEST_HZ`` (or Nyquist, if lower).
+    Point ``j`` is ``(1 - weight[j]) * X[lower[j]] + weight[j] * X[lower[j] + 1]``: two rows
+    gathered per point, where a dense interpolation matrix would multiply hundreds of zeros.
+
+    Returns
+    -------
+    lower : torch.Tensor [shape=(points,), dtype=int64]
+    weight : torch.Tensor [shape=(points,), dtype=float32]
     """
     n_freq = n_fft // 2 + 1
     top = min(HIGHEST_HZ, sample_rate / 2)
     count = max(2, int(BINS_PER_OCTAVE * math.log2(top / LOWEST_HZ)))
     position = LOWEST_HZ * 2.0 ** (torch.arange(count, dtype=torch.float64) / BINS_PER_OCTAVE) * n_fft / sample_rate
-    below = position.floor().clamp(max=n_freq - 2)
-    upper = position - below
-    matrix = torch.zeros(count, n_freq, dtype=torch.float64)
-    rows = torch.arange(count)
-    matrix[rows, below.long()] = 1 - upper
-    matrix[rows, below.long() + 1] = upper
-    return matrix.float()
+    lower = position.floor().clamp(max=n_freq - 2)
+    return lower.long(), (position - lower).float()
 
 
 class FineStructureStatistics(torch.nn.Module):
@@ -240,31 +244,41 @@ class FineStructureStatistics(torch.nn.Module):
     ----------
     target : torch.Tensor [shape=(lags,)]
         The style's (blended) autocorrelation.
-    axis : torch.Tensor [shape=(bins, n_freq)]
-        :func:`log_frequency_matrix`.
+    lower, upper_weight : torch.Tensor [shape=(points,)]
+        The log-frequency axis (:func:`log_frequency_axis`).
     weight : float
         Its weight in the objective (0 leaves it out).
     """
 
     target: torch.Tensor
-    axis: torch.Tensor
+    lower: torch.Tensor
+    upper_weight: torch.Tensor
 
-    def __init__(self, target: torch.Tensor, axis: torch.Tensor, weight: float) -> None:
+    def __init__(self, target: torch.Tensor, lower: torch.Tensor, upper_weight: torch.Tensor, weight: float) -> None:
         super().__init__()
         self.register_buffer("target", target)
-        self.register_buffer("axis", axis)
+        self.register_buffer("lower", lower)
+        self.register_buffer("upper_weight", upper_weight)
         self.weight = float(weight)
 
     @staticmethod
-    def autocorrelation(fine: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
-        """``a(k)`` of a fine structure [shape=(batch, n_freq, frames)], averaged over batch and frames [shape=(lags,)]."""
-        log_frequency = (axis.to(fine) @ fine).transpose(1, 2)  # (batch, frames, bins)
-        bins = log_frequency.shape[-1]
-        lags = min(bins, int(MAX_LAG_OCTAVES * BINS_PER_OCTAVE) + 1)
-        # Zero-padded to twice the length, so the circular product is the linear one.
-        spectrum = torch.fft.rfft(log_frequency, n=2 * bins, dim=-1)
-        power = torch.view_as_real(spectrum).square().sum(-1)
-        return torch.fft.irfft(power, n=2 * bins, dim=-1)[..., :lags].mean((0, 1)) / bins
+    def autocorrelation(fine: torch.Tensor, lower: torch.Tensor, upper_weight: torch.Tensor) -> torch.Tensor:
+        """``a(k)`` of a fine structure [shape=(batch, n_freq, frames)], averaged over batch and frames [shape=(lags,)].
+
+        Computed as the sums of the diagonals of the log-frequency Gram matrix over frames,
+        ``G = Z^T Z``: ``a(k) = sum_j G[j, j + k] / (frames * points)``, one matrix product
+        where per-frame FFTs of a few hundred points run far below the machine's rate.
+        """
+        below = fine.index_select(1, lower)
+        above = fine.index_select(1, lower + 1)
+        log_frequency = below + upper_weight.to(fine)[:, None] * (above - below)  # (batch, points, frames)
+        points = log_frequency.shape[1]
+        rows = log_frequency.transpose(0, 1).reshape(points, -1)
+        gram = rows @ rows.T
+        lags = min(points, int(MAX_LAG_OCTAVES * BINS_PER_OCTAVE) + 1)
+        flat, lag = _diagonal_indices(points, lags, fine.device)
+        sums = gram.new_zeros(lags).index_add(0, lag, gram.reshape(-1).index_select(0, flat))
+        return sums / (rows.shape[1] * points)
 
     @classmethod
     @torch.no_grad()
@@ -273,15 +287,26 @@ class FineStructureStatistics(torch.nn.Module):
         sample_rate: int, n_fft: int, weight: float,
     ) -> FineStructureStatistics:
         """The blended statistics of the styles' fine structures (``log1p`` magnitudes, (channels, n_freq, frames))."""
-        axis = log_frequency_matrix(sample_rate, n_fft).to(log_magnitudes[0].device)
+        lower, upper_weight = (t.to(log_magnitudes[0].device) for t in log_frequency_axis(sample_rate, n_fft))
         total = float(sum(weights))
         target = sum(
-            (w / total) * cls.autocorrelation(split.fine(split.log_spectrum(magnitude_of(m))), axis)
+            (w / total) * cls.autocorrelation(split.fine(split.log_spectrum(magnitude_of(m))), lower, upper_weight)
             for w, m in zip(weights, log_magnitudes)
         )
-        return cls(target, axis, weight)
+        return cls(target, lower, upper_weight, weight)
 
     def loss(self, fine: torch.Tensor) -> torch.Tensor:
         """``||a - a_style||^2 / ||a_style||^2`` of a fine structure [shape=(batch, n_freq, frames)]."""
-        difference = self.autocorrelation(fine, self.axis) - self.target
+        difference = self.autocorrelation(fine, self.lower, self.upper_weight) - self.target
         return difference.square().sum() / self.target.square().sum().clamp_min(EPS)
+
+
+@functools.lru_cache(maxsize=8)
+def _diagonal_indices(points: int, lags: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices of the entries ``(j, j + k)`` of a ``points x points`` matrix for ``k < lags``, and each one's ``k`` (cached: read-only)."""
+    rows = torch.arange(points)
+    flat, lag = [], []
+    for k in range(lags):
+        flat.append(rows[: points - k] * (points + 1) + k)
+        lag.append(torch.full((points - k,), k))
+    return torch.cat(flat).to(device), torch.cat(lag).to(device)
