@@ -10,7 +10,11 @@ from ..networks.base import BandFrontEnd, FeatureNetwork, band_front_end
 from .contour import LoudnessContour
 from .features import ContentTargets, feature_losses
 from .onsets import OnsetContour
-from .source_filter import EnvelopeNetwork, FineStructureTargets, envelope_band_magnitude
+from .source_filter import (
+    EnvelopeNetwork,
+    FineStructureTargets,
+    envelope_band_magnitude,
+)
 from .style import StyleStatistics
 from .texture import TextureStatistics
 

@@ -54,7 +54,7 @@ def envelope_coefficients(sample_rate: int, resolution_hz: float) -> int:
     Coefficient ``q`` is a cosine of period ``sample_rate / q`` Hz over the band 0 to
     Nyquist, so ``K = sample_rate / resolution_hz``, at least 2.
     """
-    return max(2, int(round(sample_rate / resolution_hz)))
+    return max(2, round(sample_rate / resolution_hz))
 
 
 def _dct_rows(n: int, k: int) -> torch.Tensor:
@@ -90,7 +90,7 @@ class SourceFilterSplit(torch.nn.Module):
             raise ConfigError(f"split floor={floor!r} must be > 0")
         rows = _dct_rows(n_freq, coefficients)
         weights = torch.ones(coefficients, dtype=torch.float64)
-        ramp = int(round(TAPER * coefficients))
+        ramp = round(TAPER * coefficients)
         if ramp > 0:
             steps = torch.arange(ramp, dtype=torch.float64)
             weights[coefficients - ramp :] = 0.5 * (1 + torch.cos(math.pi * (steps + 1) / (ramp + 1)))

@@ -9,7 +9,6 @@ import torch
 
 from ..config import HISTORY_SIZE, StyleConfig
 from ..errors import ConfigError
-from ..objective.texture import band_filters
 from ..objective import (
     ContentTargets,
     LoudnessContour,
@@ -18,6 +17,7 @@ from ..objective import (
     StyleStatistics,
     TextureStatistics,
 )
+from ..objective.texture import band_filters
 from ..solver import OptimizationResult, ProgressCallback, optimize
 from ..validation import is_int
 
