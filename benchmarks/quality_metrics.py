@@ -68,14 +68,14 @@ from .baselines import eq_match, fit_length, mix
 
 __all__ = [
     "ANALYSIS_RATE",
-    "STYLE_FAMILIES",
     "CONTENT_MEASURES",
-    "load_mono",
-    "style_statistics",
-    "style_distance",
+    "STYLE_FAMILIES",
     "content_features",
     "content_similarity",
+    "load_mono",
     "score",
+    "style_distance",
+    "style_statistics",
 ]
 
 Source = Union[str, "os.PathLike[str]", np.ndarray, tuple]
