@@ -20,7 +20,12 @@ from audiostyle.objective import (
     StyleStatistics,
     TextureStatistics,
 )
-from audiostyle.objective.source_filter import BINS_PER_OCTAVE, LOWEST_HZ, envelope_coefficients, log_frequency_axis
+from audiostyle.objective.source_filter import (
+    BINS_PER_OCTAVE,
+    LOWEST_HZ,
+    envelope_coefficients,
+    log_frequency_axis,
+)
 from tests.support import RATE, TINY
 
 pytestmark = pytest.mark.usefixtures("single_thread")
