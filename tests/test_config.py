@@ -46,6 +46,11 @@ INVALID = {
     "refine_steps": [-1, 10001, 2.0, True, "20", None],
     "loop": [1, 0, "yes", None],
     "full_band": [1, 0, "yes", None],
+    "style_view": ["notes", 1],
+    "envelope_resolution_hz": [0, -1, float("nan"), 20000],
+    "split_floor": [0, 101, float("nan")],
+    "fine_structure_weight": [-1, float("nan"), 2e9],
+    "onset_weight": [-1, float("nan"), 2e9],
     "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
 }
 
@@ -79,6 +84,11 @@ CHANGED = {
     "texture_weight": 3.0,
     "envelope_weight": 10.0,
     "refine_steps": 5,
+    "style_view": "envelope",
+    "envelope_resolution_hz": 400.0,
+    "split_floor": 0.1,
+    "fine_structure_weight": 10.0,
+    "onset_weight": 2.0,
 }
 
 
