@@ -85,11 +85,10 @@ CHANGED = {
     "envelope_weight": 10.0,
     "refine_steps": 5,
     "style_view": "envelope",
-    "envelope_resolution_hz": 400.0,
-    "split_floor": 0.1,
-    "fine_structure_weight": 10.0,
     "onset_weight": 2.0,
 }
+#: Settings of the envelope view only: they change the output (and digest) with style_view="envelope".
+ENVELOPE_ONLY = {"envelope_resolution_hz": 400.0, "split_floor": 0.1, "fine_structure_weight": 10.0}
 
 
 def _cases():
@@ -100,7 +99,7 @@ def _cases():
 
 def test_every_field_has_invalid_values():
     assert set(INVALID) == set(FIELDS)
-    assert set(CHANGED) == set(FIELDS) - {"device", "max_duration"}
+    assert set(CHANGED) | set(ENVELOPE_ONLY) == set(FIELDS) - {"device", "max_duration"}
 
 
 @pytest.mark.parametrize("field, value", list(_cases()))
@@ -243,6 +242,13 @@ def test_digest_changes_with_each_output_field(field):
     changed = base.replace(**{field: CHANGED[field]})
     assert getattr(changed, field) != getattr(base, field)
     assert changed.digest() != base.digest()
+
+
+@pytest.mark.parametrize("field", sorted(ENVELOPE_ONLY))
+def test_envelope_settings_change_the_digest_only_in_the_envelope_view(field):
+    spectrum, envelope = StyleConfig(), StyleConfig(style_view="envelope")
+    assert spectrum.replace(**{field: ENVELOPE_ONLY[field]}).digest() == spectrum.digest()
+    assert envelope.replace(**{field: ENVELOPE_ONLY[field]}).digest() != envelope.digest()
 
 
 @pytest.mark.parametrize("changes", [dict(device="cpu"), dict(device="cuda:3"), dict(max_duration=5.0)])
