@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 import audiostyle.batch.execute as batch_execute
@@ -26,12 +25,7 @@ TINY = ["-n", "3", "--filters", "48", "--kernel-widths", "3,7", "--sample-rate",
         "--n-fft", "512", "--hop-length", "128", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def cli(*args: object):

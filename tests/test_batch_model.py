@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 from audiostyle import StyleModel, WeightsError
@@ -28,12 +27,7 @@ from tests.model_support import save_tiny_model, write_clip
 from tests.test_batch_signals import ended, hidden_or_partial, manifest_lines, stop_batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

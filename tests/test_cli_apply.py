@@ -22,12 +22,7 @@ def model_file(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("model") / "rain.safetensors")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def apply(*args: object):

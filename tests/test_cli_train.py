@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -21,12 +20,7 @@ from audiostyle_cli.app import app
 from tests.model_support import tiny_model, write_clip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def train(*args: object):
