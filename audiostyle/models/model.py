@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -69,9 +70,13 @@ class StyleModel:
         self.style_weights = tuple(float(w) for w in style_weights)
         self.training = dict(training or {})
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """16 hex characters naming the weights and settings: a changed model has another."""
+        """16 hex characters naming the weights and settings: a changed model has another.
+
+        Made once: the weights are frozen when the model is made, and every applied file
+        reports it.
+        """
         hasher = hashlib.sha256(json.dumps(self._description(), sort_keys=True).encode())
         for name, tensor in sorted(self.network.weight_tensors().items()):
             hasher.update(name.encode())
