@@ -20,6 +20,8 @@ Examples:
 
   audiostyle apply rain.safetensors voice.wav --block-ms 20   # streamed; prints the latency
 
+  audiostyle apply rain.safetensors voice.wav --colour-match 0   # the network's colour only
+
 Train a model first with 'audiostyle train STYLE -o MODEL.safetensors'.
 """
 
@@ -43,6 +45,16 @@ def apply_command(
             show_default=False,
         ),
     ] = None,
+    colour_match: Annotated[
+        float,
+        typer.Option(
+            "--colour-match",
+            help="How far (0-1, in dB) the output's long-term colour is moved towards the style's; "
+            "0 leaves the network's output as it is.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.5,
     *,
     given: Given,
 ) -> None:
@@ -56,7 +68,7 @@ def apply_command(
         block_seconds = None if block_ms is None else block_ms / 1000
         # apply() feeds the decoded content to model.stream() block by block: with --block-ms
         # the blocks are a live stream's, and the output is the same up to float rounding.
-        result = loaded.apply(content, block_seconds=block_seconds)
+        result = loaded.apply(content, block_seconds=block_seconds, colour_match=colour_match)
         written = result.save(target, overwrite=given.overwrite)
         if not given.quiet:
             typer.echo(summary(written, result, block_ms=block_ms))

@@ -1,7 +1,8 @@
-"""``audiostyle apply MODEL CONTENT``: the file it writes, --block-ms, and the model files it refuses."""
+"""``audiostyle apply MODEL CONTENT``: the file it writes, --block-ms, --colour-match, and the model files it refuses."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
+from audiostyle import StyleModel
+from audiostyle.models import COLOUR_MATCH
 from audiostyle_cli.app import app
+from audiostyle_cli.apply import apply_command
 from tests.model_support import save_tiny_model, write_clip
 
 
@@ -68,6 +72,19 @@ def test_block_ms_out_of_range_is_a_usage_error(model_file: Path, tmp_path: Path
     result = apply(model_file, content, "--block-ms", block_ms)
     assert result.exit_code == 2 and "--block-ms" in result.stderr
     assert not list(tmp_path.glob("take-*"))
+
+
+def test_colour_match_reaches_the_model_and_defaults_to_the_library_s(model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    assert inspect.signature(apply_command).parameters["colour_match"].default == COLOUR_MATCH
+    seen = []
+    real = StyleModel.apply
+    monkeypatch.setattr(StyleModel, "apply", lambda self, content, **kw: seen.append(kw["colour_match"]) or real(self, content, **kw))
+    content = write_clip(tmp_path / "take.wav", 0.5, 16000, 1)
+    assert apply(model_file, content, "-o", tmp_path / "a.wav", "--colour-match", "0").exit_code == 0
+    assert apply(model_file, content, "-o", tmp_path / "b.wav").exit_code == 0
+    assert seen == [0.0, COLOUR_MATCH]
+    result = apply(model_file, content, "-o", tmp_path / "c.wav", "--colour-match", "1.5")
+    assert result.exit_code == 2 and "--colour-match" in result.stderr and not (tmp_path / "c.wav").exists()
 
 
 def _nan_weights(model: Path) -> None:

@@ -21,14 +21,21 @@ SMALL = {"mel_bands": 32, "channels": 16, "kernel": 3, "dilations": [1, 2]}
 CONFIG = PRESETS["fast"].replace(filters=64, device="cpu")
 
 
+def _dark_colour(bands: int) -> torch.Tensor:
+    """Band shares falling 1 dB per band: a dark style's long-term colour."""
+    shares = 10 ** (-torch.arange(bands, dtype=torch.float32) / 10)
+    return shares / shares.sum()
+
+
 def _model(seed: int = 0, *, scale: float = 0.3) -> StyleModel:
-    """A model whose output heads are random (an untrained model is the identity)."""
+    """A model whose output heads are random (an untrained model is the identity), with a dark style colour."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = TransformNet(dict(SMALL, sample_rate=CONFIG.sample_rate, n_fft=CONFIG.n_fft))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         network.output.weight.copy_(torch.randn(network.output.weight.shape, generator=generator) * scale)
+        network.style_colour.copy_(_dark_colour(network.style_colour.shape[0]))
     return StyleModel(network, CONFIG, style_names=("style.wav",), style_weights=(1.0,), training={"steps": 0})
 
 
@@ -133,6 +140,40 @@ def test_streaming_equals_offline_apply_for_any_blocks(rate, channels):
         stream.process(audio[:, :10])
 
 
+def _band_shares_db(network: TransformNet, audio: np.ndarray) -> np.ndarray:
+    """Long-term power per band of ``audio`` (22.05 kHz mono), as shares in dB."""
+    from audiostyle.dsp.stft import analyze
+
+    magnitude = torch.exp(analyze(audio, 22050, n_fft=2048, hop_length=512).log_magnitude) - 1
+    power = (network.bands @ magnitude[0].square()).mean(-1)
+    return (10 * torch.log10(power / power.sum())).numpy()
+
+
+def test_the_colour_match_moves_the_output_colour_towards_the_style_s():
+    network = TransformNet(dict(SMALL, sample_rate=22050, n_fft=2048))  # the identity, but for the colour
+    model = StyleModel(network, CONFIG)
+    noise = (0.1 * np.random.default_rng(0).standard_normal((1, 22050 * 4))).astype(np.float32)
+    # No style colour known (a new network), or a colour match of 0: the content comes back.
+    np.testing.assert_allclose(model.apply((noise, 22050)).audio, noise, atol=1e-5)
+    with torch.no_grad():
+        network.style_colour.copy_(_dark_colour(32))
+    np.testing.assert_allclose(model.apply((noise, 22050), colour_match=0).audio, noise, atol=1e-5)
+    target = 10 * np.log10(_dark_colour(32).numpy())
+    inner = slice(2, 28)  # bands far from the gain limit and the band edges
+    before = _band_shares_db(network, noise[:, 22050:])[inner] - target[inner]
+    ratios = []
+    for strength in (0.5, 1.0):
+        output = model.apply((noise, 22050), colour_match=strength).audio
+        assert output.shape == noise.shape and np.isfinite(output).all()
+        after = _band_shares_db(network, output[:, 22050:])[inner] - target[inner]  # once the running colour has settled
+        # The spread of the shares' error (their mean is a level, which shares do not have).
+        ratios.append(np.std(after) / np.std(before))
+    # Half the way at 0.5; at 1 the 12 dB limit and the third-octave smoothing leave some.
+    assert ratios[0] == pytest.approx(0.5, abs=0.12) and ratios[1] < 0.35
+    with pytest.raises(ConfigError, match="colour_match"):
+        model.stream(22050, 1, colour_match=1.5)
+
+
 def test_stream_latency_is_what_it_states():
     model = _model()
     rate = 44100
@@ -222,6 +263,7 @@ def _edit_tensors(path: Path, change) -> None:
         (lambda p: _edit_tensors(p, lambda t: t.__setitem__("output.bias", torch.full_like(t["output.bias"], float("nan")))), "NaN"),
         (lambda p: _edit_tensors(p, lambda t: t.__setitem__("input.bias", torch.zeros(3))), "shape"),
         (lambda p: _edit_tensors(p, lambda t: t.pop("output.bias")), "missing tensor"),
+        (lambda p: _edit_tensors(p, lambda t: t.__setitem__("style_colour", -t["style_colour"])), "style_colour"),
         (lambda p: _edit_tensors(p, lambda t: t.__setitem__("extra", torch.zeros(1))), "unexpected tensor"),
     ],
 )
@@ -272,6 +314,9 @@ def test_a_tiny_model_trains_in_seconds_and_lowers_its_loss(tmp_path):
     assert figures["distance_last"] < figures["distance_first"]
     assert figures["clips"] == 3 and figures["teacher_seconds"] > 0
     assert model.style_names == ("<style array>",)
+    colour = model.network.style_colour
+    assert torch.all(colour >= 0) and float(colour.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert float(colour[:16].sum()) > 0.7  # most of a violin's power lies in the lower half of the mel bands
     result = model.apply(_clip("voice.flac", 1.0))
     assert result.audio.shape == (1, 16000) and np.isfinite(result.audio).all()
     path = model.save(tmp_path / "violin.safetensors")

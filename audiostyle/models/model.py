@@ -23,12 +23,12 @@ from ..pipeline import Result
 from ..pipeline.sources import AudioSource, read_source
 from .grid import RateGrid
 from .network import TransformNet, expected_shapes, validate_architecture
-from .stream import ModelStream
+from .stream import COLOUR_MATCH, ModelStream
 
 __all__ = ["MODEL_FORMAT", "MODEL_VERSION", "StyleModel"]
 
 MODEL_FORMAT = "audiostyle.style_model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 #: Largest sidecar we read: settings, names and training figures are a few kB.
 MAX_SIDECAR_BYTES = 1024 * 1024
 #: Seconds of content per block when a whole file is applied: bounds memory for any length.
@@ -101,7 +101,9 @@ class StyleModel:
             grid_hop=self.config.hop_length,
         )
 
-    def stream(self, sample_rate: int, channels: int = 1, *, input_gain: float = 1.0) -> ModelStream:
+    def stream(
+        self, sample_rate: int, channels: int = 1, *, input_gain: float = 1.0, colour_match: float = COLOUR_MATCH
+    ) -> ModelStream:
         """A stream that stylizes blocks of audio at ``sample_rate`` as they come.
 
         Parameters
@@ -115,6 +117,11 @@ class StyleModel:
             the gain that brings a whole file to the training level; a live stream cannot know
             it in advance, and the default 1 suits material around -20 dBFS RMS (the model was
             trained over +-15 dB around that level).
+        colour_match : float
+            In [0, 1]: how far (in dB) the output's running long-term colour, over about
+            ``COLOUR_SECONDS``, is moved towards the style's (0: the network's output as it is).
+            The network sees a fraction of a second and cannot know a piece's overall colour;
+            this causal stage can.
 
         Returns
         -------
@@ -127,9 +134,15 @@ class StyleModel:
             raise ConfigError(f"channels={channels!r} must be an integer in [1, 64]")
         if not np.isfinite(input_gain) or input_gain <= 0:
             raise ConfigError(f"input_gain={input_gain!r} must be a positive number")
-        return ModelStream(self.network, self.rate_grid(sample_rate), int(channels), input_gain=input_gain)
+        if not isinstance(colour_match, (int, float)) or not 0 <= colour_match <= 1:
+            raise ConfigError(f"colour_match={colour_match!r} must be a number in [0, 1]")
+        return ModelStream(
+            self.network, self.rate_grid(sample_rate), int(channels), input_gain=input_gain, colour_match=colour_match
+        )
 
-    def apply(self, content: AudioSource, *, block_seconds: float | None = None) -> Result:
+    def apply(
+        self, content: AudioSource, *, block_seconds: float | None = None, colour_match: float = COLOUR_MATCH
+    ) -> Result:
         """Stylize a whole content in one pass (block by block, so memory is bounded).
 
         Parameters
@@ -139,6 +152,8 @@ class StyleModel:
         block_seconds : float, optional
             Feed the model this many seconds at a time (default 30); the output is the same
             for any value, up to float rounding.
+        colour_match : float
+            As for :meth:`stream`.
 
         Returns
         -------
@@ -157,7 +172,7 @@ class StyleModel:
         seconds = APPLY_BLOCK_SECONDS if block_seconds is None else float(block_seconds)
         if not np.isfinite(seconds) or seconds <= 0:
             raise ConfigError(f"block_seconds={block_seconds!r} must be a positive number")
-        stream = self.stream(rate, audio.shape[0], input_gain=analysis_gain(audio))
+        stream = self.stream(rate, audio.shape[0], input_gain=analysis_gain(audio), colour_match=colour_match)
         block = max(1, int(seconds * rate))
         pieces = [stream.process(audio[:, begin : begin + block]) for begin in range(0, audio.shape[-1], block)]
         pieces.append(stream.flush())
@@ -247,6 +262,9 @@ class StyleModel:
         tensors = checked_tensors(path, read_tensors(path), expected)
         if not (tensors["band_std"] > 0).all():
             raise WeightsError(f"{path}: tensor 'band_std' must be > 0")
+        colour = tensors["style_colour"]
+        if (colour < 0).any() or not (float(colour.sum()) == 0 or abs(float(colour.sum()) - 1) < 1e-3):
+            raise WeightsError(f"{path}: tensor 'style_colour' must be shares (>= 0, summing to 1) or all zero")
         network = TransformNet(architecture)
         network.load_state_dict(tensors, strict=False)
         names = sidecar.get("styles", [])

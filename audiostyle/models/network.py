@@ -77,6 +77,7 @@ def expected_shapes(architecture: Mapping[str, Any]) -> dict[str, tuple[int, ...
     shapes: dict[str, tuple[int, ...]] = {
         "band_mean": (bands,),
         "band_std": (bands,),
+        "style_colour": (bands,),
         "input.weight": (channels, bands, 1),
         "input.bias": (channels,),
     }
@@ -138,6 +139,7 @@ class TransformNet(torch.nn.Module):
 
     band_mean: torch.Tensor
     band_std: torch.Tensor
+    style_colour: torch.Tensor
     bands: torch.Tensor
     spread: torch.Tensor
 
@@ -151,6 +153,8 @@ class TransformNet(torch.nn.Module):
         self.register_buffer("spread", _spread(filters), persistent=False)
         self.register_buffer("band_mean", torch.zeros(bands))
         self.register_buffer("band_std", torch.ones(bands))
+        # The style's long-term power per band as shares of its total; zeros: none is known.
+        self.register_buffer("style_colour", torch.zeros(bands))
         self.input = torch.nn.Conv1d(bands, channels, 1)
         self.blocks = torch.nn.ModuleList(_Block(channels, kernel, d) for d in architecture["dilations"])
         self.output = torch.nn.Conv1d(channels, 2 * bands, 1)  # gain, then noise, per band

@@ -1,4 +1,4 @@
-"""Block-by-block application of a style model: STFT, causal gains, overlap-add.
+"""Block-by-block application of a style model: STFT, causal gains and colour match, overlap-add.
 
 The one engine behind both :meth:`StyleModel.apply` (the whole signal as large blocks) and
 :meth:`StyleModel.stream` (whatever blocks arrive): frames are cut from a zero-padded input as
@@ -22,7 +22,18 @@ from ..dsp.stft import hann_window
 from .grid import RateGrid
 from .network import TransformNet
 
-__all__ = ["NOISE_FRAMES", "ModelStream", "PEAK_CEILING", "noise_phases", "soft_limit"]
+__all__ = [
+    "COLOUR_MATCH",
+    "COLOUR_OCTAVES",
+    "COLOUR_SECONDS",
+    "MAX_COLOUR_DB",
+    "NOISE_FRAMES",
+    "PEAK_CEILING",
+    "ModelStream",
+    "colour_smoothing",
+    "noise_phases",
+    "soft_limit",
+]
 
 #: Frames of the fixed random-phase table the added noise cycles through (about 12 s at the
 #: default hop): far too long to hear repeat, and the same for every stream of a model.
@@ -31,6 +42,16 @@ NOISE_FRAMES = 512
 #: quarter of their power; the table is scaled so that the noise re-analyses at the level the
 #: network asked for.
 NOISE_SCALE = 2.0
+#: Default share of the way (in dB) the output's long-term band colour is moved to the style's.
+COLOUR_MATCH = 0.5
+#: Time constant of the output's running colour: long enough to be the piece's colour, not a note's.
+COLOUR_SECONDS = 2.0
+#: Width of the colour match's frequency smoothing: a third of an octave, about a critical band.
+COLOUR_OCTAVES = 1 / 3
+#: Most the colour match may raise or lower a band (dB).
+MAX_COLOUR_DB = 12.0
+#: Frames per vectorised step of the running colour; bounds the growth of its exponential weights.
+_COLOUR_CHUNK = 256
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,6 +99,7 @@ class ModelStream:
         channels: int,
         *,
         input_gain: float = 1.0,
+        colour_match: float = COLOUR_MATCH,
         device: torch.device | None = None,
     ) -> None:
         self.network = network
@@ -99,6 +121,9 @@ class ModelStream:
         # The network's levels are the grid's at input_gain; the noise goes back to this input's.
         self._noise_unit = 1.0 / (grid.scale * self.input_gain)
         self._frames_done = 0
+        self._colour = _RunningColour(
+            network.style_colour, colour_smoothing(network), colour_match, COLOUR_SECONDS * grid.sample_rate / grid.hop_length
+        )
         # The grid's bands read from this rate's bins, and band values spread back onto them.
         with torch.no_grad():
             self._analysis = grid.reading(network.bands)  # (bands, bins here)
@@ -180,6 +205,9 @@ class ModelStream:
             shaped = parts * torch.exp(gains[0].T @ self._synthesis.T)[..., None]
             level = torch.exp(noise[0].T @ self._synthesis.T).mul_(self._noise_unit)
             shaped.addcmul_(added, level[..., None])
+            if self._colour.active:
+                power = shaped.square().sum(-1).mean(0) @ self._analysis.T  # (count, bands)
+                shaped *= torch.exp(self._colour.log_gains(power) @ self._synthesis.T)[..., None]
             pieces = torch.fft.irfft(torch.view_as_complex(shaped), n=n_fft, dim=-1) * self._window  # (channels, count, n_fft)
         self._overlap_add(pieces.cpu(), count)
         self._pending = self._pending[:, count * hop :]
@@ -214,3 +242,58 @@ class ModelStream:
         out = done[:, skip:].numpy()
         self._released += out.shape[1]
         return soft_limit(out)
+
+
+def colour_smoothing(network: TransformNet) -> torch.Tensor:
+    """(bands, bands): each band's mean over the bands within a sixth of an octave of its centre.
+
+    Colour is a spectral envelope: compared at the mel bands' own resolution, which splits single
+    harmonics at low frequencies, a colour match would impose the style's pitches as a comb.
+    """
+    bins = torch.arange(network.n_freq, dtype=torch.float64, device=network.bands.device)
+    weights = network.bands.double()
+    centres = (weights @ bins) / weights.sum(-1).clamp_min(1e-12)
+    octaves = torch.log2(centres.clamp_min(0.5))
+    near = ((octaves[:, None] - octaves[None, :]).abs() <= COLOUR_OCTAVES / 2).double()
+    return (near / near.sum(-1, keepdim=True)).to(network.bands.dtype)
+
+
+class _RunningColour:
+    """Causal colour match: per-band gains that move the output's running colour towards the style's.
+
+    A network that sees a fraction of a second of its content cannot know the content's
+    long-term colour, which the per-clip optimisation matches over the whole clip; this stage
+    can. For each frame it keeps an exponentially weighted mean of the output's band powers
+    (normalised by the weight so far, so the first frames count fully) and returns the log
+    magnitude gains that move that mean's shares ``strength`` of the way, in dB, to the style's.
+    The state is carried from block to block, so a stream equals a file.
+    """
+
+    def __init__(self, style_colour: torch.Tensor, smoothing: torch.Tensor, strength: float, time_constant_frames: float) -> None:
+        self.smoothing = smoothing
+        self.target = torch.log((smoothing @ style_colour).clamp_min(1e-12))
+        self.active = bool(strength > 0 and style_colour.sum() > 0)
+        self.exponent = 0.5 * float(strength)  # power shares -> magnitude gains
+        self.decay = float(np.exp(-1.0 / max(time_constant_frames, 1.0)))
+        self.limit = MAX_COLOUR_DB * np.log(10.0) / 20.0
+        self._sum = torch.zeros_like(style_colour, dtype=torch.float64)
+        self._weight = 0.0
+
+    def log_gains(self, power: torch.Tensor) -> torch.Tensor:
+        """``(frames, bands)`` output band powers -> ``(frames, bands)`` natural-log magnitude gains."""
+        means = torch.cat([self._advance(chunk) for chunk in power.split(_COLOUR_CHUNK)]) @ self.smoothing.T
+        total = means.sum(-1, keepdim=True)
+        shares = torch.log(means.clamp_min(1e-30)) - torch.log(total.clamp_min(1e-30))
+        gains = (self.exponent * (self.target - shares)).clamp(-self.limit, self.limit)
+        # Before anything is heard there is no colour to correct.
+        return torch.where(total > 1e-20, gains, torch.zeros_like(gains)).to(power.dtype)
+
+    def _advance(self, power: torch.Tensor) -> torch.Tensor:
+        """The running means after each of these frames: one cumulative sum with exponential weights."""
+        steps = torch.arange(1, power.shape[0] + 1, dtype=torch.float64, device=power.device)
+        growth = self.decay ** -steps  # at most decay ** -_COLOUR_CHUNK
+        sums = (torch.cumsum(power.double() * growth[:, None], dim=0) + self._sum.to(power.device)) / growth[:, None]
+        weights = (self._weight + torch.cumsum(growth, dim=0)) / growth
+        self._sum = sums[-1].cpu()
+        self._weight = float(weights[-1])
+        return (sums / weights[:, None]).to(power.dtype)

@@ -9,7 +9,8 @@ distance of ``log1p`` magnitudes over random crops (knowledge distillation). Fit
 teacher's outputs, rather than the objective itself, is cheaper per step and generalised
 better to held-out contents at the same wall-clock budget (docs/models.md has the figures).
 The network sees each crop at a random level (+-15 dB) while its target stays at the analysis
-level, so the gains it learns do not depend on how loud the content is.
+level, so the gains it learns do not depend on how loud the content is. The model also keeps the
+style's long-term band colour, which its stream's colour match moves the output towards.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def train_style_model(
     training, validation = _split(taught)
     network = _new_network(config, architecture, seed).to(device)
     _fit_band_levels(network, training)
+    _set_style_colour(network, prepared, config)
     generator = torch.Generator().manual_seed(seed)
     validation_batch = _crops(validation, VALIDATION_CROPS, generator, network.context)
     trainer = _Trainer(network, device)
@@ -213,6 +215,21 @@ def _fit_band_levels(network: TransformNet, clips: list[TrainingClip]) -> None:
     )
     network.band_mean.copy_(levels.mean(-1))
     network.band_std.copy_(levels.std(-1).clamp_min(0.05))
+
+
+@torch.no_grad()
+def _set_style_colour(network: TransformNet, prepared: PreparedStyle, config: StyleConfig) -> None:
+    """Store the styles' blended long-term power per band, as shares, for the colour match at apply time."""
+    weights = prepared.weights or (1.0,) * len(prepared.styles)
+    colour = torch.zeros(network.style_colour.shape, dtype=torch.float64)
+    for style, weight in zip(prepared.styles, weights):
+        spectrum = analyze(style.waveform, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length)
+        power = linear_magnitude(spectrum.log_magnitude.cpu()).double().square().mean(dim=(0, -1))
+        bands = network.bands.cpu().double() @ power
+        if float(bands.sum()) > 0:
+            colour += weight * bands / bands.sum()
+    if float(colour.sum()) > 0:
+        network.style_colour.copy_((colour / colour.sum()).to(network.style_colour))
 
 
 def _crops(
