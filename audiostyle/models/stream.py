@@ -271,7 +271,8 @@ class _RunningColour:
 
     def __init__(self, style_colour: torch.Tensor, smoothing: torch.Tensor, strength: float, time_constant_frames: float) -> None:
         self.smoothing = smoothing
-        self.target = torch.log((smoothing @ style_colour).clamp_min(1e-12))
+        smoothed = smoothing @ style_colour  # as the output's shares are measured, so only colour differs
+        self.target = torch.log(smoothed.clamp_min(1e-30)) - torch.log(smoothed.sum().clamp_min(1e-30))
         self.active = bool(strength > 0 and style_colour.sum() > 0)
         self.exponent = 0.5 * float(strength)  # power shares -> magnitude gains
         self.decay = float(np.exp(-1.0 / max(time_constant_frames, 1.0)))
