@@ -43,8 +43,7 @@ are rounded to four decimals.
 
 Every clip is mixed to mono, resampled to 16 kHz and scaled to one RMS level, so neither its
 rate nor its level enters a figure; only its first :data:`MAX_SECONDS` seconds are analysed,
-which bounds the work for any input (a file is still decoded whole, within the limits of
-:func:`audiostyle.io.load_audio`, then cut). Read the style figure as "matches this very clip": a
+which bounds the work for any input (of a file, only that head is decoded). Read the style figure as "matches this very clip": a
 run that took the instrument but kept the notes sits below 1 on it, and the content figure
 cannot tell a melody carried well from one played by another instrument.
 """
@@ -251,7 +250,7 @@ def _mono(source: Source, max_seconds: float) -> np.ndarray:
             raise ConfigError(f"waveform shape={audio.shape} must be (samples,) or (channels, samples), not empty")
         audio = audio.reshape(-1, audio.shape[-1])
     elif isinstance(source, (str, os.PathLike)):
-        audio, rate = load_audio(source, mono=True)
+        audio, rate = load_audio(source, mono=True, max_seconds=max_seconds)
     else:
         raise TypeError(f"a clip must be a path or a (waveform, sample_rate) pair, not {type(source).__name__}")
     # Cut before anything else, so the work never depends on the input's length.

@@ -517,3 +517,23 @@ def test_corpus_files_load():
             assert rate == int(row["sample_rate"]), path.name
             assert audio.shape[0] == int(row["channels"]), path.name
             assert audio.shape[1] / rate == pytest.approx(float(row["duration_s"]), abs=0.05)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_max_seconds_decodes_only_the_head_and_checks_only_it(tmp_path: Path, subtype: str) -> None:
+    path = tmp_path / "long.flac" if subtype == "PCM_16" else tmp_path / "long.wav"
+    rng = np.random.default_rng(0)
+    sf.write(path, (0.1 * rng.standard_normal((48000 * 12, 2))).astype(np.float32), 48000, subtype=subtype)
+    whole, _ = load_audio(path)
+    head, rate = load_audio(path, max_seconds=2.5)
+    assert rate == 48000 and head.shape == (2, 120000)
+    np.testing.assert_array_equal(head, whole[:, :120000])
+    # The whole file is over max_duration, its head is not: the head is read, the file refused.
+    with pytest.raises(AudioFileError, match="over the 10 s limit"):
+        load_audio(path, max_duration=10)
+    assert load_audio(path, max_duration=10, max_seconds=5, mono=True)[0].shape == (1, 240000)
+    # Longer than the file: the whole file; resampled heads keep their length.
+    assert load_audio(path, max_seconds=60)[0].shape == whole.shape
+    assert load_audio(path, 16000, max_seconds=1.0)[0].shape == (2, 16000)
+    with pytest.raises(ConfigError, match="max_seconds"):
+        load_audio(path, max_seconds=0)

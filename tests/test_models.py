@@ -345,6 +345,23 @@ def test_training_skips_unreadable_contents_and_refuses_bad_settings(tmp_path, c
         train_style_model(_clip("violin.wav", 1.0), [broken], CONFIG, generic=False)
 
 
+def test_training_reads_only_the_head_of_a_long_file(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from audiostyle.models import training_data
+
+    long = tmp_path / "long.flac"
+    rng = np.random.default_rng(0)
+    sf.write(long, (0.1 * rng.standard_normal(22050 * 40)).astype(np.float32), 22050)
+    asked = []
+    real = training_data.load_audio
+    monkeypatch.setattr(training_data, "load_audio", lambda *a, **k: asked.append(k) or real(*a, **k))
+    # Over the settings' max_duration as a whole file, yet its first seconds are read.
+    clips = training_data.load_clips([long], CONFIG.replace(max_duration=30.0), generic=False)
+    assert asked == [{"max_seconds": training_data.MAX_SECONDS_PER_FILE}]
+    assert len(clips) == 1 and clips[0].waveform.shape == (1, int(training_data.EXCERPT_SECONDS * CONFIG.sample_rate))
+
+
 @pytest.mark.parametrize("rate", [16000, 44100, 48000])
 def test_reading_bands_at_a_rate_equals_reading_them_on_the_grid(rate):
     grid = RateGrid.at(rate, grid_rate=22050, grid_n_fft=2048, grid_hop=512)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,12 +219,14 @@ def _downmix(block: np.ndarray, *, out: np.ndarray) -> None:
     out /= block.shape[1]
 
 
-def _decode(handle: sf.SoundFile, path: Path, info: AudioInfo, *, mono: bool, budget: _Budget) -> np.ndarray:
-    """The whole file as ``(channels, frames)`` float32, never more than ``budget.frames`` long."""
+def _decode(
+    handle: sf.SoundFile, path: Path, info: AudioInfo, *, mono: bool, budget: _Budget, stop: int | None = None
+) -> np.ndarray:
+    """The file (its first ``stop`` frames, if given) as ``(channels, frames)`` float32, never more than ``budget.frames`` long."""
     out_channels = 1 if mono else info.channels
     audio = _allocate(path, out_channels, min(info.frames, budget.frames))
     filled = 0
-    for chunk in _blocks(handle, path, budget.frames + 1):
+    for chunk in _blocks(handle, path, budget.frames + 1 if stop is None else min(stop, budget.frames)):
         end = filled + len(chunk)
         if end > audio.shape[1]:
             if end > budget.frames:
@@ -315,6 +317,7 @@ def load_audio(
     mono: bool = False,
     max_duration: float | None = None,
     max_bytes: int = MAX_DECODED_BYTES,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as a float32 ``(channels, samples)`` waveform.
 
@@ -339,6 +342,10 @@ def load_audio(
     max_bytes : int
         Refuse files that would take more than this many bytes once decoded (and
         resampled); default ``MAX_DECODED_BYTES`` (2 GiB).
+    max_seconds : float or None
+        Decode only the file's first ``max_seconds``; the rest is never read. The duration
+        and memory checks then apply to that head, so a long file is not refused for a
+        length that is never decoded. None reads the whole file.
 
     Returns
     -------
@@ -355,8 +362,8 @@ def load_audio(
         sample rate over 384 kHz, or would decode to more than ``max_bytes`` or than the
         memory free.
     ConfigError
-        If ``sample_rate`` or ``max_bytes`` is not a positive integer or ``max_duration``
-        not a positive number.
+        If ``sample_rate`` or ``max_bytes`` is not a positive integer or ``max_duration`` or
+        ``max_seconds`` not a positive number.
 
     See Also
     --------
@@ -375,9 +382,13 @@ def load_audio(
     if max_duration is not None:
         max_duration = positive_seconds("max_duration", max_duration)
     max_bytes = positive_int("max_bytes", max_bytes)
+    if max_seconds is not None:
+        max_seconds = positive_seconds("max_seconds", max_seconds)
     path = Path(path)
     with _open_for_reading(path) as handle:
         info = _header(path, handle)
+        if max_seconds is not None:
+            info = replace(info, frames=min(info.frames, max(1, math.ceil(max_seconds * info.sample_rate))))
         budget = _decode_budget(
             path,
             info,
@@ -386,7 +397,7 @@ def load_audio(
             max_duration=max_duration,
             max_bytes=max_bytes,
         )
-        audio = _decode(handle, path, info, mono=mono, budget=budget)
+        audio = _decode(handle, path, info, mono=mono, budget=budget, stop=None if max_seconds is None else info.frames)
     if sample_rate is not None and sample_rate != info.sample_rate:
         return resample(audio, info.sample_rate, sample_rate), sample_rate
     return audio, info.sample_rate

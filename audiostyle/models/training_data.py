@@ -1,7 +1,7 @@
 """The content a style model trains on: the user's clips (files or folders) and the shipped generic set.
 
-Every file is read once, as mono at the model's working rate and at the analysis level, and an
-excerpt of at most ``EXCERPT_SECONDS`` is kept (waveform and log-magnitude): training stylizes
+Every file is read once (its first ``MAX_SECONDS_PER_FILE`` only), as mono at the model's working
+rate and at the analysis level, and an excerpt of at most ``EXCERPT_SECONDS`` is kept (waveform and log-magnitude): training stylizes
 excerpts per clip as the model's targets, then crops them. What one call may read is bounded:
 at most ``MAX_FILES`` files (a seeded sample of a larger library) and ``MAX_SECONDS_PER_FILE``
 of each.
@@ -23,6 +23,7 @@ from ..dsp.levels import normalise_level
 from ..dsp.resample import resample
 from ..dsp.stft import analyze
 from ..errors import AudioFileError, ConfigError
+from ..io import load_audio
 from ..pipeline.sources import AudioSource, read_source
 
 __all__ = [
@@ -94,8 +95,13 @@ def _expand(sources: Iterable[AudioSource]) -> list[AudioSource]:
 
 
 def _read_clip(source: AudioSource, config: StyleConfig, rng: random.Random) -> tuple[str, np.ndarray]:
-    limited = config.replace(max_duration=max(config.max_duration, MAX_SECONDS_PER_FILE))
-    name, audio, rate, _ = read_source(source, limited, "content")
+    if isinstance(source, (str, os.PathLike)):
+        # Only the head is decoded: a long file costs what a 20 s one does, and is not refused.
+        name = os.fspath(source)
+        audio, rate = load_audio(name, max_seconds=MAX_SECONDS_PER_FILE)
+    else:
+        limited = config.replace(max_duration=max(config.max_duration, MAX_SECONDS_PER_FILE))
+        name, audio, rate, _ = read_source(source, limited, "content")
     audio = audio[:, : int(MAX_SECONDS_PER_FILE * rate)]
     spare = audio.shape[-1] - int(EXCERPT_SECONDS * rate)
     begin = rng.randrange(spare + 1) if spare > 0 else 0
