@@ -21,6 +21,7 @@ from ..io.write import atomic_write
 from ..networks.weights_file import check_file_size, checked_tensors, read_json, read_tensors
 from ..pipeline import Result
 from ..pipeline.sources import AudioSource, read_source
+from ..validation import is_number
 from .grid import RateGrid
 from .network import TransformNet, expected_shapes, validate_architecture
 from .stream import COLOUR_MATCH, ModelStream
@@ -134,7 +135,7 @@ class StyleModel:
             raise ConfigError(f"channels={channels!r} must be an integer in [1, 64]")
         if not np.isfinite(input_gain) or input_gain <= 0:
             raise ConfigError(f"input_gain={input_gain!r} must be a positive number")
-        if not isinstance(colour_match, (int, float)) or not 0 <= colour_match <= 1:
+        if not is_number(colour_match) or not 0 <= colour_match <= 1:
             raise ConfigError(f"colour_match={colour_match!r} must be a number in [0, 1]")
         return ModelStream(
             self.network, self.rate_grid(sample_rate), int(channels), input_gain=input_gain, colour_match=colour_match

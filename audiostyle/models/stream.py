@@ -250,8 +250,8 @@ def colour_smoothing(network: TransformNet) -> torch.Tensor:
     Colour is a spectral envelope: compared at the mel bands' own resolution, which splits single
     harmonics at low frequencies, a colour match would impose the style's pitches as a comb.
     """
-    bins = torch.arange(network.n_freq, dtype=torch.float64, device=network.bands.device)
-    weights = network.bands.double()
+    bins = torch.arange(network.n_freq, dtype=torch.float64)
+    weights = network.bands.detach().cpu().double()  # float64 on the CPU: not every device has it
     centres = (weights @ bins) / weights.sum(-1).clamp_min(1e-12)
     octaves = torch.log2(centres.clamp_min(0.5))
     near = ((octaves[:, None] - octaves[None, :]).abs() <= COLOUR_OCTAVES / 2).double()
@@ -277,7 +277,7 @@ class _RunningColour:
         self.exponent = 0.5 * float(strength)  # power shares -> magnitude gains
         self.decay = float(np.exp(-1.0 / max(time_constant_frames, 1.0)))
         self.limit = MAX_COLOUR_DB * np.log(10.0) / 20.0
-        self._sum = torch.zeros_like(style_colour, dtype=torch.float64)
+        self._sum = torch.zeros(style_colour.shape, dtype=torch.float64)
         self._weight = 0.0
 
     def log_gains(self, power: torch.Tensor) -> torch.Tensor:
@@ -290,11 +290,14 @@ class _RunningColour:
         return torch.where(total > 1e-20, gains, torch.zeros_like(gains)).to(power.dtype)
 
     def _advance(self, power: torch.Tensor) -> torch.Tensor:
-        """The running means after each of these frames: one cumulative sum with exponential weights."""
-        steps = torch.arange(1, power.shape[0] + 1, dtype=torch.float64, device=power.device)
+        """The running means after each of these frames: one cumulative sum with exponential weights.
+
+        In float64 on the CPU (a few hundred frames of band powers; not every device has float64).
+        """
+        steps = torch.arange(1, power.shape[0] + 1, dtype=torch.float64)
         growth = self.decay ** -steps  # at most decay ** -_COLOUR_CHUNK
-        sums = (torch.cumsum(power.double() * growth[:, None], dim=0) + self._sum.to(power.device)) / growth[:, None]
+        sums = (torch.cumsum(power.cpu().double() * growth[:, None], dim=0) + self._sum) / growth[:, None]
         weights = (self._weight + torch.cumsum(growth, dim=0)) / growth
-        self._sum = sums[-1].cpu()
+        self._sum = sums[-1]
         self._weight = float(weights[-1])
-        return (sums / weights[:, None]).to(power.dtype)
+        return (sums / weights[:, None]).to(power.device, power.dtype)
