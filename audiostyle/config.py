@@ -170,6 +170,16 @@ class StyleConfig:
         Weight of the content's onset contour (>= 0; 0 turns it off): keeps where its notes
         start while the spectrum takes the style (see :class:`audiostyle.objective.OnsetContour`).
         Scaled with the content weight by ``strength``.
+    pre_echo_db : float
+        Deepest cut in dB (0..60; 0 turns it off) of the pre-echo suppression after the
+        waveform is rebuilt: where the output's energy starts within a window before the
+        content's onsets, it is turned down to follow the content's timing (see
+        :mod:`audiostyle.dsp.pre_echo`). Content runs only; loops and textures have no onsets
+        to follow.
+    colour_match : float
+        Share of the way (0..1, in dB; 0 turns it off) the output's long-term colour, its
+        spectrum smoothed over two octaves, is moved to the style's by one fixed equaliser
+        over the whole output; level stays (see :mod:`audiostyle.dsp.colour`).
     """
 
     sample_rate: int = 22050
@@ -207,6 +217,8 @@ class StyleConfig:
     split_floor: float = 0.3
     fine_structure_weight: float = 0.0
     onset_weight: float = 0.0
+    pre_echo_db: float = 0.0
+    colour_match: float = 0.0
 
     def __post_init__(self) -> None:
         self._store_plain_values()
@@ -342,6 +354,14 @@ class StyleConfig:
             f"(content_weight={self.content_weight}, style_weight={self.style_weight})",
         )
         require(isinstance(self.loop, bool), f"loop={self.loop!r} must be True or False")
+        require(
+            is_number(self.pre_echo_db) and 0 <= self.pre_echo_db <= 60,
+            f"pre_echo_db={self.pre_echo_db!r} must be a number of dB in [0, 60]",
+        )
+        require(
+            is_number(self.colour_match) and 0 <= self.colour_match <= 1,
+            f"colour_match={self.colour_match!r} must be a number in [0, 1]",
+        )
         require(isinstance(self.full_band, bool), f"full_band={self.full_band!r} must be True or False")
         require(
             is_number(self.segment_seconds) and 1 <= self.segment_seconds <= 3600,
@@ -417,8 +437,9 @@ class StyleConfig:
             data.pop("history_size")
         if not data["full_band"]:
             data.pop("full_band")
-        if not data["onset_weight"]:
-            data.pop("onset_weight")
+        for name in ("onset_weight", "pre_echo_db", "colour_match"):
+            if not data[name]:
+                data.pop(name)
         if data["style_view"] == "spectrum":
             # Without the envelope view its settings change nothing.
             for name in ("style_view", "envelope_resolution_hz", "split_floor", "fine_structure_weight"):
@@ -441,6 +462,8 @@ _DEFAULT = StyleConfig(
     griffin_lim_iters=8,
     refine_steps=20,
     history_size=5,
+    pre_echo_db=18.0,
+    colour_match=0.5,
 )
 
 PRESETS: dict[str, StyleConfig] = {

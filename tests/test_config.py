@@ -51,6 +51,8 @@ INVALID = {
     "split_floor": [0, 101, float("nan")],
     "fine_structure_weight": [-1, float("nan"), 2e9],
     "onset_weight": [-1, float("nan"), 2e9],
+    "pre_echo_db": [-1, float("nan"), 61, "18"],
+    "colour_match": [-0.1, 1.5, float("nan"), "0.5"],
     "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
 }
 
@@ -86,6 +88,8 @@ CHANGED = {
     "refine_steps": 5,
     "style_view": "envelope",
     "onset_weight": 2.0,
+    "pre_echo_db": 12.0,
+    "colour_match": 0.25,
 }
 #: Settings of the envelope view only: they change the output (and digest) with style_view="envelope".
 ENVELOPE_ONLY = {"envelope_resolution_hz": 400.0, "split_floor": 0.1, "fine_structure_weight": 10.0}
@@ -174,6 +178,7 @@ def test_default_preset_is_the_tuned_config():
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
         texture_weight=2.0, envelope_weight=5.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
+            pre_echo_db=18.0, colour_match=0.5,
     )
 
 

@@ -27,7 +27,7 @@ HOP, N_FFT, WORK = 64, 256, 16000
 
 
 def _run(waveform, rate=WORK, offsets=None, overlap=16, gain=1.0, progress=None):
-    calls = {"n": 0, "max_frames": 0, "levels": []}
+    calls = {"n": 0, "max_frames": 0, "levels": [], "follow": []}
 
     def analyse(part):
         calls["levels"].append(float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))))
@@ -49,7 +49,12 @@ def _run(waveform, rate=WORK, offsets=None, overlap=16, gain=1.0, progress=None)
         )
         return piece + (offsets[index] if offsets else 0.0), -30.0
 
-    stages = SimpleNamespace(analyze=analyse, solve=solve, reconstruct=reconstruct)
+    def follow_onsets(piece, part):
+        # Each segment's output is matched with the working-rate content slice it came from.
+        calls["follow"].append((tuple(piece.shape), part.shape))
+        return piece
+
+    stages = SimpleNamespace(analyze=analyse, solve=solve, reconstruct=reconstruct, follow_onsets=follow_onsets)
     out = stylize_waveform_in_segments(
         waveform, stages, sample_rate=rate, working_rate=WORK, gain=gain, hop_length=HOP, segment_length=100,
         overlap=overlap, progress=progress,
@@ -69,6 +74,7 @@ def test_identity_segments_rebuild_the_waveform_exactly():
     # One segment, its closing frame and a margin of 8 hops on each side at a time.
     assert calls["max_frames"] <= 101 + 2 * 8
     assert abs(result.convergence + 30.0) < 1e-6 and result.evaluations == calls["n"]
+    assert len(calls["follow"]) == calls["n"] and all(piece == part for piece, part in calls["follow"])
     assert [s for s, _ in steps] == sorted(s for s, _ in steps) and steps[-1][0] == steps[-1][1]
 
 

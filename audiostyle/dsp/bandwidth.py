@@ -16,7 +16,7 @@ length of the audio beyond the output itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,14 +24,22 @@ import torch
 from .resample import resample
 from .stft import hann_window, istft, stft
 
-__all__ = ["crossover_hz", "band_stft_size", "long_term_power", "style_band_power", "extend_bandwidth"]
+__all__ = [
+    "band_stft_size",
+    "crossover_hz",
+    "edit_spectrum_in_place",
+    "extend_bandwidth",
+    "long_term_power",
+    "style_band_power",
+]
 
 #: Where the copied band starts, as a share of the working Nyquist frequency: below the
 #: resampler's transition band, so the copy starts where the solved band is still whole.
 CROSSOVER = 0.9
 #: Width of the linear crossfade between the solved band and the copy, as a share of the crossover.
 FADE = 0.08
-#: Frequency smoothing of the long-term spectra (bins on each side): shapes, not partials.
+#: Frequency smoothing of the long-term spectra in the rebuild (bins on each side): shapes,
+#: not partials.
 SMOOTHING_BINS = 8
 #: Lower edge of the band whose level anchors the rebuilt band's level, in Hz.
 BODY_LOW_HZ = 1000.0
@@ -53,7 +61,7 @@ def band_stft_size(sample_rate: int) -> int:
 
 
 def long_term_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
-    """Mean power per STFT bin over all whole frames and channels, smoothed over frequency.
+    """Mean power per STFT bin over all whole frames and channels.
 
     Only frames that lie wholly inside the audio count: a frame padded with zeros past an
     edge sees a cut, whose broadband click would pass for the top band of a dark style.
@@ -85,7 +93,7 @@ def long_term_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
         total += power.sum(dim=(0, 1)).numpy()
         frames += power.shape[0] * power.shape[1]
         del piece, spectrum, power  # one chunk's buffers alive at a time
-    return _smooth(total / max(frames, 1))
+    return total / max(frames, 1)
 
 
 def _smooth(power: np.ndarray) -> np.ndarray:
@@ -178,7 +186,8 @@ def extend_bandwidth(
         return audio
 
     sources = _copy_sources(n_bins, begin, shift)
-    output_power = long_term_power(audio, n_fft)
+    style_power = _smooth(style_power)
+    output_power = _smooth(long_term_power(audio, n_fft))
     # The level comes from the whole solved band, not the octave just below the crossover:
     # where the solve left that octave louder or quieter than the style has it, the new band
     # still keeps the style's balance against the body of the sound.
@@ -194,8 +203,41 @@ def extend_bandwidth(
     keep_t = torch.from_numpy((1.0 - fade).astype(np.float32))[:, None]
     sources_t = torch.from_numpy(sources)
 
-    # In place, chunk by chunk: each chunk reads its context from the unchanged samples
-    # ahead of it and from a saved copy of the ones just behind it.
+    def rebuild(spec: torch.Tensor) -> torch.Tensor:
+        spec[:, begin:, :] = spec[:, begin:, :] * keep_t + spec[:, sources_t, :] * gain_t
+        return spec
+
+    return edit_spectrum_in_place(audio, n_fft, rebuild, circular=circular)
+
+
+def edit_spectrum_in_place(
+    audio: np.ndarray, n_fft: int, edit: Callable[[torch.Tensor], torch.Tensor], *, circular: bool = False
+) -> np.ndarray:
+    """Apply ``edit`` to the STFT of ``audio`` chunk by chunk and write the result back in place.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(channels, samples), dtype=float32]
+        Changed in place and returned.
+    n_fft : int
+        STFT size (Hann window, hop ``n_fft // 4``).
+    edit : callable
+        ``edit(spec)`` takes a chunk's complex STFT [shape=(channels, bins, frames)] and
+        returns the edited one (it may edit in place). It must act on each frame alone
+        (a gain per bin, a copy across bins), so that chunks join seamlessly.
+    circular : bool
+        The audio is a loop: the chunks at the ends read their context across the seam.
+
+    Returns
+    -------
+    np.ndarray
+        ``audio``.
+    """
+    hop = n_fft // 4
+    if audio.shape[-1] < n_fft:
+        return audio
+    # Each chunk reads its context from the unchanged samples ahead of it and from a saved
+    # copy of the ones just behind it.
     length = audio.shape[-1]
     head = audio[:, :n_fft].copy()
     behind = audio[:, length - n_fft :].copy() if circular else audio[:, :0].copy()
@@ -205,8 +247,7 @@ def extend_bandwidth(
         if circular and keep_end + n_fft > length:
             ahead = np.concatenate([ahead, head[:, : keep_end + n_fft - length]], axis=1)
         piece = torch.from_numpy(np.concatenate([behind, ahead], axis=1).astype(np.float32, copy=False))
-        spec = stft(piece, n_fft=n_fft, hop_length=hop)
-        spec[:, begin:, :] = spec[:, begin:, :] * keep_t + spec[:, sources_t, :] * gain_t
+        spec = edit(stft(piece, n_fft=n_fft, hop_length=hop))
         wave = istft(spec, n_fft=n_fft, hop_length=hop, length=piece.shape[-1]).numpy()
         offset = behind.shape[-1]
         behind = audio[:, max(0, keep_end - n_fft) : keep_end].copy()

@@ -18,6 +18,7 @@ import functools
 import numpy as np
 import torch
 
+from ..dsp.colour import MAX_COLOUR_DB
 from ..dsp.stft import hann_window
 from .grid import RateGrid
 from .network import TransformNet
@@ -48,8 +49,6 @@ COLOUR_MATCH = 0.5
 COLOUR_SECONDS = 2.0
 #: Width of the colour match's frequency smoothing: a third of an octave, about a critical band.
 COLOUR_OCTAVES = 1 / 3
-#: Most the colour match may raise or lower a band (dB).
-MAX_COLOUR_DB = 12.0
 #: Frames per vectorised step of the running colour; bounds the growth of its exponential weights.
 _COLOUR_CHUNK = 256
 

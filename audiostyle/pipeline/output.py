@@ -8,13 +8,14 @@ import numpy as np
 
 from ..config import StyleConfig
 from ..dsp.bandwidth import extend_bandwidth, style_band_power
+from ..dsp.colour import match_colour
 from ..dsp.levels import all_finite, fit_length, match_loudness
 from ..dsp.loop import resample_loop
 from ..dsp.resample import resample
 from ..errors import NumericalError
 from .sources import Audio
 
-__all__ = ["finish_output", "full_band", "texture_at_rate"]
+__all__ = ["finish_output", "full_band", "match_style_colour", "texture_at_rate"]
 
 
 def texture_at_rate(audio: np.ndarray, config: StyleConfig, rate: int) -> np.ndarray:
@@ -43,6 +44,13 @@ def full_band(audio: np.ndarray, rate: int, band_power: BandPower, config: Style
     return extend_bandwidth(audio, rate, config.sample_rate, band_power(rate), circular=config.loop)
 
 
+def match_style_colour(audio: np.ndarray, rate: int, band_power: BandPower, config: StyleConfig) -> np.ndarray:
+    """The output with its long-term colour moved ``config.colour_match`` of the way to the styles'."""
+    if not config.colour_match:
+        return audio
+    return match_colour(audio, rate, band_power(rate), config.colour_match, circular=config.loop)
+
+
 def finish_output(
     audio: np.ndarray,
     content: Audio | None,
@@ -52,7 +60,7 @@ def finish_output(
     lap: Callable[[str], None],
 ) -> tuple[np.ndarray, int]:
     """The output audio and its rate: at the content's rate and level (a texture: the first
-    style's), full band when asked, peaks at most -1 dBFS.
+    style's), full band and colour-matched when asked, peaks at most -1 dBFS.
 
     ``audio`` is at the content's rate already for a content, at the working rate for a
     texture; it must be a float32 array the caller owns (levels are matched in place).
@@ -70,6 +78,8 @@ def finish_output(
         audio = texture_at_rate(audio, config, rate)
     audio = full_band(audio, rate, band_power, config)
     lap("full_band")
+    audio = match_style_colour(audio, rate, band_power, config)
+    lap("colour")
     audio = match_loudness(audio, reference, config.loudness)
     if not all_finite(audio):
         raise NumericalError("the reconstructed audio holds NaN or Inf; nothing was written")

@@ -79,6 +79,10 @@ class SegmentStages(Protocol):
         """A better waveform, its spectral convergence in dB and its final losses."""
         ...
 
+    def follow_onsets(self, waveform: torch.Tensor, content: np.ndarray) -> torch.Tensor:
+        """The waveform with its pre-echo before the content's onsets turned down."""
+        ...
+
 
 def segment_frames(segment_seconds: float, sample_rate: int, hop_length: int) -> int:
     """Frames in one segment of ``segment_seconds`` (at least ``4 * MIN_OVERLAP``)."""
@@ -247,7 +251,8 @@ def stylize_waveform_in_segments(
         ``progress(step, total, losses)`` over all segments' steps.
     stage : callable, optional
         ``stage(name)`` after each segment's ``"analyze"``, ``"optimize"``, ``"griffin_lim"``,
-        ``"refine"`` (with ``refine``) and ``"join"`` (resampling back and the overlap-add).
+        ``"refine"`` (with ``refine``), ``"pre_echo"`` and ``"join"`` (resampling back and the
+        overlap-add).
 
     Returns
     -------
@@ -289,6 +294,9 @@ def stylize_waveform_in_segments(
             refined += segment_refined * (stop - start)
             if stage is not None:
                 stage("refine")
+        piece = stages.follow_onsets(piece, part)
+        if stage is not None:
+            stage("pre_echo")
         del magnitude, spec, part
         piece = piece.detach().to("cpu", torch.float32).reshape(channels, -1).numpy()
         piece = resample(piece, working_rate, sample_rate)[:, first - low : last - low]

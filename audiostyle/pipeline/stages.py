@@ -16,6 +16,7 @@ import torch
 from ..config import StyleConfig
 from ..dsp.loop import circular_griffin_lim, circular_stft
 from ..dsp.phase import griffin_lim
+from ..dsp.pre_echo import suppress_pre_echo
 from ..dsp.stft import Spectrogram, analyze, convergence_db, spectral_convergence, stft
 from ..objective import ContentTargets, Objective, StyleStatistics, TextureStatistics
 from ..solver import OptimizationResult, ProgressCallback
@@ -126,3 +127,19 @@ class Stages:
         )
         convergence = spectral_convergence(refined.solution, magnitude, n_fft=config.n_fft, hop_length=config.hop_length)
         return refined.solution, convergence, refined.history[-1]
+
+    def follow_onsets(self, waveform: torch.Tensor, content: np.ndarray) -> torch.Tensor:
+        """``waveform`` with its pre-echo before the content's onsets turned down.
+
+        ``content`` [shape=(channels, samples)] is the working-rate content it was made from;
+        the config's ``pre_echo_db`` of 0 returns ``waveform`` unchanged (see
+        :mod:`audiostyle.dsp.pre_echo`).
+        """
+        config = self.config
+        if not config.pre_echo_db:
+            return waveform
+        with torch.no_grad():
+            reference = torch.as_tensor(content, device=waveform.device, dtype=waveform.dtype)
+            return suppress_pre_echo(
+                waveform.detach(), reference, config.sample_rate, n_fft=config.n_fft, max_cut_db=config.pre_echo_db
+            )

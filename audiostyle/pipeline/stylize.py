@@ -279,6 +279,9 @@ def _stylize_whole(
             waveform, content_log_magnitude, magnitude, progress
         )
         clock.lap("refine")
+    if content is not None and not config.loop:
+        waveform = stages.follow_onsets(waveform, content.waveform)
+        clock.lap("pre_echo")
     audio = waveform.detach().cpu().numpy().astype(np.float32)
     if content is not None:
         audio = fit_length(resample(audio, config.sample_rate, content.original_rate), content.original.shape[-1])

@@ -1,0 +1,129 @@
+"""Pre-echo suppression: keep a new sound from starting before the content's does.
+
+The engine changes magnitudes frame by frame with a window of ``n_fft`` samples. Where a
+frame's window straddles a note's start, the new magnitude is spread over the whole window
+when the waveform is rebuilt, so the note sounds up to a window early: a smeared, early
+attack (pre-echo). The content itself has the right timing at a finer resolution than the
+engine can control. This stage looks at both at that finer resolution (a window a quarter
+of ``n_fft`` long), in mel bands, and turns down a band of the output where its energy
+rises ahead of the content's within an engine window before one of the content's onsets.
+It only ever attenuates, and only just before the content's energy rises in that band, so
+sustained sounds and the style's textures elsewhere are left alone.
+
+For each band ``b`` and short frame ``t``, with ``P`` the band powers and ``S`` a
+window-shaped smoothing that sees what one engine frame sees:
+
+* ``r_out = P_out / S(P_out)`` and ``r_content = P_content / S(P_content)`` say how far each
+  rises above its own local level at ``t``;
+* the gain is ``min(1, r_content / r_out)`` in power, never below ``-max_cut_db``;
+* it is applied in proportion to how much the content's band rises within the next engine
+  window (none below :data:`ONSET_RISE_DB`, fully from :data:`FULL_RISE_DB`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .mel import mel_filters
+from .stft import istft, stft
+
+__all__ = ["FULL_RISE_DB", "ONSET_RISE_DB", "suppress_pre_echo"]
+
+#: A band counts as just before an onset once the content's power in it rises by this many
+#: dB within one engine window ahead ...
+ONSET_RISE_DB = 6.0
+#: ... and the cut applies in full from this rise.
+FULL_RISE_DB = 15.0
+# Band powers this far below a clip's loudest are floored: a rise down there is noise, not
+# an onset anyone hears, and the floor keeps ratios finite in digital silence.
+_RANGE_DB = 60.0
+_POWER_FLOOR = 1e-20
+_MAX_BANDS = 64
+
+
+def suppress_pre_echo(
+    output: torch.Tensor,
+    content: torch.Tensor,
+    sample_rate: int,
+    *,
+    n_fft: int,
+    max_cut_db: float,
+) -> torch.Tensor:
+    """Turn down the output's energy that comes before the content's onsets.
+
+    Parameters
+    ----------
+    output : torch.Tensor [shape=(channels, samples)]
+        The rebuilt waveform at the working rate.
+    content : torch.Tensor [shape=(channels, samples)]
+        The content at the same rate (any level; channels may differ; cut or padded with
+        silence to the output's length).
+    sample_rate : int
+        Their rate, in Hz.
+    n_fft : int
+        The engine's window, in samples: it sets how far ahead pre-echo reaches.
+    max_cut_db : float
+        The deepest cut in dB (> 0).
+
+    Returns
+    -------
+    torch.Tensor [shape=(channels, samples)]
+        The output, the same gain on every channel so that the stereo image stays.
+    """
+    samples = output.shape[-1]
+    content = content.to(output)[..., :samples]
+    if content.shape[-1] < samples:
+        content = F.pad(content, (0, samples - content.shape[-1]))
+    short = max(16, n_fft // 4)
+    hop = short // 4
+    spec = stft(output, n_fft=short, hop_length=hop)  # (channels, bins, frames)
+    filters = _band_filters(sample_rate, short, output.device, output.dtype)
+    frames = spec.shape[-1]
+    # Frames whose window hangs over an end see the cut as a click in every band, which
+    # would read as an onset: they take the powers of the nearest frame inside the clip.
+    first = short // (2 * hop)
+    inside = torch.arange(frames, device=output.device).clamp(first, max(first, (samples - short // 2) // hop))
+    out_power = _band_power(spec, filters)[:, inside]
+    content_power = _band_power(stft(content, n_fft=short, hop_length=hop), filters)[:, inside]
+
+    reach = max(1, n_fft // hop)
+    rise = _relative(content_power, reach) / _relative(out_power, reach)
+    gain = rise.clamp(min=10.0 ** (-max_cut_db / 10.0), max=1.0)
+    ahead = F.max_pool1d(F.pad(content_power[None], (0, reach), mode="replicate"), reach + 1, stride=1)[0]
+    rise_db = 10.0 * torch.log10(ahead / content_power)
+    share = ((rise_db - ONSET_RISE_DB) / (FULL_RISE_DB - ONSET_RISE_DB)).clamp(0.0, 1.0)
+    band_gain = gain.pow(share).sqrt()  # amplitude
+
+    # Each bin takes the mean gain of the bands that cover it, weighted by their filters.
+    weights = filters / filters.sum(dim=0, keepdim=True).clamp_min(1e-12)
+    bin_gain = weights.T @ band_gain
+    uncovered = filters.sum(dim=0) <= 0
+    bin_gain[uncovered] = 1.0
+    return istft(spec * bin_gain, n_fft=short, hop_length=hop, length=samples)
+
+
+def _band_filters(sample_rate: int, n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    bands = max(8, min(_MAX_BANDS, (n_fft // 2 + 1) // 4))
+    return torch.as_tensor(mel_filters(sample_rate, n_fft, bands, fmin=30.0), device=device, dtype=dtype)
+
+
+def _band_power(spec: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Channel-summed mel band powers [shape=(bands, frames)] of a complex STFT, floored."""
+    power = filters @ (spec.real.square() + spec.imag.square()).sum(dim=0)
+    floor = power.amax() * 10.0 ** (-_RANGE_DB / 10.0) + _POWER_FLOOR
+    return power.clamp_min(floor)
+
+
+def _relative(power: torch.Tensor, reach: int) -> torch.Tensor:
+    """``power`` over its local level: a Hann-squared average over ``2 * reach`` frames.
+
+    A sample's magnitude reaches the frames within half a window either side, and each of
+    those frames spreads it over its own window again: two windows in all.
+    """
+    length = 2 * reach + 1
+    kernel = torch.hann_window(length + 2, periodic=False, device=power.device, dtype=power.dtype)[1:-1].square()
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    padded = F.pad(power[:, None], (reach, reach), mode="replicate")
+    local = F.conv1d(padded, kernel)[:, 0]
+    return power / local
