@@ -98,3 +98,14 @@ def test_stylize_applies_it_when_asked(rng):
     matched = stylize(content, style, config.replace(colour_match=1.0))
     assert "colour" in matched.timings
     assert tilt_db(matched.audio) > tilt_db(plain.audio) + 3
+
+
+def test_a_loop_stays_seamless(rng):
+    period = coloured_noise(rng, 1.0, -6.0)
+    target = style_band_power([(coloured_noise(rng, 2.0, 0.0), RATE)], [1.0], RATE)
+    looped = match_colour(period.copy(), RATE, target, 1.0, circular=True)
+    tiled = np.concatenate([looped, looped], axis=1)
+    # The step across the seam is no larger than the steps inside the period.
+    steps = np.abs(np.diff(tiled[0]))
+    assert steps[period.shape[-1] - 1] <= np.percentile(steps, 99.9)
+    assert tilt_db(looped) > tilt_db(period) + 10
