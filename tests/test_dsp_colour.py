@@ -8,7 +8,12 @@ import pytest
 from audiostyle import StyleConfig, stylize
 from audiostyle.dsp import bandwidth
 from audiostyle.dsp.bandwidth import band_stft_size, long_term_power, style_band_power
-from audiostyle.dsp.colour import MAX_COLOUR_DB, colour_gains, match_colour, octave_windows
+from audiostyle.dsp.colour import (
+    MAX_COLOUR_DB,
+    colour_gains,
+    match_colour,
+    octave_windows,
+)
 
 RATE = 16000
 
