@@ -89,6 +89,14 @@ def test_silent_content_and_silent_output_stay_finite():
     assert np.isfinite(_suppress(_tone(0.5, 0.0)[None], silence)).all()
 
 
+@pytest.mark.parametrize("samples", [1, 10, 100, 300, N_FFT + 1])
+def test_clips_shorter_than_a_window_pass(samples):
+    rng = np.random.default_rng(samples)
+    output, content = rng.standard_normal((2, 1, samples)) * 0.1
+    fixed = _suppress(output, content)
+    assert fixed.shape == output.shape and np.isfinite(fixed).all()
+
+
 CONFIG = StyleConfig(sample_rate=RATE, n_fft=512, hop_length=128, filters=32, kernel_widths=(3,), iterations=3,
                      griffin_lim_iters=4, refine_steps=2, device="cpu")
 

@@ -82,7 +82,7 @@ def suppress_pre_echo(
     frames = spec.shape[-1]
     # Frames whose window hangs over an end see the cut as a click in every band, which
     # would read as an onset: they take the powers of the nearest frame inside the clip.
-    first = short // (2 * hop)
+    first = min(short // (2 * hop), frames - 1)
     inside = torch.arange(frames, device=output.device).clamp(first, max(first, (samples - short // 2) // hop))
     out_power = _band_power(spec, filters)[:, inside]
     content_power = _band_power(stft(content, n_fft=short, hop_length=hop), filters)[:, inside]
