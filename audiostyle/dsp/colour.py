@@ -34,6 +34,8 @@ _LOWEST_HZ = 30.0
 # A target bin this far under the target's strongest holds no colour to match (a style
 # recorded at a lower rate, say): it keeps its level.
 _TARGET_RANGE_DB = 90.0
+# Keeps divisions and logs finite where a window or a share is exactly zero.
+_TINY = 1e-300
 
 
 def octave_windows(frequencies: np.ndarray, octaves: float = SMOOTHING_OCTAVES) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +89,11 @@ def colour_gains(power: np.ndarray, target: np.ndarray, sample_rate: int, streng
     # Only bins where the target has something to say take part, in the smoothing too.
     valid = (target > target.max() * 10.0 ** (-_TARGET_RANGE_DB / 10.0)).astype(np.float64)
     first, stop = octave_windows(np.linspace(0.0, sample_rate / 2, bins))
-    coverage = np.maximum(_window_sums(valid, first, stop), 1e-300)
+    coverage = np.maximum(_window_sums(valid, first, stop), _TINY)
     ours = _window_sums(power * valid, first, stop) / coverage
     theirs = _window_sums(target * valid, first, stop) / coverage
-    ours, theirs = ours / max((ours * valid).sum(), 1e-300), theirs / (theirs * valid).sum()
-    tiny = 1e-300
-    decibels = 10.0 * (np.log10(theirs + tiny) - np.log10(ours + tiny))
+    ours, theirs = ours / max((ours * valid).sum(), _TINY), theirs / (theirs * valid).sum()
+    decibels = 10.0 * (np.log10(theirs + _TINY) - np.log10(ours + _TINY))
     decibels = np.clip(strength * decibels, -MAX_COLOUR_DB, MAX_COLOUR_DB)
     decibels[(valid == 0) | (ours <= 0)] = 0.0
     gains = 10.0 ** (decibels / 20.0)

@@ -112,10 +112,11 @@ def stylize(
         output = _stylize_in_segments(inputs, stages, progress, clock)
     else:
         output = _stylize_whole(inputs, stages, length, texture_frames, progress, clock)
+    # Made once per rate: the full-band rebuild and the colour match both read it.
     band_power = (
         inputs.prepared.band_power
         if inputs.prepared is not None
-        else functools.partial(styles_band_power, inputs.styles, inputs.blend)
+        else functools.lru_cache(maxsize=None)(functools.partial(styles_band_power, inputs.styles, inputs.blend))
     )
     audio, rate = finish_output(output.audio, inputs.content, inputs.styles, band_power, config, clock.lap)
     clock.timings["total"] = time.perf_counter() - clock.started
