@@ -26,8 +26,9 @@ INITS = ("content", "noise")
 PHASE_INITS = ("content", "random")
 LOUDNESS_MODES = ("rms", "none")
 #: What the style statistics read: the whole spectrum, or its envelope with the content's
-#: fine structure kept (:mod:`audiostyle.objective.source_filter`).
-STYLE_VIEWS = ("spectrum", "envelope")
+#: fine structure kept (:mod:`audiostyle.objective.source_filter`), or ``"auto"``: the
+#: envelope when both the content and the style play notes (:mod:`audiostyle.dsp.notes`).
+STYLE_VIEWS = ("spectrum", "envelope", "auto")
 #: ``strength`` multiplies the style/content weight ratio by ``(s / (1 - s)) ** STRENGTH_EXPONENT``.
 STRENGTH_EXPONENT = 3
 
@@ -147,22 +148,26 @@ class StyleConfig:
         When the output's rate is above ``sample_rate``, rebuild the band between the
         working rate's Nyquist frequency and the output's in the style's spectral shape
         (see :mod:`audiostyle.dsp.bandwidth`); False leaves the output band-limited there.
-    style_view : {"spectrum", "envelope"}
+    style_view : {"spectrum", "envelope", "auto"}
         What the style statistics (Grams and texture) read. ``"spectrum"``: the whole
         spectrum, with the content's network features as the content term. ``"envelope"``:
         only the spectral envelope, and the content term keeps the content's fine structure
         (its harmonics, i.e. its notes), so the style's instrument moves over without its
-        notes (see :mod:`audiostyle.objective.source_filter`).
+        notes (see :mod:`audiostyle.objective.source_filter`). ``"auto"``: the envelope view
+        when both the content and the style play notes (a melody on one instrument, a tune
+        for another), else the spectrum view (speech, drums, textures; see
+        :mod:`audiostyle.dsp.notes`); ``Result.metrics["style_view"]`` says which ran.
     envelope_resolution_hz : float
-        ``style_view="envelope"``: the finest spectral detail the envelope keeps, in Hz;
+        The envelope view (``"envelope"``, or ``"auto"`` choosing it): the finest spectral
+        detail the envelope keeps, in Hz;
         ``round(sample_rate / envelope_resolution_hz)`` DCT coefficients along frequency,
         from 2 to ``n_fft // 2 + 1``.
     split_floor : float
-        ``style_view="envelope"``: the split works on ``log(magnitude + split_floor)``
+        The envelope view: the split works on ``log(magnitude + split_floor)``
         (1e-6..100, linear magnitude of the level-normalised analysis); a floor keeps the
         gaps between harmonics out of the envelope.
     fine_structure_weight : float
-        ``style_view="envelope"``: weight of the style's transposition-invariant
+        The envelope view: weight of the style's transposition-invariant
         fine-structure statistics (>= 0; 0 turns them off): how peaked its partials are and
         at which intervals they sit, without which notes
         (:class:`audiostyle.objective.FineStructureStatistics`).
@@ -284,7 +289,7 @@ class StyleConfig:
             is_number(resolution) and 0 < resolution <= self.sample_rate / 2,
             f"envelope_resolution_hz={resolution!r} must be a number in (0, {self.sample_rate / 2:g}] Hz",
         )
-        if self.style_view == "envelope":
+        if self.style_view != "spectrum":
             # Only the envelope view splits the spectrum: its DCT needs 2 to n_freq coefficients.
             n_freq = self.n_fft // 2 + 1
             require(
@@ -449,7 +454,8 @@ class StyleConfig:
 
 # The default: two short kernels (one dilated) over 256 mel bands, a loudness contour and
 # band-envelope texture terms, few Griffin-Lim iterations made good by refining the
-# waveform. Why each value: docs/presets-and-tuning.md.
+# waveform; a melody on a tonal style keeps its notes (the envelope view, chosen per run).
+# Why each value: docs/presets-and-tuning.md.
 _DEFAULT = StyleConfig(
     filters=3072,
     kernel_widths=(3, 3),
@@ -464,6 +470,8 @@ _DEFAULT = StyleConfig(
     history_size=5,
     pre_echo_db=18.0,
     colour_match=0.5,
+    style_view="auto",
+    fine_structure_weight=30.0,
 )
 
 PRESETS: dict[str, StyleConfig] = {
@@ -486,10 +494,10 @@ PRESETS: dict[str, StyleConfig] = {
     # A preview: the default with a third of its filters and two thirds of its iterations
     # and refine steps; it keeps refining, which matters most to the result.
     "fast": _DEFAULT.replace(filters=1024, iterations=20, refine_steps=10),
-    # Timbre transfer for melodic content and tonal styles: the style's instrument (its
-    # spectral envelope and how its partials sit) without its notes; the content's fine
-    # structure keeps the melody. Why each value: docs/research/timbre-envelope-split.md.
-    "instrument": _DEFAULT.replace(style_view="envelope", fine_structure_weight=30.0),
+    # The default's envelope view for every content: the style's instrument (its spectral
+    # envelope and how its partials sit) without its notes, the content's fine structure
+    # kept, whatever the content. Why each value: docs/research/timbre-envelope-split.md.
+    "instrument": _DEFAULT.replace(style_view="envelope"),
 }
 
 

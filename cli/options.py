@@ -48,7 +48,7 @@ def output_option(default: str) -> Any:
     return optional(Path, "--output", "-o", help=f"Output file; the extension picks the format. Default: {default}.")
 
 
-PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Settings preset: default, fast, instrument (keeps a melody's notes) or classic.")]
+PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Settings preset: default (a melody on a tonal style keeps its notes), fast, instrument (always keeps the notes) or classic.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 IterationsOpt = optional(int, "--iterations", "-n", help="Solver iterations (overrides the preset).")
 ContentWeightOpt = optional(float, "--content-weight", help="Weight of the content loss.")
@@ -72,6 +72,12 @@ HopLengthOpt = optional(int, "--hop-length", help="STFT hop in samples (<= n_fft
 MaxDurationOpt = optional(float, "--max-duration", help="Refuse inputs longer than this many seconds (default 1200).")
 StrengthOpt = optional(
     float, "--strength", help="Content/style balance in [0, 1]: 0 content only, 1 style only; 0.5 uses the weights as set."
+)
+StyleViewOpt = optional(
+    str,
+    "--style-view",
+    help="What the style lends: auto (default/fast presets: its instrument without its notes when both files play notes, "
+    "else its whole sound), spectrum (its whole sound, notes included) or envelope (its instrument only, always).",
 )
 SegmentOpt = optional(float, "--segment-seconds", help="Stylize longer content in overlapping segments of this many seconds (default 30).")
 PlotOpt = optional(Path, "--plot", help="Also write a figure (.png/.pdf/.svg): the spectrograms of the inputs and the output, and the losses.")
@@ -103,7 +109,7 @@ ENGINE = _group(
 #: The balance of content and style: only for commands that have a content.
 WEIGHTS = _group(("content_weight", ContentWeightOpt, None), ("style_weight", StyleWeightOpt, None))
 #: The creative controls of a transfer.
-CREATIVE = _group(("strength", StrengthOpt, None), ("segment_seconds", SegmentOpt, None))
+CREATIVE = _group(("strength", StrengthOpt, None), ("style_view", StyleViewOpt, None), ("segment_seconds", SegmentOpt, None))
 #: Files written beside the audio.
 EXTRAS = _group(("plot", PlotOpt, None), ("report", ReportOpt, None))
 #: The analysis settings alone (commands that only draw).
@@ -125,6 +131,7 @@ _CONFIG_FIELDS = (
     "hop_length",
     "max_duration",
     "strength",
+    "style_view",
     "segment_seconds",
     "loop",
 )

@@ -83,7 +83,7 @@ def format_losses(losses: Mapping[str, Any]) -> str:
 
 
 def summary(written: Path, result: Any, *, note: str = "") -> str:
-    """One line: the file, its length, rate and channels, the time taken, each loss from first to last."""
+    """One line: the file, its length, rate, channels and style view, the time taken, each loss from first to last."""
     first, last = result.history[0], result.history[-1]
     losses = ", ".join(
         f"{name} {first[name]:.3g} -> {value:.3g}" if name in first else f"{name} {value:.3g}"
@@ -91,8 +91,10 @@ def summary(written: Path, result: Any, *, note: str = "") -> str:
         if name != "total" and not isinstance(value, str)
     )
     channels = result.audio.shape[0]
+    view = result.metrics.get("style_view")
+    view = f", {view} view" if view else ""
     return (
-        f"wrote {written} ({result.duration:.2f} s, {result.sample_rate} Hz, {channels} ch{note}) "
+        f"wrote {written} ({result.duration:.2f} s, {result.sample_rate} Hz, {channels} ch{view}{note}) "
         f"in {result.timings['total']:.1f} s; losses: {losses}"
     )
 

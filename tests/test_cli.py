@@ -268,6 +268,19 @@ def test_summary_says_each_loss_once(files, tmp_path):
     assert line.count("style ") == 1 and "->" in line and "final" not in line
 
 
+@pytest.mark.parametrize("view", ["spectrum", "envelope"])
+def test_style_view_is_chosen_and_said(view, files, tmp_path):
+    result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", "--style-view", view, *[a for a in TINY if a != "-q"])
+    assert result.exit_code == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("wrote")]
+    assert f"{view} view" in line
+
+
+def test_a_bad_style_view_names_the_flag(files, tmp_path):
+    result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", "--style-view", "notes", *TINY)
+    assert_one_line_error(result, 2, "--style-view", "auto")
+
+
 def test_limits_name_the_flag_that_raises_them(files, tmp_path):
     result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", "--max-duration", "0.5", *TINY)
     assert_one_line_error(result, 3, "content.wav", "--max-duration")

@@ -178,7 +178,7 @@ def test_default_preset_is_the_tuned_config():
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
         texture_weight=2.0, envelope_weight=5.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
-            pre_echo_db=18.0, colour_match=0.5,
+        pre_echo_db=18.0, colour_match=0.5, style_view="auto", fine_structure_weight=30.0,
     )
 
 
@@ -250,10 +250,12 @@ def test_digest_changes_with_each_output_field(field):
 
 
 @pytest.mark.parametrize("field", sorted(ENVELOPE_ONLY))
-def test_envelope_settings_change_the_digest_only_in_the_envelope_view(field):
-    spectrum, envelope = StyleConfig(), StyleConfig(style_view="envelope")
+def test_envelope_settings_change_the_digest_only_where_the_envelope_view_may_run(field):
+    spectrum = StyleConfig()
     assert spectrum.replace(**{field: ENVELOPE_ONLY[field]}).digest() == spectrum.digest()
-    assert envelope.replace(**{field: ENVELOPE_ONLY[field]}).digest() != envelope.digest()
+    for view in ("envelope", "auto"):
+        config = StyleConfig(style_view=view)
+        assert config.replace(**{field: ENVELOPE_ONLY[field]}).digest() != config.digest()
 
 
 @pytest.mark.parametrize("changes", [dict(device="cpu"), dict(device="cuda:3"), dict(max_duration=5.0)])

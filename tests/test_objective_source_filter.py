@@ -215,19 +215,22 @@ def test_bad_source_filter_settings_are_config_errors(changes, match):
         StyleConfig(**changes)
 
 
-def test_the_envelope_settings_constrain_only_the_envelope_view():
+@pytest.mark.parametrize("view", ["envelope", "auto"])
+def test_the_envelope_settings_constrain_only_the_views_that_may_split(view):
     assert StyleConfig(n_fft=16, hop_length=8).style_view == "spectrum"
     with pytest.raises(ConfigError, match="at least"):
-        StyleConfig(n_fft=16, hop_length=8, style_view="envelope")
+        StyleConfig(n_fft=16, hop_length=8, style_view=view)
 
 
 def test_the_new_settings_leave_existing_digests_alone():
     assert StyleConfig(full_band=False).digest() == "7fd7f0e3590ea037"
     assert StyleConfig().replace(envelope_resolution_hz=500.0).digest() == StyleConfig().digest()
     assert StyleConfig(style_view="envelope").digest() != StyleConfig().digest()
-    for name in ("classic", "default", "fast"):
-        assert PRESETS[name].style_view == "spectrum"
-    assert PRESETS["instrument"] == PRESETS["default"].replace(style_view="envelope", fine_structure_weight=30.0)
+    assert StyleConfig(style_view="auto").digest() not in (StyleConfig().digest(), StyleConfig(style_view="envelope").digest())
+    assert PRESETS["classic"].style_view == "spectrum"
+    for name in ("default", "fast"):
+        assert PRESETS[name].style_view == "auto" and PRESETS[name].fine_structure_weight == 30.0
+    assert PRESETS["instrument"] == PRESETS["default"].replace(style_view="envelope")
 
 
 def test_a_prepared_style_of_the_other_view_is_refused(rng):

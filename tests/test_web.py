@@ -138,6 +138,7 @@ def test_upload_job_runs_to_a_downloadable_result(client, uploads, tmp_path):
     done = client.get(f"/jobs/{job['id']}").json()
     assert done["progress"] == 1.0 and done["error"] is None
     assert done["summary"]["losses_last"]["style"] < done["summary"]["losses_first"]["style"]
+    assert done["summary"]["style_view"] == "spectrum"  # the tiny preset's fixed view, reported
     # The run's trade-off: how much content it kept, how much style it took.
     scores = done["summary"]["scores"]
     assert 0.0 <= scores["content"] <= 1.0 and 0.0 <= scores["style"] <= 1.0

@@ -21,20 +21,31 @@ from ..objective import (
 from ..objective.source_filter import envelope_coefficients
 from .output import styles_band_power
 from .sources import Audio, AudioSource, load_styles, normalise_styles
+from .view import styles_play_notes
 
 __all__ = ["PreparedStyle", "prepare_style", "style_targets"]
 
 
 def style_targets(
-    log_magnitudes: list[torch.Tensor], blend: list[float], config: StyleConfig, device: torch.device
+    log_magnitudes: list[torch.Tensor],
+    blend: list[float],
+    config: StyleConfig,
+    device: torch.device,
+    *,
+    view: str | None = None,
+    base_network: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
     """The feature network and the style's statistics under it: what every content reuses.
 
-    With ``config.style_view == "envelope"`` the network is an
-    :class:`~audiostyle.objective.EnvelopeNetwork` and both statistics are of the styles'
-    spectral envelopes.
+    ``view`` (default ``config.style_view``) is ``"spectrum"`` or ``"envelope"``; with the
+    envelope view the network is an :class:`~audiostyle.objective.EnvelopeNetwork` and both
+    statistics are of the styles' spectral envelopes. ``base_network``, the spectrum view's
+    network built with these settings, is reused instead of building it again.
     """
-    network = build_network(
+    view = config.style_view if view is None else view
+    if view not in ("spectrum", "envelope"):
+        raise ConfigError(f"view={view!r} must be 'spectrum' or 'envelope' (choose_view resolves 'auto')")
+    network = base_network if base_network is not None else build_network(
         config.network,
         n_freq=config.n_fft // 2 + 1,
         sample_rate=config.sample_rate,
@@ -47,7 +58,7 @@ def style_targets(
         mel_bands=config.mel_bands,
     ).to(device)
     texture_sources = log_magnitudes
-    if config.style_view == "envelope":
+    if view == "envelope":
         split = SourceFilterSplit(
             config.n_fft // 2 + 1,
             envelope_coefficients(config.sample_rate, config.envelope_resolution_hz),
@@ -90,6 +101,10 @@ class PreparedStyle(torch.nn.Module):
     A module: the network and the statistics are its submodules, so ``.to(device)`` moves
     them all, in place. Picklable, so it can be sent to worker processes.
 
+    With ``config.style_view == "auto"`` the attributes below are the spectrum view's, and a
+    style that plays notes makes its envelope view's targets the first time a content that
+    plays notes asks for them (:meth:`targets`).
+
     Attributes
     ----------
     styles : list of Audio
@@ -101,6 +116,12 @@ class PreparedStyle(torch.nn.Module):
         The settings it was made with.
     weights : tuple of float
         The styles' blend weights (empty: equal).
+    view : str
+        The view of ``network``, ``statistics`` and ``texture``: ``"spectrum"`` or
+        ``"envelope"``.
+    plays_notes : bool or None
+        With ``style_view="auto"``, whether the style (the blend as a whole) plays notes;
+        None otherwise.
     """
 
     def __init__(
@@ -111,6 +132,7 @@ class PreparedStyle(torch.nn.Module):
         texture: TextureStatistics | None,
         config: StyleConfig,
         weights: Sequence[float] = (),
+        plays_notes: bool | None = None,
     ) -> None:
         super().__init__()
         self.styles = list(styles)
@@ -119,7 +141,34 @@ class PreparedStyle(torch.nn.Module):
         self.texture = texture
         self.config = config
         self.weights = tuple(weights)
+        self.plays_notes = plays_notes
+        self.view = "spectrum" if config.style_view == "auto" else config.style_view
+        self.other_views = torch.nn.ModuleDict()
         self._band_powers: dict[int, np.ndarray] = {}
+
+    def targets(self, view: str) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
+        """The network and statistics of ``view`` (``"spectrum"`` or ``"envelope"``).
+
+        Raises
+        ------
+        ConfigError
+            ``view`` is neither this style's own view nor, with ``style_view="auto"``, the
+            other one.
+        """
+        if view == self.view:
+            return self.network, self.statistics, self.texture
+        if self.config.style_view != "auto" or view not in ("spectrum", "envelope"):
+            raise ConfigError(f"prepared style was made for style_view={self.config.style_view!r}, not {view!r}")
+        if view not in self.other_views:
+            device = self.statistics.layers[0].gram.device
+            specs = _analyze_styles(self.styles, self.config, device)
+            weights = list(self.weights) or [1.0] * len(self.styles)
+            network, statistics, texture = style_targets(
+                specs, weights, self.config, device, view=view, base_network=self.network
+            )
+            self.other_views[view] = _Targets(network, statistics, texture)
+        held = self.other_views[view]
+        return held.network, held.statistics, held.texture
 
     def band_power(self, sample_rate: int) -> np.ndarray:
         """The styles' blended long-term power spectrum at ``sample_rate``, made once per rate.
@@ -187,11 +236,32 @@ def prepare_style(
     device = resolve_device(config.device)
     sources, blend = normalise_styles(style, style_weights)
     style_audio = load_styles(sources, config)
-    specs = [
-        analyze(audio.waveform, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, device=device)
-        for audio in style_audio
-    ]
-    network, statistics, texture = style_targets([s.log_magnitude for s in specs], blend, config, device)
-    return PreparedStyle(
-        styles=style_audio, network=network, statistics=statistics, texture=texture, config=config, weights=tuple(blend)
+    auto = config.style_view == "auto"
+    network, statistics, texture = style_targets(
+        _analyze_styles(style_audio, config, device), blend, config, device, view="spectrum" if auto else None
     )
+    return PreparedStyle(
+        styles=style_audio,
+        network=network,
+        statistics=statistics,
+        texture=texture,
+        config=config,
+        weights=tuple(blend),
+        plays_notes=styles_play_notes(style_audio, blend, config) if auto else None,
+    )
+
+
+class _Targets(torch.nn.Module):
+    """One more view's network and statistics, held as submodules so they move with the style."""
+
+    def __init__(self, network: torch.nn.Module, statistics: StyleStatistics, texture: TextureStatistics | None) -> None:
+        super().__init__()
+        self.network = network
+        self.statistics = statistics
+        self.texture = texture
+
+
+def _analyze_styles(styles: Sequence[Audio], config: StyleConfig, device: torch.device) -> list[torch.Tensor]:
+    """The styles' log-magnitude spectrograms at the working rate."""
+    analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
+    return [analyze(audio.waveform, config.sample_rate, **analysis).log_magnitude for audio in styles]

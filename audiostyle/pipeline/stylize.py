@@ -31,6 +31,7 @@ from .solve import solver_settings
 from .sources import Audio, AudioSource, load_source, load_styles, normalise_styles
 from .stages import Stages
 from .texture_start import FADE_SECONDS, RUN_SECONDS, frames_lasting, texture_start
+from .view import choose_view, styles_play_notes
 
 __all__ = ["stylize"]
 
@@ -107,7 +108,7 @@ def stylize(
     inputs = _load_inputs(content, style, style_weights, prepared, config, device, duration)
     clock.lap("load")
     length, texture_frames = _output_length(inputs, config, duration)
-    stages = _prepare_stages(inputs, config, device, texture_frames, clock)
+    stages, view = _prepare_stages(inputs, config, device, texture_frames, clock)
     if inputs.segmented:
         output = _stylize_in_segments(inputs, stages, progress, clock)
     else:
@@ -120,7 +121,7 @@ def stylize(
     )
     audio, rate = finish_output(output.audio, inputs.content, inputs.styles, band_power, config, clock.lap)
     clock.timings["total"] = time.perf_counter() - clock.started
-    return _result(audio, rate, output, inputs, config, device, clock.timings)
+    return _result(audio, rate, output, inputs, config, view, device, clock.timings)
 
 
 class _Stopwatch:
@@ -214,22 +215,35 @@ def _output_length(inputs: _Inputs, config: StyleConfig, duration: float | None)
 
 def _prepare_stages(
     inputs: _Inputs, config: StyleConfig, device: torch.device, texture_frames: int | None, clock: _Stopwatch
-) -> Stages:
-    """The network and style statistics (made here or taken from ``prepared``), bound to the settings."""
+) -> tuple[Stages, str]:
+    """The style view read, and its network and style statistics (made here or taken from
+    ``prepared``) bound to the settings."""
+    view = choose_view(config, inputs.content, _styles_have_notes(inputs, config))
+    clock.lap("view")
     if inputs.prepared is None:
         analysis = dict(n_fft=config.n_fft, hop_length=config.hop_length, device=device)
         specs = [analyze(audio.waveform, config.sample_rate, **analysis) for audio in inputs.styles]
         clock.lap("analyze")
-        network, statistics, texture = style_targets([s.log_magnitude for s in specs], inputs.blend, config, device)
+        network, statistics, texture = style_targets(
+            [s.log_magnitude for s in specs], inputs.blend, config, device, view=view
+        )
         del specs  # the statistics are all that is needed of the styles from here on
     else:
-        prepared = inputs.prepared
-        network, statistics, texture = prepared.network, prepared.statistics, prepared.texture
+        network, statistics, texture = inputs.prepared.targets(view)
     clock.lap("targets")
     settings = solver_settings(config, texture, content=inputs.content is not None)
     if inputs.content is None:
         settings.update(_texture_settings(inputs, config, device, texture_frames))
-    return Stages(config, device, network, statistics, texture, settings)
+    return Stages(config, device, network, statistics, texture, settings), view
+
+
+def _styles_have_notes(inputs: _Inputs, config: StyleConfig) -> bool | None:
+    """With ``style_view="auto"`` and a content: whether the styles play notes (else None)."""
+    if config.style_view != "auto" or inputs.content is None:
+        return None
+    if inputs.prepared is not None:
+        return inputs.prepared.plays_notes
+    return styles_play_notes(inputs.styles, inputs.blend, config)
 
 
 def _texture_settings(
@@ -324,6 +338,7 @@ def _result(
     output: _Output,
     inputs: _Inputs,
     config: StyleConfig,
+    view: str,
     device: torch.device,
     timings: dict[str, float],
 ) -> Result:
@@ -337,6 +352,7 @@ def _result(
         "iterations": len(history) - 1,
         "stopped": output.stopped,
         "device": str(device),
+        "style_view": view,
     }
     content = inputs.content
     logger.info(

@@ -276,6 +276,7 @@ class JobManager:
                 "losses_first": result.history[0],
                 "losses_last": result.history[-1],
                 "stopped": result.metrics.get("stopped"),
+                "style_view": result.metrics.get("style_view"),
                 "scores": scores,
             }
             self._finish(job, DONE)

@@ -87,7 +87,7 @@ function render(job) {
   else if (job.status === "running") text = job.total
     ? (job.stage && job.stage !== "solve" ? job.stage + " step " : "Step ") + job.step + " / " + job.total + "   " + losses(job.losses) + "   ETA " + seconds(job.eta_seconds)
     : "Loading and analysing…";
-  else if (job.status === "done") text = "Done in " + seconds(job.summary.seconds) + ": " + job.summary.duration.toFixed(2) + " s of audio, style loss " + Number(job.summary.losses_first.style).toPrecision(3) + " → " + Number(job.summary.losses_last.style).toPrecision(3);
+  else if (job.status === "done") text = "Done in " + seconds(job.summary.seconds) + ": " + job.summary.duration.toFixed(2) + " s of audio, style loss " + Number(job.summary.losses_first.style).toPrecision(3) + " → " + Number(job.summary.losses_last.style).toPrecision(3) + (job.summary.style_view ? " (" + job.summary.style_view + " view)" : "");
   else if (job.status === "cancelled") text = "Cancelled.";
   else text = "Failed.";
   $("status-text").textContent = text;
