@@ -26,10 +26,10 @@ def _energy_db(wave: np.ndarray, start: float, stop: float) -> float:
     return 10 * np.log10(np.mean(part**2) + 1e-20)
 
 
-def _suppress(output: np.ndarray, content: np.ndarray, max_cut_db: float = 18.0) -> np.ndarray:
+def _suppress(output: np.ndarray, content: np.ndarray, max_cut_db: float = 18.0, everywhere: bool = False) -> np.ndarray:
     out = suppress_pre_echo(
         torch.as_tensor(np.atleast_2d(output)), torch.as_tensor(np.atleast_2d(content)), RATE,
-        n_fft=N_FFT, max_cut_db=max_cut_db,
+        n_fft=N_FFT, max_cut_db=max_cut_db, everywhere=everywhere,
     )
     return out.numpy()
 
@@ -66,6 +66,23 @@ def test_steady_content_leaves_the_output_alone():
     output = _tone(1.0, 0.0) + bursts
     fixed = _suppress(output, content)[0]
     assert np.max(np.abs(fixed - output)) < 1e-3 * np.max(np.abs(output))
+
+
+def test_everywhere_turns_down_rises_the_content_lacks_and_keeps_its_own():
+    # A steady note with an added pulse (the flutter that reads as an extra onset): the pulse
+    # goes, the note stays, and a real onset of the content passes.
+    content = _tone(1.0, 0.5)
+    pulse = np.zeros(RATE)
+    pulse[int(0.7 * RATE) : int(0.72 * RATE)] = 1.0
+    output = content * (1.0 + 2.0 * pulse)
+    fixed = _suppress(output, content, everywhere=True)[0]
+    assert _energy_db(fixed, 0.7, 0.72) < _energy_db(output, 0.7, 0.72) - 2.0  # of 9.5 dB: its own local level rose too
+    assert abs(_energy_db(fixed, 0.8, 0.95) - _energy_db(output, 0.8, 0.95)) < 0.5
+    onset = _energy_db(fixed, 0.5, 0.55) - _energy_db(fixed, 0.4, 0.48)
+    assert onset > 40.0
+    # Only ahead of onsets (the default), the pulse stays.
+    kept = _suppress(output, content)[0]
+    assert abs(_energy_db(kept, 0.7, 0.72) - _energy_db(output, 0.7, 0.72)) < 0.5
 
 
 def test_only_attenuates_and_keeps_shape_and_stereo():
@@ -111,6 +128,22 @@ def test_stylize_applies_it_to_content_runs_only():
     loop = CONFIG.replace(loop=True)
     assert np.array_equal(stylize(None, style, loop, duration=0.5).audio,
                           stylize(None, style, loop.replace(pre_echo_db=18.0), duration=0.5).audio)
+
+
+def test_the_envelope_view_turns_down_every_rise(monkeypatch):
+    from audiostyle.pipeline import stages
+
+    seen = []
+
+    def spy(*args, everywhere=False, **kwargs):
+        seen.append(everywhere)
+        return suppress_pre_echo(*args, everywhere=everywhere, **kwargs)
+
+    monkeypatch.setattr(stages, "suppress_pre_echo", spy)
+    content, style = (_tone(1.0, 0.4)[None].astype(np.float32), RATE), (_tone(1.0, 0.0, freqs=(300.0,))[None].astype(np.float32), RATE)
+    for view in ("spectrum", "envelope"):
+        stylize(content, style, CONFIG.replace(pre_echo_db=18.0, style_view=view))
+    assert seen == [False, True]
 
 
 def test_off_by_default_in_the_engine_and_on_in_the_presets():

@@ -17,7 +17,11 @@ window-shaped smoothing that sees what one engine frame sees:
   rises above its own local level at ``t``;
 * the gain is ``min(1, r_content / r_out)`` in power, never below ``-max_cut_db``;
 * it is applied in proportion to how much the content's band rises within the next engine
-  window (none below :data:`ONSET_RISE_DB`, fully from :data:`FULL_RISE_DB`).
+  window (none below :data:`ONSET_RISE_DB`, fully from :data:`FULL_RISE_DB`);
+* or, with ``everywhere=True``, in full at every frame: the output then rises above its local
+  level no more than the content does anywhere, which removes onsets the content does not have
+  (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). That is for
+  outputs meant to keep the content's dynamics, not for a style whose own texture moves.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def suppress_pre_echo(
     *,
     n_fft: int,
     max_cut_db: float,
+    everywhere: bool = False,
 ) -> torch.Tensor:
     """Turn down the output's energy that comes before the content's onsets.
 
@@ -65,6 +70,8 @@ def suppress_pre_echo(
         The engine's window, in samples: it sets how far ahead pre-echo reaches.
     max_cut_db : float
         The deepest cut in dB (> 0).
+    everywhere : bool
+        Turn down every rise the content does not have, not only those before its onsets.
 
     Returns
     -------
@@ -90,10 +97,13 @@ def suppress_pre_echo(
     reach = max(1, n_fft // hop)
     rise = _relative(content_power, reach) / _relative(out_power, reach)
     gain = rise.clamp(min=10.0 ** (-max_cut_db / 10.0), max=1.0)
-    ahead = F.max_pool1d(F.pad(content_power[None], (0, reach), mode="replicate"), reach + 1, stride=1)[0]
-    rise_db = 10.0 * torch.log10(ahead / content_power)
-    share = ((rise_db - ONSET_RISE_DB) / (FULL_RISE_DB - ONSET_RISE_DB)).clamp(0.0, 1.0)
-    band_gain = gain.pow(share).sqrt()  # amplitude
+    if everywhere:
+        band_gain = gain.sqrt()  # amplitude
+    else:
+        ahead = F.max_pool1d(F.pad(content_power[None], (0, reach), mode="replicate"), reach + 1, stride=1)[0]
+        rise_db = 10.0 * torch.log10(ahead / content_power)
+        share = ((rise_db - ONSET_RISE_DB) / (FULL_RISE_DB - ONSET_RISE_DB)).clamp(0.0, 1.0)
+        band_gain = gain.pow(share).sqrt()
 
     # Each bin takes the mean gain of the bands that cover it, weighted by their filters.
     weights = filters / filters.sum(dim=0, keepdim=True).clamp_min(1e-12)

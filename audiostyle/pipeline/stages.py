@@ -133,7 +133,9 @@ class Stages:
 
         ``content`` [shape=(channels, samples)] is the working-rate content it was made from;
         the config's ``pre_echo_db`` of 0 returns ``waveform`` unchanged (see
-        :mod:`audiostyle.dsp.pre_echo`).
+        :mod:`audiostyle.dsp.pre_echo`). In the envelope view, whose output keeps the
+        content's notes and dynamics, every rise the content does not have is turned down,
+        not only those ahead of its onsets.
         """
         config = self.config
         if not config.pre_echo_db:
@@ -141,5 +143,10 @@ class Stages:
         with torch.no_grad():
             reference = torch.as_tensor(content, device=waveform.device, dtype=waveform.dtype)
             return suppress_pre_echo(
-                waveform.detach(), reference, config.sample_rate, n_fft=config.n_fft, max_cut_db=config.pre_echo_db
+                waveform.detach(),
+                reference,
+                config.sample_rate,
+                n_fft=config.n_fft,
+                max_cut_db=config.pre_echo_db,
+                everywhere=config.style_view == "envelope",
             )

@@ -234,7 +234,8 @@ def _prepare_stages(
     settings = solver_settings(config, texture, content=inputs.content is not None)
     if inputs.content is None:
         settings.update(_texture_settings(inputs, config, device, texture_frames))
-    return Stages(config, device, network, statistics, texture, settings), view
+    # The stages see the view that runs, not "auto".
+    return Stages(config.replace(style_view=view), device, network, statistics, texture, settings), view
 
 
 def _styles_have_notes(inputs: _Inputs, config: StyleConfig) -> bool | None:
