@@ -335,6 +335,8 @@ def test_training_skips_unreadable_contents_and_refuses_bad_settings(tmp_path, c
         architecture=SMALL,
     )
     assert model.training["steps"] == 1 and "broken.wav" in caplog.text
+    # An "auto" preset teaches the spectrum view: one network serves every content.
+    assert CONFIG.style_view == "auto" and model.config.style_view == "spectrum"
     named = train_style_model(SAMPLES / "violin.wav", [_clip("drums.wav", 1.0)], CONFIG.replace(iterations=2, refine_steps=0), generic=False, max_steps=1, architecture=SMALL)
     assert named.style_names == ("violin.wav",)  # no folders in a shareable file
     with pytest.raises(ConfigError, match="minutes"):

@@ -83,7 +83,9 @@ def train_style_model(
         ``MAX_FILES`` is read) or ``(waveform, rate)`` pairs; for a batch, the library itself.
     config : StyleConfig, optional
         The teacher's settings (default ``PRESETS["fast"]``): the per-clip stylization the
-        model learns to reproduce, ``strength`` included.
+        model learns to reproduce, ``strength`` included. ``style_view="auto"`` teaches the
+        spectrum view: one network serves every content, and taught both views it learned
+        neither well.
     generic : bool
         Add the shipped generic contents (speech, instruments, drums, one-shots).
     minutes : float
@@ -123,6 +125,8 @@ def train_style_model(
         raise ConfigError(f"max_steps={max_steps!r} must be a positive integer or None")
     if config.loop:
         raise ConfigError("a style model transforms a content; loop=True is for textures")
+    if config.style_view == "auto":
+        config = config.replace(style_view="spectrum")
     started = time.perf_counter()
     prepared = prepare_style(style, config, style_weights=style_weights)
     device = prepared.statistics.layers[0].gram.device
