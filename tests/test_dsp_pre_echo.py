@@ -85,6 +85,18 @@ def test_everywhere_turns_down_rises_the_content_lacks_and_keeps_its_own():
     assert abs(_energy_db(kept, 0.7, 0.72) - _energy_db(output, 0.7, 0.72)) < 0.5
 
 
+def test_everywhere_keeps_the_contents_pauses_silent():
+    # The content stops at 0.6 s; the output goes on with a hiss 30 dB under its note.
+    content = _tone(1.0, 0.1) * (np.arange(RATE) < 0.6 * RATE)
+    hiss = 0.3 * 10 ** (-30 / 20) * np.random.default_rng(0).standard_normal(RATE)
+    output = _tone(1.0, 0.1) * (np.arange(RATE) < 0.6 * RATE) + hiss * (np.arange(RATE) >= 0.6 * RATE)
+    fixed = _suppress(output, content, everywhere=True)[0]
+    assert _energy_db(fixed, 0.75, 0.95) < _energy_db(output, 0.75, 0.95) - 15.0
+    assert abs(_energy_db(fixed, 0.3, 0.5) - _energy_db(output, 0.3, 0.5)) < 0.5
+    # Only ahead of onsets (the default), the hiss stays.
+    assert abs(_energy_db(_suppress(output, content)[0], 0.75, 0.95) - _energy_db(output, 0.75, 0.95)) < 0.5
+
+
 def test_only_attenuates_and_keeps_shape_and_stereo():
     rng = np.random.default_rng(1)
     content = np.stack([_tone(0.8, 0.2), _tone(0.8, 0.5)])

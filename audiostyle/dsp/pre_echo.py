@@ -20,8 +20,11 @@ window-shaped smoothing that sees what one engine frame sees:
   window (none below :data:`ONSET_RISE_DB`, fully from :data:`FULL_RISE_DB`);
 * or, with ``everywhere=True``, in full at every frame: the output then rises above its local
   level no more than the content does anywhere, which removes onsets the content does not have
-  (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). That is for
-  outputs meant to keep the content's dynamics, not for a style whose own texture moves.
+  (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). A level gate
+  comes with it: no frame of the output is more than :data:`LEVEL_MARGIN_DB` louder, against
+  the output's loudest, than the content's frame is against the content's loudest, down to
+  60 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
+  keep the content's dynamics, not for a style whose own texture moves.
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ import torch.nn.functional as F
 from .mel import mel_filters
 from .stft import istft, stft
 
-__all__ = ["FULL_RISE_DB", "ONSET_RISE_DB", "suppress_pre_echo"]
+__all__ = ["FULL_RISE_DB", "LEVEL_MARGIN_DB", "ONSET_RISE_DB", "suppress_pre_echo"]
 
 #: A band counts as just before an onset once the content's power in it rises by this many
 #: dB within one engine window ahead ...
 ONSET_RISE_DB = 6.0
 #: ... and the cut applies in full from this rise.
 FULL_RISE_DB = 15.0
+#: With ``everywhere=True``: how much louder (dB, each against its own loudest frame) a frame
+#: of the output may be than the content's.
+LEVEL_MARGIN_DB = 6.0
 # Band powers this far below a clip's loudest are floored: a rise down there is noise, not
 # an onset anyone hears, and the floor keeps ratios finite in digital silence.
 _RANGE_DB = 60.0
@@ -71,7 +77,9 @@ def suppress_pre_echo(
     max_cut_db : float
         The deepest cut in dB (> 0).
     everywhere : bool
-        Turn down every rise the content does not have, not only those before its onsets.
+        Turn down every rise the content does not have, not only those before its onsets,
+        and keep each frame's level within :data:`LEVEL_MARGIN_DB` of the content's (so its
+        pauses stay silent).
 
     Returns
     -------
@@ -91,14 +99,15 @@ def suppress_pre_echo(
     # would read as an onset: they take the powers of the nearest frame inside the clip.
     first = min(short // (2 * hop), frames - 1)
     inside = torch.arange(frames, device=output.device).clamp(first, max(first, (samples - short // 2) // hop))
-    out_power = _band_power(spec, filters)[:, inside]
-    content_power = _band_power(stft(content, n_fft=short, hop_length=hop), filters)[:, inside]
+    out_raw = _raw_band_power(spec, filters)[:, inside]
+    content_raw = _raw_band_power(stft(content, n_fft=short, hop_length=hop), filters)[:, inside]
+    out_power, content_power = _floored(out_raw), _floored(content_raw)
 
     reach = max(1, n_fft // hop)
     rise = _relative(content_power, reach) / _relative(out_power, reach)
     gain = rise.clamp(min=10.0 ** (-max_cut_db / 10.0), max=1.0)
     if everywhere:
-        band_gain = gain.sqrt()  # amplitude
+        band_gain = (gain * _level_gate(out_raw, content_raw)).sqrt()  # amplitude
     else:
         ahead = F.max_pool1d(F.pad(content_power[None], (0, reach), mode="replicate"), reach + 1, stride=1)[0]
         rise_db = 10.0 * torch.log10(ahead / content_power)
@@ -118,11 +127,31 @@ def _band_filters(sample_rate: int, n_fft: int, device: torch.device, dtype: tor
     return torch.as_tensor(mel_filters(sample_rate, n_fft, bands, fmin=30.0), device=device, dtype=dtype)
 
 
-def _band_power(spec: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """Channel-summed mel band powers [shape=(bands, frames)] of a complex STFT, floored."""
-    power = filters @ (spec.real.square() + spec.imag.square()).sum(dim=0)
-    floor = power.amax() * 10.0 ** (-_RANGE_DB / 10.0) + _POWER_FLOOR
-    return power.clamp_min(floor)
+def _raw_band_power(spec: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Channel-summed mel band powers [shape=(bands, frames)] of a complex STFT."""
+    return filters @ (spec.real.square() + spec.imag.square()).sum(dim=0)
+
+
+def _floored(power: torch.Tensor) -> torch.Tensor:
+    """``power`` floored :data:`_RANGE_DB` under its largest value."""
+    return power.clamp_min(power.amax() * 10.0 ** (-_RANGE_DB / 10.0) + _POWER_FLOOR)
+
+
+def _level_gate(out_power: torch.Tensor, content_power: torch.Tensor) -> torch.Tensor:
+    """Power gain [shape=(frames,)] that keeps each output frame's level, against its loudest,
+    within :data:`LEVEL_MARGIN_DB` of the content's, floored :data:`_RANGE_DB` down.
+
+    From the unfloored band powers: the per-band floor, summed over the bands, would read a
+    pause as much louder than it is.
+    """
+    floor = 10.0 ** (-_RANGE_DB / 10.0)
+
+    def level(power: torch.Tensor) -> torch.Tensor:
+        frames = power.sum(dim=0)
+        return (frames / frames.amax().clamp_min(_POWER_FLOOR)).clamp_min(floor)
+
+    allowed = level(content_power) * 10.0 ** (LEVEL_MARGIN_DB / 10.0)
+    return (allowed / level(out_power)).clamp(min=floor, max=1.0)[None]
 
 
 def _relative(power: torch.Tensor, reach: int) -> torch.Tensor:
