@@ -106,10 +106,12 @@ def note_evidence(
     NoteEvidence
         Zero figures for a clip with fewer than three sounding frames.
     """
-    mono = np.asarray(waveform, dtype=np.float32)
-    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
+    waveform = np.atleast_2d(waveform)
     rate = sample_rate if analysis_rate is None else analysis_rate
-    blocks = [resample(block, sample_rate, rate) for block in _excerpt(mono, sample_rate)]
+    # Only the excerpt is mixed down and resampled: an hour-long input costs what 30 s does.
+    blocks = [
+        resample(block.mean(axis=0, dtype=np.float32), sample_rate, rate) for block in _excerpt(waveform, sample_rate)
+    ]
     power = np.concatenate([_power(block, n_fft, hop_length) for block in blocks], axis=1)
     level = 10.0 * np.log10(power + 1e-12)
     loudest = level.max(axis=0)
@@ -128,14 +130,15 @@ def blend_evidence(evidence: Sequence[NoteEvidence], weights: Sequence[float]) -
     )
 
 
-def _excerpt(mono: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-    """The whole clip when short enough, else evenly spaced blocks of :data:`MAX_SECONDS` in all."""
+def _excerpt(waveform: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+    """Views [shape=(channels, samples)]: the whole clip when short enough, else evenly spaced
+    blocks of :data:`MAX_SECONDS` in all."""
     limit = int(MAX_SECONDS * sample_rate)
-    if mono.shape[-1] <= limit:
-        return [mono]
+    if waveform.shape[-1] <= limit:
+        return [waveform]
     block = limit // _BLOCKS
-    starts = np.linspace(0, mono.shape[-1] - block, _BLOCKS).astype(int)
-    return [mono[start : start + block] for start in starts]
+    starts = np.linspace(0, waveform.shape[-1] - block, _BLOCKS).astype(int)
+    return [waveform[:, start : start + block] for start in starts]
 
 
 def _power(block: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:

@@ -224,7 +224,7 @@ def _fit_band_levels(network: TransformNet, clips: list[TrainingClip]) -> None:
 @torch.no_grad()
 def _set_style_colour(network: TransformNet, prepared: PreparedStyle, config: StyleConfig) -> None:
     """Store the styles' blended long-term power per band, as shares, for the colour match at apply time."""
-    weights = prepared.weights or (1.0,) * len(prepared.styles)
+    weights = prepared.blend
     colour = torch.zeros(network.style_colour.shape, dtype=torch.float64)
     for style, weight in zip(prepared.styles, weights):
         spectrum = analyze(style.waveform, config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length)

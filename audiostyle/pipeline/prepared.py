@@ -162,9 +162,8 @@ class PreparedStyle(torch.nn.Module):
         if view not in self.other_views:
             device = self.statistics.layers[0].gram.device
             specs = _analyze_styles(self.styles, self.config, device)
-            weights = list(self.weights) or [1.0] * len(self.styles)
             network, statistics, texture = style_targets(
-                specs, weights, self.config, device, view=view, base_network=self.network
+                specs, self.blend, self.config, device, view=view, base_network=self.network
             )
             self.other_views[view] = _Targets(network, statistics, texture)
         held = self.other_views[view]
@@ -176,9 +175,13 @@ class PreparedStyle(torch.nn.Module):
         Every content of a library at that rate reuses it (:mod:`audiostyle.dsp.bandwidth`).
         """
         if sample_rate not in self._band_powers:
-            weights = self.weights or (1.0,) * len(self.styles)
-            self._band_powers[sample_rate] = styles_band_power(self.styles, weights, sample_rate)
+            self._band_powers[sample_rate] = styles_band_power(self.styles, self.blend, sample_rate)
         return self._band_powers[sample_rate]
+
+    @property
+    def blend(self) -> list[float]:
+        """The styles' blend weights, equal ones when none were given."""
+        return list(self.weights) or [1.0] * len(self.styles)
 
     @property
     def names(self) -> tuple[str, ...]:

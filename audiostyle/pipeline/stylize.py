@@ -185,7 +185,7 @@ def _load_inputs(
         prepared = prepared.to(device)
         prepared.check(config)
         style_audio = prepared.styles
-        blend = list(prepared.weights) or [1.0] * len(style_audio)
+        blend = prepared.blend
     # Fail now with advice, not in an hour when the operating system kills the run.
     check_memory(
         config,
