@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from audiostyle import StyleConfig, stylize
+from audiostyle.dsp import pre_echo
 from audiostyle.dsp.pre_echo import suppress_pre_echo
 
 RATE = 16000
@@ -95,6 +96,26 @@ def test_everywhere_keeps_the_contents_pauses_silent():
     assert abs(_energy_db(fixed, 0.3, 0.5) - _energy_db(output, 0.3, 0.5)) < 0.5
     # Only ahead of onsets (the default), the hiss stays.
     assert abs(_energy_db(_suppress(output, content)[0], 0.75, 0.95) - _energy_db(output, 0.75, 0.95)) < 0.5
+
+
+def test_everywhere_judges_a_rise_against_the_window_before(monkeypatch):
+    # The envelope view's case: the output's next note sits in a band the content's barely
+    # reaches, and swells in 60 ms early. Around the note's start the local level includes the
+    # note, which hides the swell from the centred comparison; the past's level does not.
+    held = 0.1 * _tone(1.0, 0.0)
+    content = held + _tone(1.0, 0.5, freqs=(660.0,)) + 0.03 * _tone(1.0, 0.5, freqs=(3300.0,))
+    output = held + 0.3 * _tone(1.0, 0.44, ramp=0.06, freqs=(660.0,)) + _tone(1.0, 0.44, ramp=0.06, freqs=(3300.0,))
+    fixed = _suppress(output, content, everywhere=True)[0]
+    monkeypatch.setattr(pre_echo, "_relative_to_past", lambda power, reach: torch.ones_like(power))
+    centred = _suppress(output, content, everywhere=True)[0]
+    early = (0.45, 0.49)
+    assert _energy_db(fixed, *early) < _energy_db(centred, *early) - 2.0
+    assert _energy_db(fixed, *early) <= _energy_db(content, *early)
+    # The note, once the content plays it, is the same either way.
+    assert abs(_energy_db(fixed, 0.6, 0.9) - _energy_db(output, 0.6, 0.9)) < 0.5
+    # The stricter gain of the two: never less cut anywhere.
+    for start in np.arange(0.0, 0.95, 0.05):
+        assert _energy_db(fixed, start, start + 0.05) <= _energy_db(centred, start, start + 0.05) + 0.1
 
 
 def test_only_attenuates_and_keeps_shape_and_stereo():

@@ -20,7 +20,10 @@ window-shaped smoothing that sees what one engine frame sees:
   window (none below :data:`ONSET_RISE_DB`, fully from :data:`FULL_RISE_DB`);
 * or, with ``everywhere=True``, in full at every frame: the output then rises above its local
   level no more than the content does anywhere, which removes onsets the content does not have
-  (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). A level gate
+  (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). The rise is also
+  judged against the level of the engine window just before, and the stricter gain of the two
+  taken: the local level around a note's start includes the note, which hides an early rise
+  from the centred comparison but not from the one with the past. A level gate
   comes with it: no frame of the output is more than :data:`LEVEL_MARGIN_DB` louder, against
   the output's loudest, than the content's frame is against the content's loudest, down to
   60 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
@@ -105,6 +108,8 @@ def suppress_pre_echo(
 
     reach = max(1, n_fft // hop)
     rise = _relative(content_power, reach) / _relative(out_power, reach)
+    if everywhere:
+        rise = torch.minimum(rise, _relative_to_past(content_power, reach) / _relative_to_past(out_power, reach))
     gain = rise.clamp(min=10.0 ** (-max_cut_db / 10.0), max=1.0)
     if everywhere:
         band_gain = (gain * _level_gate(out_raw, content_raw)).sqrt()  # amplitude
@@ -166,3 +171,11 @@ def _relative(power: torch.Tensor, reach: int) -> torch.Tensor:
     padded = F.pad(power[:, None], (reach, reach), mode="replicate")
     local = F.conv1d(padded, kernel)[:, 0]
     return power / local
+
+
+def _relative_to_past(power: torch.Tensor, reach: int) -> torch.Tensor:
+    """``power`` over its mean over the ``reach`` frames before (the first frame stands for
+    those before the clip)."""
+    padded = F.pad(power[:, None], (reach, 0), mode="replicate")[..., :-1]
+    kernel = torch.full((1, 1, reach), 1.0 / reach, device=power.device, dtype=power.dtype)
+    return power / F.conv1d(padded, kernel)[:, 0]
