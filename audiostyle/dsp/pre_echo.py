@@ -80,9 +80,9 @@ def suppress_pre_echo(
     max_cut_db : float
         The deepest cut in dB (> 0).
     everywhere : bool
-        Turn down every rise the content does not have, not only those before its onsets,
-        and keep each frame's level within :data:`LEVEL_MARGIN_DB` of the content's (so its
-        pauses stay silent).
+        Turn down every rise the content does not have (above the level around it or the
+        engine window before it), not only those before its onsets, and keep each frame's
+        level within :data:`LEVEL_MARGIN_DB` of the content's (so its pauses stay silent).
 
     Returns
     -------
