@@ -143,7 +143,7 @@ def _floored(power: torch.Tensor) -> torch.Tensor:
 
 
 def _level_gate(out_power: torch.Tensor, content_power: torch.Tensor) -> torch.Tensor:
-    """Power gain [shape=(frames,)] that keeps each output frame's level, against its loudest,
+    """Power gain [shape=(1, frames)] that keeps each output frame's level, against its loudest,
     within :data:`LEVEL_MARGIN_DB` of the content's, floored :data:`_RANGE_DB` down.
 
     From the unfloored band powers: the per-band floor, summed over the bands, would read a
