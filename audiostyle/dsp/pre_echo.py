@@ -26,7 +26,7 @@ window-shaped smoothing that sees what one engine frame sees:
   from the centred comparison but not from the one with the past. A level gate
   comes with it: no frame of the output is more than :data:`LEVEL_MARGIN_DB` louder, against
   the output's loudest, than the content's frame is against the content's loudest, down to
-  60 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
+  90 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
   keep the content's dynamics, not for a style whose own texture moves.
 """
 
@@ -48,9 +48,10 @@ FULL_RISE_DB = 15.0
 #: With ``everywhere=True``: how much louder (dB, each against its own loudest frame) a frame
 #: of the output may be than the content's.
 LEVEL_MARGIN_DB = 6.0
-# Band powers this far below a clip's loudest are floored: a rise down there is noise, not
-# an onset anyone hears, and the floor keeps ratios finite in digital silence.
-_RANGE_DB = 60.0
+# Band powers are compared down to this far below a clip's loudest; the floor keeps ratios
+# finite in digital silence. A swell 60-80 dB under the loudest note still starts a note early
+# at high playback level, and reads so to an onset detector working over 80 dB.
+_RANGE_DB = 90.0
 _POWER_FLOOR = 1e-20
 _MAX_BANDS = 64
 
