@@ -135,6 +135,29 @@ def test_everywhere_cuts_a_swell_far_under_the_loudest_note():
     assert abs(_energy_db(fixed, 0.6, 0.9) - _energy_db(output, 0.6, 0.9)) < 0.5
 
 
+def test_everywhere_cut_eases_off_no_faster_than_its_release(monkeypatch):
+    # A struck note (30 dB down in 50 ms, then nearly held) styled as a held note: the output is
+    # turned down while the content decays fast. Let go at once when the decay slows, it would
+    # come back up 10 dB in 20 ms, a second onset; held, it rises no faster than the release.
+    t = np.arange(RATE) / RATE
+    after = np.clip(t - 0.2, 0.0, None)
+    decay_db = np.minimum(after, 0.05) * 600.0 + np.clip(after - 0.05, 0.0, None) * 5.0
+    content = _tone(1.0, 0.2) * 10.0 ** (-decay_db / 20.0)
+    output = _tone(1.0, 0.2)
+
+    def steepest_rise(wave: np.ndarray) -> float:  # dB per second, over 50 ms
+        levels = np.array([_energy_db(wave, s, s + 0.01) for s in np.arange(0.25, 0.9, 0.01)])
+        return float(np.max(levels[5:] - levels[:-5]) / 0.05)
+
+    held = _suppress(output, content, everywhere=True)[0]
+    assert steepest_rise(held) <= 1.1 * pre_echo.RELEASE_DB_PER_SECOND
+    monkeypatch.setattr(pre_echo, "_held", lambda gain, content_power, release_db: gain)
+    let_go = _suppress(output, content, everywhere=True)[0]
+    assert steepest_rise(let_go) > 1.5 * pre_echo.RELEASE_DB_PER_SECOND
+    # Once the cut has eased off, the note is where it would be without the hold.
+    assert abs(_energy_db(held, 0.8, 0.95) - _energy_db(let_go, 0.8, 0.95)) < 0.5
+
+
 def test_only_attenuates_and_keeps_shape_and_stereo():
     rng = np.random.default_rng(1)
     content = np.stack([_tone(0.8, 0.2), _tone(0.8, 0.5)])

@@ -23,7 +23,9 @@ window-shaped smoothing that sees what one engine frame sees:
   (the frame-to-frame flutter of a solved spectrogram reads as extra onsets). The rise is also
   judged against the level of the engine window just before, and the stricter gain of the two
   taken: the local level around a note's start includes the note, which hides an early rise
-  from the centred comparison but not from the one with the past. A level gate
+  from the centred comparison but not from the one with the past. Once made, a cut eases off
+  no faster than :data:`RELEASE_DB_PER_SECOND` plus the content's own rise, so that an output
+  turned down while the content decays does not come back up as a second onset. A level gate
   comes with it: no frame of the output is more than :data:`LEVEL_MARGIN_DB` louder, against
   the output's loudest, than the content's frame is against the content's loudest, down to
   90 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
@@ -38,13 +40,16 @@ import torch.nn.functional as F
 from .mel import mel_filters
 from .stft import istft, stft
 
-__all__ = ["FULL_RISE_DB", "LEVEL_MARGIN_DB", "ONSET_RISE_DB", "suppress_pre_echo"]
+__all__ = ["FULL_RISE_DB", "LEVEL_MARGIN_DB", "ONSET_RISE_DB", "RELEASE_DB_PER_SECOND", "suppress_pre_echo"]
 
 #: A band counts as just before an onset once the content's power in it rises by this many
 #: dB within one engine window ahead ...
 ONSET_RISE_DB = 6.0
 #: ... and the cut applies in full from this rise.
 FULL_RISE_DB = 15.0
+#: With ``everywhere=True``: how fast (dB per second) a cut may ease off where the content does
+#: not rise.
+RELEASE_DB_PER_SECOND = 170.0
 #: With ``everywhere=True``: how much louder (dB, each against its own loudest frame) a frame
 #: of the output may be than the content's.
 LEVEL_MARGIN_DB = 6.0
@@ -113,6 +118,9 @@ def suppress_pre_echo(
         rise = torch.minimum(rise, _relative_to_past(content_power, reach) / _relative_to_past(out_power, reach))
     gain = rise.clamp(min=10.0 ** (-max_cut_db / 10.0), max=1.0)
     if everywhere:
+        # A cut made while the content decays faster than the output, let go as soon as the
+        # content's decay slows, would bring the output back up: a second onset.
+        gain = _held(gain, content_power, RELEASE_DB_PER_SECOND * hop / sample_rate)
         band_gain = (gain * _level_gate(out_raw, content_raw)).sqrt()  # amplitude
     else:
         ahead = F.max_pool1d(F.pad(content_power[None], (0, reach), mode="replicate"), reach + 1, stride=1)[0]
@@ -172,6 +180,20 @@ def _relative(power: torch.Tensor, reach: int) -> torch.Tensor:
     padded = F.pad(power[:, None], (reach, reach), mode="replicate")
     local = F.conv1d(padded, kernel)[:, 0]
     return power / local
+
+
+def _held(gain: torch.Tensor, content_power: torch.Tensor, release_db: float) -> torch.Tensor:
+    """``gain`` [shape=(bands, frames)] that comes back up after a cut no faster than
+    ``release_db`` per frame plus the content's own rise in that band.
+
+    ``G(t) = min over s <= t of g(s) + A(t) - A(s)`` in dB, with ``A`` the allowance summed
+    over frames: one cumulative minimum, no loop over frames.
+    """
+    gain_db = 10.0 * torch.log10(gain)
+    rise = F.pad((10.0 * torch.log10(content_power)).diff(dim=-1), (1, 0)).clamp_min(0.0)
+    allowance = (rise + release_db).cumsum(dim=-1)
+    held_db = allowance + torch.cummin(gain_db - allowance, dim=-1).values
+    return 10.0 ** (held_db.clamp(max=0.0) / 10.0)
 
 
 def _relative_to_past(power: torch.Tensor, reach: int) -> torch.Tensor:
