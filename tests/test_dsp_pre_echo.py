@@ -135,6 +135,17 @@ def test_everywhere_cuts_a_swell_far_under_the_loudest_note():
     assert abs(_energy_db(fixed, 0.6, 0.9) - _energy_db(output, 0.6, 0.9)) < 0.5
 
 
+def test_held_gain_comes_back_at_the_release_rate_or_with_the_content():
+    gain_db = torch.tensor([[0.0, -10.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    flat = torch.ones(1, 8)
+    held = 10.0 * torch.log10(pre_echo._held(10.0 ** (gain_db / 10.0), flat, 2.0))
+    torch.testing.assert_close(held, torch.tensor([[0.0, -10.0, -10.0, -8.0, -6.0, -4.0, -2.0, 0.0]]), atol=1e-4, rtol=0)
+    # The content rising by 10 dB at frame 3 lets the cut go at once there.
+    rising = torch.tensor([[1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0, 10.0]])
+    held = 10.0 * torch.log10(pre_echo._held(10.0 ** (gain_db / 10.0), rising, 2.0))
+    torch.testing.assert_close(held, torch.zeros(1, 8).index_fill(1, torch.tensor([1, 2]), -10.0), atol=1e-4, rtol=0)
+
+
 def test_everywhere_cut_eases_off_no_faster_than_its_release(monkeypatch):
     # A struck note (30 dB down in 50 ms, then nearly held) styled as a held note: the output is
     # turned down while the content decays fast. Let go at once when the decay slows, it would
