@@ -17,9 +17,10 @@ output show up in its pitch-class histogram.
 
 Every output is scored against the truth by :mod:`benchmarks.groundtruth_metrics`:
 log-mel distance, MFCC timbre statistics and long-term spectrum (timbre: lower is
-better), chroma correlation, pYIN pitch accuracy and onset F1 (content: higher is better),
-and the leak detector, the correlation of the output's pitch-class histogram with the
-truth's and with the style's. References on every triplet: the content copied, the plain
+better), chroma correlation, pYIN pitch accuracy and onset F1, against the truth's
+detected onsets and against the score's note starts (content: higher is better), and the
+leak detector, the correlation of the output's pitch-class histogram with the truth's and
+with the style's. References on every triplet: the content copied, the plain
 50/50 mix (:func:`benchmarks.baselines.mix`), the style itself and the truth (distance 0,
 correlation 1). A method should be closer to the truth than the content copy and the mix
 in timbre while keeping the content's notes.
@@ -171,24 +172,41 @@ def check_tools(soundfonts: set[str] | None = None) -> str | None:
     return None if not missing else "missing " + ", ".join(missing)
 
 
-def melody_track(melody: str, program: int, seconds: float, *, transpose: int = 0) -> MidiTrack:
-    """One melody on one GM program, repeated after a short rest until ``seconds``.
-
-    Every voice is cut at ``seconds``, so the render ends there.
-    """
+def _played_notes(melody: str, seconds: float) -> list[tuple[float, float, int]]:
+    """(start, sounding length, MIDI pitch) of each note of ``melody`` repeated until ``seconds``."""
     lead_in, notes = MELODIES[melody]
-    track = MidiTrack()
-    track.program(0.0, 0, program)
+    played = []
     start = lead_in
     while True:
         for pitch, steps in notes:
             length = steps * _STEP_SECONDS
             if start + _STEP_SECONDS > seconds:
-                track.sound_off(seconds, 0)
-                return track
-            track.note(start, min(length * _ARTICULATION, seconds - start), 0, pitch + transpose, _VELOCITY)
+                return played
+            played.append((start, min(length * _ARTICULATION, seconds - start), pitch))
             start += length
         start += _REST_STEPS * _STEP_SECONDS
+
+
+def melody_track(melody: str, program: int, seconds: float, *, transpose: int = 0) -> MidiTrack:
+    """One melody on one GM program, repeated after a short rest until ``seconds``.
+
+    Every voice is cut at ``seconds``, so the render ends there.
+    """
+    track = MidiTrack()
+    track.program(0.0, 0, program)
+    for start, length, pitch in _played_notes(melody, seconds):
+        track.note(start, length, 0, pitch + transpose, _VELOCITY)
+    track.sound_off(seconds, 0)
+    return track
+
+
+def note_starts(melody: str, seconds: float) -> np.ndarray:
+    """When each note of ``melody``'s render of ``seconds`` starts, in seconds [shape=(notes,)].
+
+    The score the content and the truth share: the reference of ``onset_f1_score``, which
+    unlike the truth's detected onsets has no missed or doubled ones.
+    """
+    return np.array([start for start, _, _ in _played_notes(melody, seconds)])
 
 
 def render(
@@ -277,15 +295,19 @@ def method_name(preset: str, network: str) -> str:
 
 
 def score_triplet(
-    clips: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+    clips: dict[str, np.ndarray], outputs: dict[str, np.ndarray], score_onsets: np.ndarray | None = None
 ) -> dict[str, dict[str, float | str | None]]:
-    """Each reference (content, mix, style, truth) and each output, scored against the truth."""
+    """Each reference (content, mix, style, truth) and each output, scored against the truth
+    (and its onsets against ``score_onsets``, the note starts of :func:`note_starts`, when given)."""
     candidates = {
         "content": clips["content"], "mix": mix(clips["content"], clips["style"], RATE),
         "style": clips["style"], "truth": clips["truth"], **outputs,
     }
     analyses: dict[str, Analysis] = {method: analyze(audio) for method, audio in candidates.items()}
-    return {method: compare(analysis, analyses["truth"], analyses["style"]) for method, analysis in analyses.items()}
+    return {
+        method: compare(analysis, analyses["truth"], analyses["style"], score_onsets=score_onsets)
+        for method, analysis in analyses.items()
+    }
 
 
 def summarise(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float | int | None]]:
@@ -361,7 +383,8 @@ def _format(value: float | None, width: int, digits: int) -> str:
 _COLUMNS = (  # (measure, header, width, digits)
     ("log_mel_db", "logmel", 7, 2), ("timbre", "timbre", 7, 1), ("ltas_db", "ltas", 6, 2),
     ("chroma", "chroma", 7, 3), ("pitch", "pitch", 6, 3), ("pitch_class", "pclass", 6, 3),
-    ("onset_f1", "onsF1", 6, 3), ("histogram_truth", "h~tru", 6, 3), ("histogram_style", "h~sty", 6, 3),
+    ("onset_f1", "onsF1", 6, 3), ("onset_f1_score", "ons~sc", 6, 3), ("histogram_truth", "h~tru", 6, 3),
+    ("histogram_style", "h~sty", 6, 3),
 )
 
 
@@ -408,7 +431,8 @@ def main(argv: list[str] | None = None) -> None:
                 method = method_name(preset, network)
                 seconds[method] = time.perf_counter() - start
                 outputs[method] = result.audio
-        for method, values in score_triplet(clips, outputs).items():
+        starts = note_starts(TRIPLETS[name].melody, args.seconds)
+        for method, values in score_triplet(clips, outputs, starts).items():
             row = {"triplet": name, "method": method, "seconds": seconds.get(method, 0.0), **values}
             rows.append(row)
             print(_row_line(name, method, values, f"{values['closer_to']:>6s} {row['seconds']:7.1f}"), flush=True)

@@ -21,6 +21,10 @@ measure               what                                                   bes
 ``pitch_class``       as ``pitch``, octave errors forgiven                   1
 ``onset_f1``          F1 of detected onsets (backtracked to the start of     1
                       the rise), matched one to one within +/-50 ms
+``onset_f1_score``    the output's detected onsets against the score's note  1
+                      starts instead of the truth's detected onsets (which
+                      miss or double some: a flute's chiff, a synth voice's
+                      swell); None without a score
 ``histogram_truth``   Pearson correlation of 12-bin pitch-class histograms   1
                       (chroma energy summed over time), output and truth
 ``histogram_style``   the same, output and style clip: a high value means    low
@@ -59,7 +63,7 @@ __all__ = [
 RATE = 22050
 #: Measures :func:`compare` returns, in table order.
 MEASURES = (
-    "log_mel_db", "timbre", "ltas_db", "chroma", "pitch", "pitch_class", "onset_f1",
+    "log_mel_db", "timbre", "ltas_db", "chroma", "pitch", "pitch_class", "onset_f1", "onset_f1_score",
     "histogram_truth", "histogram_style",
 )
 
@@ -167,7 +171,9 @@ def analyze(waveform: np.ndarray, sample_rate: int = RATE) -> Analysis:
     )
 
 
-def compare(output: Analysis, truth: Analysis, style: Analysis | None = None) -> dict[str, float | None]:
+def compare(
+    output: Analysis, truth: Analysis, style: Analysis | None = None, *, score_onsets: np.ndarray | None = None
+) -> dict[str, float | None]:
     """Every measure of ``output`` against ``truth`` (and the style clip, for the leak detector).
 
     Parameters
@@ -175,6 +181,9 @@ def compare(output: Analysis, truth: Analysis, style: Analysis | None = None) ->
     output, truth : Analysis
     style : Analysis or None
         The style clip; without it ``histogram_style`` and ``closer_to`` are None.
+    score_onsets : np.ndarray [shape=(notes,)] or None
+        When the truth's notes start, in seconds, from its score; without it
+        ``onset_f1_score`` is None.
 
     Returns
     -------
@@ -196,6 +205,7 @@ def compare(output: Analysis, truth: Analysis, style: Analysis | None = None) ->
         "pitch": pitch,
         "pitch_class": pitch_class,
         "onset_f1": onset_f1(output.onsets, truth.onsets),
+        "onset_f1_score": None if score_onsets is None else onset_f1(output.onsets, score_onsets),
         "histogram_truth": histogram_truth,
         "histogram_style": histogram_style,
         "closer_to": None if histogram_style is None else ("truth" if histogram_truth > histogram_style else "style"),

@@ -86,6 +86,27 @@ def test_onsets_shifted_beyond_the_tolerance_lower_f1(c_melody):
     assert metrics.compare(far, c_melody)["onset_f1"] < 0.3
 
 
+def test_onsets_are_also_scored_against_the_score(c_melody):
+    starts = np.arange(len(C_MAJOR)) * STEP
+    assert metrics.compare(c_melody, c_melody)["onset_f1_score"] is None
+    on_time = metrics.compare(c_melody, c_melody, score_onsets=starts)["onset_f1_score"]
+    assert on_time == metrics.onset_f1(c_melody.onsets, starts) and on_time > 0.6
+    # A truth whose detected onsets miss notes lowers onset_f1, not the score-based F1.
+    every_other = metrics.analyze(melody(C_MAJOR[::2]))
+    result = metrics.compare(c_melody, every_other, score_onsets=starts)
+    assert result["onset_f1"] < 0.6 and result["onset_f1_score"] == on_time
+    late = metrics.analyze(melody(C_MAJOR, offset=0.11))
+    assert metrics.compare(late, c_melody, score_onsets=starts)["onset_f1_score"] < 0.3
+
+
+def test_note_starts_are_the_rendered_tracks_note_ons():
+    starts = groundtruth.note_starts("ode_c", 4.0)
+    track = groundtruth.melody_track("ode_c", 40, 4.0)
+    note_ons = sorted(tick / 960 for tick, _, message in track._events if message[0] & 0xF0 == 0x90)
+    np.testing.assert_allclose(starts, note_ons, atol=1 / 960)
+    assert starts[0] == groundtruth.MELODIES["ode_c"].lead_in and np.all(np.diff(starts) > 0) and starts[-1] < 4.0
+
+
 def test_onset_matching_is_one_to_one_and_within_tolerance():
     truth = np.array([0.5, 1.0, 1.5])
     assert metrics.onset_f1(truth, truth) == 1.0
@@ -212,6 +233,11 @@ def test_rendered_triplet_has_the_expected_relations(rendered):
     assert style["chroma"] < 0.3 and style["histogram_truth"] < 0.3 and style["onset_f1"] < 0.5
     assert content["closer_to"] == "truth" and style["closer_to"] == "style"
     assert style["timbre"] < content["timbre"]
+    assert content["onset_f1_score"] is None
+    starts = groundtruth.note_starts(groundtruth.TRIPLETS["violin-cello"].melody, 3.0)
+    scored = groundtruth.score_triplet(clips, {}, starts)
+    assert scored["truth"]["onset_f1_score"] > 0.8 and scored["content"]["onset_f1_score"] > 0.8
+    assert scored["style"]["onset_f1_score"] < 0.5
 
 
 def test_render_rejects_a_transposition_out_of_midi_range(tmp_path):
@@ -261,6 +287,7 @@ def test_cli_scores_references_and_methods(rendered, tmp_path, monkeypatch, caps
     assert report["summary"]["truth"]["beats_copy_and_mix_timbre"] == 1
     assert report["summary"]["default"]["beats_copy_and_mix_log_mel"] == 0
     assert report["summary"]["style"]["closer_to_truth_than_style"] == 0
+    assert "ons~sc" in printed and report["summary"]["content"]["onset_f1_score"] > 0.8
 
 
 def test_cli_rejects_bad_triplet_choices():
