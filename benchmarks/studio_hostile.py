@@ -29,6 +29,7 @@ from tests.hostile_studio import (
     Studio,
     chunked,
     flac_bomb,
+    multipart,
     open_event_stream,
     padded_form,
     raw_request,
@@ -109,6 +110,16 @@ def _cases(studio: Studio) -> Iterator[tuple[str, str | None]]:
 
     many = [content, style, *cheap, *((f"field{i}", None, b"x") for i in range(200))]
     yield refused("too many parts", _expect(studio.submit(many), [413], "too_many_parts"))
+    # A decoy boundary first: counting parts on it while the parser splits on the last one
+    # would let the 200 fields through uncounted.
+    content_type, body = multipart(many)
+    real = content_type.rpartition("=")[2]
+    headers = [*studio.auth(), ("Content-Type", f"multipart/form-data; boundary=decoy; boundary={real}"),
+               ("Content-Length", str(len(body)))]
+    reply = raw_request(studio.port, "POST", "/jobs", headers=headers, body=[body])
+    yield refused("two boundaries", _expect(reply, [400], "ambiguous_boundary"))
+    nine = ("content", "nine.wav", wav_bytes(0.6, 22050, seed=3, channels=9))
+    yield refused("nine channels", _expect(studio.submit([nine, style, *cheap]), [422], "bad_audio"))
 
     pending = int(limits.get("pending_jobs", 0))
     if pending <= 0:

@@ -57,12 +57,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wav_bytes(seconds: float = 1.0, rate: int = 16000, *, seed: int = 0) -> bytes:
-    """A short mono 16-bit WAV: a tone plus a little noise."""
+def wav_bytes(seconds: float = 1.0, rate: int = 16000, *, seed: int = 0, channels: int = 1) -> bytes:
+    """A short 16-bit WAV: a tone plus a little noise (its own noise on each channel)."""
     import soundfile as sf
 
     t = np.arange(int(seconds * rate)) / rate
-    audio = 0.3 * np.sin(2 * np.pi * 220.0 * t) + 0.05 * np.random.default_rng(seed).standard_normal(t.size)
+    noise = np.random.default_rng(seed).standard_normal((t.size, channels))
+    audio = 0.3 * np.sin(2 * np.pi * 220.0 * t)[:, None] + 0.05 * noise
     buffer = io.BytesIO()
     sf.write(buffer, audio.astype(np.float32), rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()

@@ -198,6 +198,12 @@ def test_texture_job_from_the_style_alone(client, uploads):
     assert audio.shape[0] == pytest.approx(rate * 1.0, rel=0.05)
 
 
+def nine_channels(rng) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.1 * rng.standard_normal((4000, 9)), 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def truncated_wav(rng) -> bytes:
     data = wav_bytes(rng)
     return data[: len(data) // 2]
@@ -211,6 +217,7 @@ def truncated_wav(rng) -> bytes:
         ("big.wav", lambda rng: wav_bytes(rng, seconds=8.0), 413, "too_large"),
         ("cut.wav", truncated_wav, 422, "truncated_audio"),
         ("click.wav", lambda rng: wav_bytes(rng, seconds=0.005), 422, "bad_audio"),
+        ("nine.wav", nine_channels, 422, "bad_audio"),  # more than a FLAC copy can hold
     ],
 )
 def test_bad_uploads_are_clear_4xx_and_leave_nothing(client, uploads, rng, name, make, status, error):
@@ -390,3 +397,14 @@ def test_a_later_stage_is_counted_with_its_own_eta(tmp_path):
     assert (job.stage, job.step, job.total) == ("refine", 2, 20)
     assert job.losses == {"style": 0.5, "total": 0.5} and len(job.history) == 1
     assert job.eta is not None and job.eta >= 0
+
+
+def test_a_failed_jobs_message_names_its_file_not_the_private_folder(tmp_path):
+    from audiostyle import AudioFileError
+    from audiostyle_cli.web.jobs import FAILED, Job, JobManager
+
+    job = Job(id="j", content=None, style=tmp_path / "s.wav", config=TINY, preset="tiny", labels={}, folder=tmp_path / "j")
+    error = AudioFileError(str(job.folder / "result.flac"), "could not write FLAC/PCM_16: Format not recognised")
+    JobManager()._finish(job, FAILED, error)
+    assert job.error["type"] == "AudioFileError"
+    assert str(tmp_path) not in job.error["message"] and "result.flac" in job.error["message"]

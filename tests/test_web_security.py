@@ -286,6 +286,43 @@ def test_a_form_with_too_many_parts_is_refused(live, uploads):
     assert live.stored() == []
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=decoy; boundary={real}",  # one parser reads the first, another the last
+        "multipart/form-data; BOUNDARY=decoy; boundary={real}",
+        'multipart/form-data; boundary="decoy"; boundary*={real}',
+    ],
+)
+def test_a_form_with_several_boundaries_is_refused(live, uploads, content_type):
+    parts = [(role, name, data) for role, (name, data, _) in uploads.items()]
+    real, body = multipart([*parts, *((f"field{i}", None, b"x") for i in range(100))])
+    header = content_type.format(real=real.rpartition("=")[2])
+    reply = raw_request(live.port, "POST", "/jobs", headers=form_headers(live, header, ("Content-Length", str(len(body)))), body=[body])
+    assert reply.status == 400 and reply.json()["error"] == "ambiguous_boundary"
+    assert live.stored() == []
+
+
+def test_two_content_types_are_refused(live, uploads):
+    parts = [(role, name, data) for role, (name, data, _) in uploads.items()]
+    content_type, body = multipart(parts)
+    headers = [*form_headers(live, content_type, ("Content-Length", str(len(body)))), ("Content-Type", "text/plain")]
+    reply = raw_request(live.port, "POST", "/jobs", headers=headers, body=[body])
+    assert reply.status == 400 and reply.json()["error"] == "ambiguous_boundary"
+
+
+def test_parts_are_counted_on_the_boundary_the_parser_uses(live, uploads):
+    # A quoted boundary with a separator inside: split naively, ';' would cut it short.
+    parts = [(role, name, data) for role, (name, data, _) in uploads.items()]
+    plain, body = multipart([*parts, *((f"field{i}", None, b"x") for i in range(100))])
+    boundary = plain.rpartition("=")[2]
+    quoted = boundary[:8] + ";" + boundary[8:]
+    body = body.replace(boundary.encode(), quoted.encode())
+    header = f'multipart/form-data; boundary="{quoted}"'
+    reply = raw_request(live.port, "POST", "/jobs", headers=form_headers(live, header, ("Content-Length", str(len(body)))), body=[body])
+    assert reply.status == 413 and reply.json()["error"] == "too_many_parts"
+
+
 # -- finding 4: bounded queue, storage, lifetime and iterations --------------------------------
 
 
@@ -305,13 +342,50 @@ def test_the_queue_is_bounded(tmp_path, uploads):
 
 
 def test_stored_bytes_are_bounded(tmp_path, uploads):
-    # One job's two uploads fit; a second's do not.
-    with serving(tmp_path, storage_limit=100_000) as live, live.client() as client:
+    # One job's two uploads and the room its result may take fit; a second's do not.
+    with serving(tmp_path, storage_limit=3 * 2**20) as live, live.client() as client:
         assert client.post("/jobs", files=uploads, data={"preset": "slow"}).status_code == 201
         refused = client.post("/jobs", files=uploads, data={"preset": "slow"})
         assert refused.status_code == 507 and error_of(refused) == "storage_full"
-        assert "100000 bytes" in refused.json()["detail"]
+        assert f"{3 * 2**20} bytes" in refused.json()["detail"]
         assert len(live.stored()) == 1
+
+
+def test_a_result_is_counted_before_it_is_written(tmp_path, uploads):
+    # Tiny inputs asking for a long texture: refused for the result it would write.
+    style = {"style": uploads["style"]}
+    with serving(tmp_path, storage_limit=3 * 2**20) as live, live.client() as client:
+        refused = client.post("/jobs", files=style, data={"mode": "texture", "duration": "60", "preset": "slow"})
+        assert refused.status_code == 507 and error_of(refused) == "storage_full"
+        assert live.stored() == []
+        # Once a job is done its files count as they are, and the room held for it is free.
+        job = client.post("/jobs", files=uploads, data={"preset": "tiny"}).json()
+        assert wait_status(client, job["id"], ("done", "failed"))["status"] == "done"
+        again = client.post("/jobs", files=uploads, data={"preset": "tiny"})
+        assert again.status_code == 201, again.text
+
+
+def test_result_bytes_bound_what_a_job_writes(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from audiostyle import get_preset
+    from audiostyle.io import audio_info
+    from audiostyle_cli.web.studio import result_bytes
+
+    config = get_preset("fast")
+    rate = 16000
+    content, style = tmp_path / "c.wav", tmp_path / "s.wav"
+    sf.write(content, np.zeros((2 * rate, 2)), rate, subtype="FLOAT")
+    sf.write(style, np.zeros(rate), rate, subtype="PCM_16")
+    infos = {"content": audio_info(content), "style": audio_info(style)}
+    # 2 s, stereo, at the working rate (above 16 kHz), float WAV plus a 24-bit FLAC, plus a figure.
+    samples = 2 * config.sample_rate + config.n_fft
+    assert result_bytes(infos, config, None) >= samples * 2 * (4 + 3)
+    texture = {"style": infos["style"]}
+    assert result_bytes(texture, config, 60.0) > 60 * config.sample_rate * (2 + 3)
+    # Without a duration a texture is as long as its style (1 s).
+    assert result_bytes(texture, config, 60.0) - result_bytes(texture, config, None) >= 59 * config.sample_rate * (2 + 3)
 
 
 def test_finished_jobs_expire_with_their_files(tmp_path, uploads):

@@ -17,8 +17,9 @@ The static assets and the icon need no token; ``/`` without one is a short page 
 to find the link. Every response forbids framing and MIME sniffing.
 
 :class:`BodyLimit` counts the bytes a request body actually delivers, whatever its headers
-claim, refuses ambiguous framing (both ``Content-Length`` and ``Transfer-Encoding``) and
-counts multipart parts on the wire, so an upload past the limits is cut off with 413 as it
+claim, refuses ambiguous framing (both ``Content-Length`` and ``Transfer-Encoding``, or
+several ``boundary`` parameters) and counts multipart parts on the wire, split on the
+boundary the form parser will use, so an upload past the limits is cut off with 413 as it
 arrives instead of being spooled first.
 
 Both are written against the bare ASGI interface (no framework import), so the command line
@@ -263,14 +264,27 @@ class _Boundaries:
 
 
 def _multipart_boundary(content_type: str) -> bytes | None:
-    kind, _, params = content_type.partition(";")
-    if kind.strip().lower() != "multipart/form-data":
+    """The boundary the form parser will split ``content_type``'s body on, or None.
+
+    Read with the parser's own header reader, so that the parts counted here are the parts
+    the app will see (two readers that disagree on which of several ``boundary`` parameters
+    counts would let a body of many parts through uncounted).
+    """
+    try:
+        from python_multipart.multipart import parse_options_header
+    except ImportError:  # python-multipart before 0.0.13
+        from multipart.multipart import parse_options_header
+    kind, params = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
         return None
-    for param in params.split(";"):
-        name, _, value = param.strip().partition("=")
-        if name.strip().lower() == "boundary" and value:
-            return value.strip().strip('"').encode("latin-1")
-    return None
+    return params.get(b"boundary") or None
+
+
+def _boundary_parameters(content_type: str) -> int:
+    """How many ``boundary`` parameters ``content_type`` names (more than one is ambiguous)."""
+    return sum(
+        param.partition("=")[0].strip().lower() in ("boundary", "boundary*") for param in content_type.split(";")[1:]
+    )
 
 
 class BodyLimit:
@@ -308,7 +322,11 @@ class BodyLimit:
         if lengths and int(lengths[0]) > self.max_bytes:
             await send_json(send, 413, "too_large", self._too_large())
             return
-        boundary = _multipart_boundary(headers.get("content-type", [""])[0])
+        content_types = headers.get("content-type", [""])
+        if len(content_types) > 1 or _boundary_parameters(content_types[0]) > 1:
+            await send_json(send, 400, "ambiguous_boundary", "a form must have one Content-Type with one boundary")
+            return
+        boundary = _multipart_boundary(content_types[0])
         parts = _Boundaries(boundary) if boundary else None
         received = 0
         refusal: _Refusal | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -57,6 +58,8 @@ class Job:
     labels: dict[str, str]
     folder: Path
     duration: float | None = None
+    #: The most its result files can take, held against the storage limit until it finishes.
+    result_bytes: int = 0
     status: str = QUEUED
     #: What the steps count: "solve" (the spectrogram), or a later stage the library reports ("refine").
     stage: str = "solve"
@@ -216,7 +219,9 @@ class JobManager:
         job.finished = time.time()
         job.eta = None if status != DONE else 0.0
         if error is not None:
-            job.error = {"type": type(error).__name__, "message": str(error)}
+            # The studio's private folder is no business of the page's: name the file alone.
+            message = str(error).replace(f"{job.folder}{os.sep}", "")
+            job.error = {"type": type(error).__name__, "message": message}
         job.version += 1
 
     def _work(self, device: str) -> None:

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from fastapi import UploadFile
 
     from audiostyle import Result, StyleConfig
+    from audiostyle.io import AudioInfo
 
-__all__ = ["Limits", "JobRequest", "Studio", "find_samples", "ROLES", "NETWORKS"]
+__all__ = ["Limits", "JobRequest", "Studio", "find_samples", "result_bytes", "ROLES", "NETWORKS"]
 
 NETWORKS = ("random", "pretrained")
 ROLES = ("content", "style")
@@ -35,6 +36,13 @@ logger = logging.getLogger("audiostyle.studio")
 
 #: pyplot keeps global state: one figure at a time, whatever the number of device workers.
 _PLOT_LOCK = threading.Lock()
+#: Bytes per sample of a WAV result, by the subtype it keeps from a WAV input (others: PCM_16;
+#: an unknown subtype counts as the widest).
+_WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: The FLAC copy holds at most 24-bit samples.
+_FLAC_SAMPLE_BYTES = 3
+#: Room for a job's spectrogram figure (at 80 dpi it has fewer pixels than this has bytes).
+_FIGURE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class Limits:
     upload_bytes: int = 100 * 1024 * 1024
     #: Jobs queued or running at once (more: HTTP 429).
     pending_jobs: int = 8
-    #: All the files kept at once: uploads, results, figures (more: HTTP 507).
+    #: All the files kept at once: uploads, results, figures, and the most the results of the
+    #: jobs not yet finished can take (more: HTTP 507).
     storage_bytes: int = 1024 * 1024 * 1024
     #: Seconds a finished job and its files are kept.
     job_ttl: float = 3600.0
@@ -95,6 +104,20 @@ def find_samples() -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in SAMPLE_EXTENSIONS and p.is_file()}
 
 
+def result_bytes(infos: Mapping[str, "AudioInfo"], config: "StyleConfig", duration: float | None) -> int:
+    """The most a job's result files (WAV, FLAC copy, figure) can take on disk.
+
+    ``infos`` are its inputs' headers by role; the result is as long as the content, or the
+    texture's ``duration`` (else the style's), at the highest of their rates and channel counts.
+    """
+    source = infos.get("content", infos["style"])
+    seconds = source.duration if "content" in infos else (duration if duration is not None else source.duration)
+    rate = max(config.sample_rate, *(info.sample_rate for info in infos.values()))
+    channels = max(info.channels for info in infos.values())
+    wav = _WAV_SAMPLE_BYTES.get(source.subtype or "", 8) if source.format == "WAV" else 2
+    return int(seconds * rate + config.n_fft) * channels * (wav + _FLAC_SAMPLE_BYTES) + _FIGURE_BYTES
+
+
 def finish_job(job: Job, result: "Result") -> None:
     """Beside the WAV: a FLAC copy and the run's spectrogram figure (when matplotlib is here)."""
     from audiostyle import ConfigError
@@ -131,6 +154,8 @@ class Studio:
         #: Set on SIGINT/SIGTERM (via stop()) or at shutdown: ends the event streams at once.
         self.stopping = threading.Event()
         self._closed = threading.Event()
+        # One admission at a time: the storage check and the queueing it allows are one step.
+        self._admitting = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -227,10 +252,10 @@ class Studio:
 
     def _new_job(self, request: JobRequest, folder: Path, config: "StyleConfig") -> Job:
         """Store and check the inputs in ``folder``, then queue the job."""
-        paths, labels = self._store_inputs(request, folder, config)
+        paths, labels, infos = self._store_inputs(request, folder, config)
         if request.mode == "texture" and request.duration is not None and request.duration > config.max_duration:
             raise ApiError(422, "bad_config", f"duration={request.duration} must be at most {config.max_duration:g} s")
-        self._check_storage(before=False)
+        duration = request.duration if request.mode == "texture" else None
         job = Job(
             id=folder.name,
             content=paths.get("content"),
@@ -239,9 +264,12 @@ class Studio:
             preset=request.preset,
             labels=labels,
             folder=folder,
-            duration=request.duration if request.mode == "texture" else None,
+            duration=duration,
+            result_bytes=result_bytes(infos, config, duration),
         )
-        return self.manager.submit(job)
+        with self._admitting:
+            self._check_storage(before=False, adding=job.result_bytes)
+            return self.manager.submit(job)
 
     def _config(self, request: JobRequest) -> "StyleConfig":
         from audiostyle import AudioStyleError
@@ -262,32 +290,42 @@ class Studio:
         except AudioStyleError as error:
             raise ApiError(422, "bad_config", str(error)) from None
 
-    def _check_storage(self, *, before: bool) -> None:
-        """Refuse when the files kept reach the limit (before storing) or pass it (after)."""
-        used, limit = stored_bytes(self.root), self.limits.storage_bytes
+    def _check_storage(self, *, before: bool, adding: int = 0) -> None:
+        """Refuse when the files kept, the results still to come and ``adding`` reach the
+        limit (before storing) or pass it (after)."""
+        pending = sum(job.result_bytes for job in self.manager.all() if job.status not in FINISHED)
+        used, limit = stored_bytes(self.root) + pending + adding, self.limits.storage_bytes
         if used > limit or (before and used == limit):
             raise ApiError(
-                507, "storage_full", f"the studio keeps at most {limit} bytes of files; delete or wait for finished jobs to expire"
+                507, "storage_full",
+                f"the studio keeps at most {limit} bytes of files and results to come; delete or wait for finished jobs to expire",
             )
 
-    def _store_inputs(self, request: JobRequest, folder: Path, config: "StyleConfig") -> tuple[dict[str, Path], dict[str, str]]:
-        """Each input in ``folder`` under its role's name (or a shipped sample), checked; and its label."""
+    def _store_inputs(
+        self, request: JobRequest, folder: Path, config: "StyleConfig"
+    ) -> tuple[dict[str, Path], dict[str, str], dict[str, "AudioInfo"]]:
+        """Each input in ``folder`` under its role's name (or a shipped sample), checked; its
+        label and its header."""
+        from audiostyle.io import audio_info
+
         paths: dict[str, Path] = {}
         labels: dict[str, str] = {}
+        infos: dict[str, AudioInfo] = {}
         for role, (upload, sample_name) in request.inputs().items():
             if upload is not None and sample_name:
                 raise ApiError(422, "invalid_request", f"give either a {role} file or {role}_sample, not both")
             if upload is not None:
                 labels[role] = label(upload.filename, role)
                 paths[role] = store_upload(upload.file, folder / role, limit=self.limits.upload_bytes, role=role)
-                sniff(paths[role], labels[role], config)
+                infos[role] = sniff(paths[role], labels[role], config)
             elif sample_name:
                 if sample_name not in self.samples:
                     raise ApiError(422, "invalid_request", f"{role}_sample={sample_name!r} must be one of {sorted(self.samples)}")
                 labels[role], paths[role] = sample_name, self.samples[sample_name]
+                infos[role] = audio_info(paths[role])
             else:
                 raise ApiError(422, "invalid_request", f"a {role} file (or {role}_sample) is required in {request.mode} mode")
-        return paths, labels
+        return paths, labels, infos
 
 
 @contextlib.contextmanager

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from audiostyle import StyleConfig
     from audiostyle.io import AudioInfo
 
-__all__ = ["label", "store_upload", "sniff"]
+__all__ = ["MAX_STUDIO_CHANNELS", "label", "store_upload", "sniff"]
 
 _CHUNK = 1024 * 1024
 _SAFE_LABEL = re.compile(r"[^A-Za-z0-9._ -]+")
 #: Decoded samples are float32.
 _SAMPLE_BYTES = 4
+#: Every result is also offered as FLAC, which holds at most 8 channels.
+MAX_STUDIO_CHANNELS = 8
 
 
 def label(name: str | None, fallback: str) -> str:
@@ -80,8 +82,9 @@ def _over_limits(info: "AudioInfo", config: "StyleConfig") -> bool:
     )
 
 
-def sniff(path: Path, name: str, config: "StyleConfig") -> None:
-    """Check that an upload is decodable audio, complete, and long enough to analyse."""
+def sniff(path: Path, name: str, config: "StyleConfig") -> "AudioInfo":
+    """Check that an upload is decodable audio, complete, long enough to analyse and of at
+    most :data:`MAX_STUDIO_CHANNELS` channels; its header's description."""
     from audiostyle import AudioFileError
     from audiostyle.io import audio_info, probe_audio
 
@@ -91,6 +94,11 @@ def sniff(path: Path, name: str, config: "StyleConfig") -> None:
         raise ApiError(415, "unsupported_media", f"{name} {error.problem}") from None
     if _wav_truncated(path):
         raise ApiError(422, "truncated_audio", f"{name}: the WAV file is truncated (its data chunk is cut off)")
+    if info.channels > MAX_STUDIO_CHANNELS:
+        raise ApiError(
+            422, "bad_audio",
+            f"{name}: {info.channels} channels; the studio takes at most {MAX_STUDIO_CHANNELS} (the command line takes more)",
+        )
     try:
         probe_audio(path, max_duration=config.max_duration)
     except AudioFileError as error:
@@ -101,3 +109,4 @@ def sniff(path: Path, name: str, config: "StyleConfig") -> None:
         raise ApiError(
             422, "bad_audio", f"{name}: too short ({info.duration:.3f} s); at least {config.n_fft / config.sample_rate:.3f} s is needed"
         )
+    return info
