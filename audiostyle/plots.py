@@ -17,13 +17,23 @@ import torch
 from .dsp.resample import resample
 from .dsp.stft import stft
 from .errors import ConfigError
-from .io import atomic_write, load_audio
+from .io import atomic_write, audio_info, load_audio
+from .system import format_gib
 from .validation import validate_stft_params
 
-__all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB"]
+__all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB", "MAX_PLOT_CELLS"]
 
 #: Every panel shows the same range: from the loudest bin of all panels down this many dB.
 DYNAMIC_RANGE_DB = 80.0
+
+#: The most spectrogram cells (frequency bins times frames, all panels together) one figure may
+#: hold: four panels of a 20-minute 48 kHz clip at the default STFT fit, and a panel at 80 dpi
+#: is a few hundred pixels wide, so finer frames than that add nothing visible.
+MAX_PLOT_CELLS = 2**29
+#: Memory per cell, measured peaks rounded up (docs/limits.md): what each panel keeps until the
+#: figure is saved, and what drawing one panel takes while it is drawn.
+_KEPT_BYTES_PER_CELL = 12
+_DRAW_BYTES_PER_CELL = 72
 
 
 def _pyplot() -> Any:
@@ -47,6 +57,62 @@ def _waveform(source: Any, sample_rate: int) -> np.ndarray:
     else:
         audio, _ = load_audio(source, sample_rate, mono=True)
     return audio.mean(axis=0)
+
+
+def _length_at(source: Any, sample_rate: int) -> int:
+    """Samples of a path or ``(waveform, rate)`` once at ``sample_rate``, from the header alone."""
+    if isinstance(source, tuple):
+        samples, rate = np.shape(source[0])[-1], int(source[1])
+    else:
+        info = audio_info(source)
+        samples, rate = info.frames, info.sample_rate
+    return math.ceil(samples * sample_rate / rate)
+
+
+def _spectrogram_cells(samples: int, n_fft: int, hop_length: int) -> int:
+    """Cells of :func:`_spectrum_db` of ``samples`` (padded to ``n_fft``): bins times centred frames."""
+    return (n_fft // 2 + 1) * (1 + max(samples, n_fft) // hop_length)
+
+
+def _check_plot_size(lengths: Sequence[int], sample_rate: int, n_fft: int, hop_length: int, *, settings: tuple[int, int]) -> int:
+    """Refuse a figure of panels ``lengths`` samples long before any STFT is computed.
+
+    ``settings`` are the ``(n_fft, hop_length)`` to name in the message (a run's, before they
+    are scaled to the plot's rate). Returns the estimated bytes.
+
+    Raises
+    ------
+    ConfigError
+        The figure would hold more than :data:`MAX_PLOT_CELLS` spectrogram cells, or need
+        more memory than is free.
+    """
+    from .pipeline.memory import available_memory
+
+    cells = [_spectrogram_cells(n, n_fft, hop_length) for n in lengths]
+    total = sum(cells)
+    needed = _KEPT_BYTES_PER_CELL * total + _DRAW_BYTES_PER_CELL * max(cells)
+    fix = (
+        f"raise hop_length (now {settings[1]}) or lower n_fft (now {settings[0]}), "
+        f"or plot fewer or shorter clips ({len(lengths)} of {sum(lengths) / sample_rate:.1f} s in all)"
+    )
+    if total > MAX_PLOT_CELLS:
+        raise ConfigError(f"the figure would hold {total:,} spectrogram cells, over the limit of {MAX_PLOT_CELLS:,}; {fix}")
+    free = available_memory("cpu")
+    if free is not None and needed > free:
+        raise ConfigError(
+            f"the figure needs about {format_gib(needed)} of memory ({total:,} spectrogram cells) "
+            f"but only {format_gib(free)} is free; {fix}"
+        )
+    return needed
+
+
+def _decoded(source: Any, lengths: list[int], index: int, sample_rate: int, n_fft: int, hop_length: int, settings: tuple[int, int]) -> np.ndarray:
+    """:func:`_waveform` of panel ``index``, checked again if its header understated its length."""
+    wave = _waveform(source, sample_rate)
+    if wave.shape[-1] > lengths[index]:
+        lengths[index] = wave.shape[-1]
+        _check_plot_size(lengths, sample_rate, n_fft, hop_length, settings=settings)
+    return wave
 
 
 def _decibels(magnitude: np.ndarray) -> np.ndarray:
@@ -156,24 +222,30 @@ def plot_result(
     Raises
     ------
     ConfigError
-        matplotlib is missing or the extension is not a figure format.
+        matplotlib is missing, the extension is not a figure format, or the spectrograms
+        would hold more than :data:`MAX_PLOT_CELLS` cells or need more memory than is free
+        (checked from the inputs' headers before anything is decoded).
     AudioFileError
         An input is unreadable, or the figure would overwrite an input.
     """
-    plt = _pyplot()
     config = result.config
     titles = dict(titles or {})
     scale = 2 ** max(0, round(math.log2(result.sample_rate / config.sample_rate)))
     rate = max(config.sample_rate, result.sample_rate)
     n_fft, hop = config.n_fft * scale, config.hop_length * scale
     styles, weights = _styles_and_weights(style)
-    panels = []
+    sources = ([content] if content is not None else []) + styles
+    lengths = [_length_at(source, rate) for source in sources] + [_length_at((result.audio, result.sample_rate), rate)]
+    settings = (config.n_fft, config.hop_length)
+    _check_plot_size(lengths, rate, n_fft, hop, settings=settings)
+    plt = _pyplot()
+    panels: list[tuple[str, np.ndarray, float, int]] = []
     if content is not None:
-        wave = _waveform(content, rate)
+        wave = _decoded(content, lengths, len(panels), rate, n_fft, hop, settings)
         name = titles.get("content") or _label(content, "array")
         panels.append((f"content: {name}", _spectrum_db(wave, n_fft, hop), wave.shape[-1] / rate, rate))
     for index, (source, weight) in enumerate(zip(styles, weights)):
-        wave = _waveform(source, rate)
+        wave = _decoded(source, lengths, len(panels), rate, n_fft, hop, settings)
         name = titles.get("style") if index == 0 and titles.get("style") else _label(source, f"array {index + 1}")
         title = f"style: {name}"
         if len(styles) > 1:
@@ -232,20 +304,23 @@ def plot_files(
     Raises
     ------
     ConfigError
-        No files, bad STFT settings, missing matplotlib or a bad extension.
+        No files, bad STFT settings, missing matplotlib or a bad extension, or spectrograms
+        of more than :data:`MAX_PLOT_CELLS` cells or of more memory than is free (checked
+        from the headers before any file is decoded): a larger ``hop_length`` fixes it.
     AudioFileError
         A file is missing or unreadable.
     """
     if not paths:
         raise ConfigError("plot_files needs at least one audio file")
     validate_stft_params(n_fft, hop_length)
+    infos = [audio_info(p) for p in paths]
+    rate = max(info.sample_rate for info in infos)
+    lengths = [math.ceil(info.frames * rate / info.sample_rate) for info in infos]
+    _check_plot_size(lengths, rate, n_fft, hop_length, settings=(n_fft, hop_length))
     plt = _pyplot()
-    from .io import audio_info
-
-    rate = max(audio_info(p).sample_rate for p in paths)
     panels = []
-    for source in paths:
-        wave = _waveform(source, rate)
+    for index, source in enumerate(paths):
+        wave = _decoded(source, lengths, index, rate, n_fft, hop_length, (n_fft, hop_length))
         panels.append((Path(source).name, _spectrum_db(wave, n_fft, hop_length), wave.shape[-1] / rate, rate))
     figure, axes = plt.subplots(
         1, len(panels), figsize=(3.6 * len(panels) + 1, 3.2), sharey=True, constrained_layout=True, squeeze=False
