@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 from audiostyle import StyleConfig
 from audiostyle.batch import MANIFEST_NAME, Job, plan_batch, read_manifest
 from audiostyle.batch.jobs import record as job_record
-from audiostyle.batch.manifest import Manifest
-from audiostyle.errors import AudioStyleError
+from audiostyle.batch.manifest import Manifest, earlier_runs
+from audiostyle.errors import AudioStyleError, ConfigError
 from audiostyle_cli.app import app
 from audiostyle_cli.exits import guarded
 from audiostyle_cli.options import build_config
@@ -295,3 +295,78 @@ def test_os_errors_reach_the_user_with_their_reason_and_file(capsys) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/a.wav")
     assert stopped.value.exit_code == 4
     assert capsys.readouterr().err.strip() == "audiostyle: error: out/a.wav: No space left on device"
+
+
+def test_symlinked_manifest_stops_the_batch_and_leaves_its_target_alone(tmp_path: Path, style: Path) -> None:
+    """A link at the manifest's path (here onto an input) is never followed: exit 2 with one
+    line naming it before any job runs, and the file it points at stays byte for byte."""
+    library = clips(tmp_path / "in4", 1, 0.1)
+    target = library / "take0.wav"
+    before = target.read_bytes()
+    out = tmp_path / "o5"
+    out.mkdir()
+    (out / MANIFEST_NAME).symlink_to(Path("..") / "in4" / "take0.wav")
+
+    result = CliRunner().invoke(app, ["batch", str(library), "-s", str(style), "-o", str(out), *TINY], prog_name="audiostyle")
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unexpected" not in lines[0], lines
+    assert str(out / MANIFEST_NAME) in lines[0] and "symbolic link" in lines[0], lines
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME]  # no job ran
+
+
+def test_manifest_path_that_is_not_a_regular_file_is_neither_read_nor_written(tmp_path: Path) -> None:
+    """Links (to a file or dangling) and other non-files are refused for reading and for
+    appending alike, without writing to (or creating) what a link points at."""
+    victim = tmp_path / "input.wav"
+    victim.write_bytes(b"RIFF not ours to touch")
+    link = tmp_path / "linked" / MANIFEST_NAME
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    dangling = tmp_path / "dangling" / MANIFEST_NAME
+    dangling.parent.mkdir()
+    dangling.symlink_to(tmp_path / "created-through-the-link")
+    for path in (link, dangling):
+        with pytest.raises(ConfigError, match=r"manifest\.jsonl: the manifest is a symbolic link"):
+            read_manifest(path)
+        with pytest.raises(ConfigError, match=r"manifest\.jsonl: the manifest is a symbolic link"), Manifest(path) as manifest:
+            manifest.write([{"output": "a.wav", "status": "done"}], "job a.wav (done)")
+    assert victim.read_bytes() == b"RIFF not ours to touch"
+    assert not (tmp_path / "created-through-the-link").exists()
+
+    folder = tmp_path / "folder" / MANIFEST_NAME
+    folder.mkdir(parents=True)
+    fifo = tmp_path / "fifo" / MANIFEST_NAME
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer: it must not
+    for path in (folder, fifo):
+        with pytest.raises(ConfigError, match=r"manifest\.jsonl: the manifest is not a regular file"):
+            read_manifest(path)
+        with pytest.raises(ConfigError, match=r"manifest\.jsonl: the manifest is not a regular file"):
+            Manifest(path).__enter__()
+
+
+def test_manifest_lines_json_cannot_read_are_skipped_and_the_good_ones_kept(tmp_path: Path) -> None:
+    """Deep nesting (RecursionError), an integer past int()'s digit limit (ValueError) and a
+    record whose ``relative`` is no string are skipped like any bad line; the rest still resumes."""
+    out = tmp_path / "out"
+    out.mkdir()
+    good = [
+        {"output": str(out / "a.wav"), "relative": "a.wav", "status": "done", "config_hash": "h1"},
+        {"output": str(out / "b.wav"), "relative": "b.wav", "status": "started", "config_hash": "h2"},
+        {"output": str(out / "c.wav"), "relative": ["c.wav"], "status": "done", "config_hash": "h3"},
+    ]
+    lines = [
+        json.dumps(good[0]),
+        "[" * 100_000 + "]" * 100_000,
+        '{"output": "x.wav", "status": "done", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"output": "y.wav", "status": "done", "seconds": ' + "9" * 100_000 + "}",
+        json.dumps(good[1]),
+        json.dumps(good[2]),
+    ]
+    (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
+
+    assert read_manifest(out / MANIFEST_NAME) == good[:2]
+    finished, unfinished = earlier_runs(out)
+    assert finished == {"a.wav": "h1"} and unfinished == {"b.wav": "h2"}

@@ -7,6 +7,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -376,6 +377,11 @@ def summarize_plan(jobs: Sequence[Job]) -> dict[str, Any]:
     }
 
 
+def _positive(value: Any) -> bool:
+    """A finite number above 0 (a record's own figures; the manifest is a file anyone may edit)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None) -> tuple[float, str]:
     """Audio seconds stylized per second of one worker, and where the figure comes from.
 
@@ -385,7 +391,8 @@ def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None
     hashes = {job.config_hash for job in jobs}
     history = [
         r for r in (read_manifest(manifest) if manifest is not None else [])
-        if r.get("status") == "done" and r.get("config_hash") in hashes and r.get("seconds")
+        if r.get("status") == "done" and r.get("config_hash") in hashes and _positive(r.get("seconds"))
+        and _positive(r.get("duration"))
     ]
     if history:
         rate = sum(r["duration"] for r in history) / sum(r["seconds"] for r in history)
