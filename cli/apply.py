@@ -61,7 +61,8 @@ def apply_command(
     """Apply a trained style MODEL to CONTENT and write the result: one pass, no optimisation."""
     with guarded(given.debug, given.flags):
         target = output if output is not None else default_output_name(content, model)
-        check_targets(target, inputs=[content, model, model.with_suffix(".json")], overwrite=given.overwrite)
+        inputs = [content, model, model.with_suffix(".json")]
+        check_targets(target, inputs=inputs, overwrite=given.overwrite, source=content)
         from audiostyle import StyleModel
 
         loaded = StyleModel.load(model)

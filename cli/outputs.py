@@ -16,21 +16,33 @@ __all__ = ["check_targets", "default_output_name", "write_outputs", "summary", "
 
 
 def check_targets(
-    output: Path, extras: Sequence[Optional[Path]] = (), *, inputs: Sequence[Path], overwrite: bool
+    output: Path,
+    extras: Sequence[Optional[Path]] = (),
+    *,
+    inputs: Sequence[Path],
+    overwrite: bool,
+    source: Optional[Path] = None,
 ) -> None:
     """Fail now if ``output`` (audio) or one of ``extras`` (figure, report) could not be written.
+
+    ``source`` is the input whose rate and channels the output keeps (the content, or a
+    texture's first style): the output's format must hold them.
 
     Raises
     ------
     AudioFileError
         A target is a folder, in a missing or unwritable folder, an input, exists without
-        ``overwrite``, or (``output``) has an extension that names no audio format.
+        ``overwrite``, or (``output``) has an extension that names no audio format or a
+        format that cannot hold ``source``'s rate or channels.
     """
-    from audiostyle.io import check_output_path, output_format
+    from audiostyle.io import audio_info, check_encodable, check_output_path, output_format
 
     # The path first: a folder is reported as a folder, not as a missing extension.
     check_output_path(output, protect=inputs, overwrite=overwrite)
     output_format(output)
+    if source is not None:
+        info = audio_info(source)
+        check_encodable(output, info.sample_rate, info.channels)
     for extra in extras:
         if extra is not None:
             check_output_path(extra, protect=(*inputs, output), overwrite=overwrite)

@@ -41,7 +41,8 @@ def stylize_command(
         styles = [(style, 1.0), *(parse_weighted(text) for text in blend or [])]
         target = output if output is not None else default_output_name(content, style)
         extras = {"plot": given.get("plot"), "report": given.get("report")}
-        check_targets(target, tuple(extras.values()), inputs=[content, *(path for path, _ in styles)], overwrite=given.overwrite)
+        inputs = [content, *(path for path, _ in styles)]
+        check_targets(target, tuple(extras.values()), inputs=inputs, overwrite=given.overwrite, source=content)
         import audiostyle
 
         with SolverProgress(f"{content.name} × {style.name}", enabled=not given.quiet) as progress:

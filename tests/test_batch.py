@@ -271,3 +271,38 @@ def test_dask_local_cluster_of_two_workers(tmp_path, style):
     assert statuses == {"a.wav": "done", "b b.wav": "done", "c.wav": "failed"}
     assert "c.wav" in report.failed[0]["error"]
     assert sf.info(out / "b b.wav").samplerate == 16000 and not leftovers(out)
+
+
+def test_an_output_format_that_cannot_hold_the_input_fails_that_job_before_its_work(tmp_path):
+    source = tmp_path / "nine.wav"
+    sf.write(source, np.zeros((4000, 9), np.float32) + 0.1, 16000)
+
+    class NoWork:
+        def render(self, content):
+            raise AssertionError("the work started although the output could not be written")
+
+    job = batch_execute.Job(input=str(source), output=str(tmp_path / "out" / "nine.flac"), style="s.wav",
+                            config=StyleConfig(), config_hash="h")
+    outcome = batch_execute.execute(job, NoWork())
+    assert outcome["status"] == "failed" and "FLAC holds at most 8 channels, not 9" in outcome["error"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_records_of_the_wrong_shape_are_ignored(tmp_path):
+    from audiostyle.batch.plan import estimate_rate
+
+    good = {"input": "a.wav", "output": str(tmp_path / "a.wav"), "status": "done", "config_hash": "h",
+            "duration": 2.0, "seconds": 1.0}
+    hostile = [
+        {**good, "config_hash": ["h"]},  # a list where a hash goes
+        {**good, "style": "s\x00.wav"},  # a NUL no path call takes
+        {**good, "duration": "2"},
+        {**good, "duration": True},
+        {**good, "seconds": None},
+    ]
+    manifest = tmp_path / MANIFEST_NAME
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [*hostile, good]))
+    assert read_manifest(manifest)[:-1] == [hostile[-1]] and read_manifest(manifest)[-1] == good
+    job = batch_execute.Job(input="a.wav", output="o.wav", style="s.wav", config=StyleConfig(), config_hash="h")
+    rate, source = estimate_rate([job], manifest)
+    assert rate == 2.0 and source == "from 1 earlier jobs"

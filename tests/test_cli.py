@@ -261,6 +261,18 @@ def test_an_unwritable_output_folder_fails_before_the_work(option, files, tmp_pa
     assert_one_line_error(result, 3, "/proc/out.wav")
 
 
+@pytest.mark.parametrize("command", ["stylize", "texture"])
+def test_a_format_that_cannot_hold_the_source_fails_before_the_work(command, files, tmp_path, monkeypatch):
+    # A texture keeps its style's rate and channels, a transfer its content's.
+    monkeypatch.setattr(audiostyle, "stylize", _no_work)
+    source = tmp_path / "nine.wav"
+    sf.write(source, np.tile(tone(), (1, 9)), 16000)
+    args = [source, files["style"]] if command == "stylize" else ["texture", source]
+    result = run(*args, "-o", tmp_path / "out.flac", *TINY)
+    assert_one_line_error(result, 3, "out.flac: FLAC holds at most 8 channels, not 9")
+    assert not (tmp_path / "out.flac").exists()
+
+
 def test_summary_says_each_loss_once(files, tmp_path):
     result = run(files["content"], files["style"], "-o", tmp_path / "o.wav", *[a for a in TINY if a != "-q"])
     assert result.exit_code == 0, result.stderr

@@ -49,6 +49,21 @@ def test_negative_blend_weight_is_a_usage_error(files):
     assert result.exit_code == 2
 
 
+def test_blend_weights_count_only_as_shares_even_near_the_largest_float(files, tmp_path):
+    content, style, other = files
+    outputs = []
+    for weight in ("1", "1e308"):
+        out = tmp_path / f"w{weight}.wav"
+        result = run(content, style, "--blend", f"{other}:{weight}", "-o", out, *TINY_CLI)
+        assert result.exit_code == 0, result.output
+        outputs.append(sf.read(out)[0])
+    # The main style weighs 1: 1e308 to 1 is all but the other style alone, and finite.
+    assert np.isfinite(outputs[1]).all() and not np.allclose(outputs[0], outputs[1])
+    from audiostyle.pipeline.sources import normalise_styles
+
+    assert normalise_styles([("a.wav", 1e308), ("b.wav", 1e308)], None)[1] == [1.0, 1.0]
+
+
 def test_cli_texture_loop_with_plot_and_report(files, tmp_path):
     pytest.importorskip("matplotlib")
     _, style, other = files

@@ -93,6 +93,14 @@ def test_stereo_is_mixed_and_level_does_not_matter():
     assert quiet.concentration == pytest.approx(reference.concentration, abs=1e-3)
 
 
+def test_a_float_file_near_its_largest_value_is_read_without_overflow():
+    # A float WAV may hold samples up to 3.4e38, whose float32 spectrum would be infinite.
+    loud = melody() * np.float32(1e37)
+    with np.errstate(all="raise"):
+        evidence = note_evidence(loud, RATE)
+    assert evidence.persistence == pytest.approx(note_evidence(melody(), RATE).persistence, abs=5e-3)
+
+
 def test_another_rate_is_analysed_at_the_analysis_rate():
     at_48k = melody(rate=48000)
     evidence = note_evidence(at_48k, 48000, analysis_rate=RATE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from audiostyle.io import (
     AudioInfo,
     atomic_write,
     audio_info,
+    check_encodable,
     check_output_path,
     load_audio,
     save_audio,
@@ -343,12 +345,70 @@ def test_save_bad_array(tmp_path, audio):
     assert listing(tmp_path) == []
 
 
-def test_save_encoder_refusal_is_audio_file_error(tmp_path, rng):
-    if ".mp3" not in WRITABLE_EXTENSIONS:
+@pytest.mark.parametrize(
+    ("name", "rate", "channels", "problem"),
+    [
+        # libvorbis crashes the process above about 200 kHz instead of refusing.
+        ("out.ogg", 384000, 1, "OGG Vorbis is written up to 192000 Hz, not 384000"),
+        ("out.flac", 8000, 9, "FLAC holds at most 8 channels, not 9"),
+        ("out.mp3", 192000, 1, "MP3 has only the rates 8000, "),
+        ("out.mp3", 44100, 3, "MP3 holds at most 2 channels, not 3"),
+    ],
+)
+def test_save_refuses_what_the_format_cannot_hold(tmp_path, rng, name, rate, channels, problem):
+    if name.endswith(".mp3") and ".mp3" not in WRITABLE_EXTENSIONS:
         pytest.skip("this libsndfile cannot write MP3")
-    with pytest.raises(AudioFileError, match=r"out\.mp3.*could not write"):
-        save_audio(tmp_path / "out.mp3", sine(rng, 1, 800, 192000), 192000)
+    with pytest.raises(AudioFileError, match=re.escape(problem)) as caught:
+        save_audio(tmp_path / name, sine(rng, channels, 800, rate), rate)
+    message = str(caught.value)
+    assert name in message and ("write .wav" in message or "write .flac" in message)
     assert listing(tmp_path) == []
+    # The same check, before any work, from the numbers alone.
+    with pytest.raises(AudioFileError, match=re.escape(problem)):
+        check_encodable(tmp_path / name, rate, channels)
+
+
+def test_formats_are_written_up_to_their_limits(tmp_path, rng):
+    save_audio(tmp_path / "a.ogg", sine(rng, 2, 800, 192000), 192000)
+    save_audio(tmp_path / "b.flac", sine(rng, 8, 800, 384000), 384000)
+    save_audio(tmp_path / "c.wav", sine(rng, 64, 800, 384000), 384000)
+    assert [audio_info(tmp_path / n).channels for n in ("a.ogg", "b.flac", "c.wav")] == [2, 8, 64]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path, rng):
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
+    for read in (audio_info, load_audio):
+        with pytest.raises(AudioFileError, match="pipe.wav: is not a regular file"):
+            read(pipe)
+    # Nor is one written over: a rename would turn it into a plain file.
+    with pytest.raises(AudioFileError, match="is not a regular file"):
+        save_audio(pipe, sine(rng, 1, 800, 8000), 8000, overwrite=True)
+    assert pipe.is_fifo() and listing(tmp_path) == ["pipe.wav"]
+
+
+def test_an_output_name_the_file_system_takes_is_written(tmp_path, rng):
+    # 254 bytes: legal, though the temporary name beside it could not repeat it whole.
+    target = tmp_path / ("b" * 250 + ".wav")
+    save_audio(target, sine(rng, 1, 800, 8000), 8000)
+    assert listing(tmp_path) == [target.name] and audio_info(target).frames == 800
+
+
+def test_a_flac_whose_header_gives_no_length_is_read_whole(tmp_path, rng):
+    audio = sine(rng, 2, 30000, 16000)
+    path = save_audio(tmp_path / "stream.flac", audio, 16000)
+    data = bytearray(path.read_bytes())
+    # STREAMINFO's 36-bit total-samples field, 0 meaning "unknown" (as a streaming encoder writes).
+    at = 8 + 10
+    packed = int.from_bytes(data[at : at + 8], "big") & ~((1 << 36) - 1)
+    data[at : at + 8] = packed.to_bytes(8, "big")
+    data[at + 8 : at + 24] = bytes(16)
+    path.write_bytes(bytes(data))
+    assert audio_info(path).frames == 30000
+    loaded, rate = load_audio(path)
+    assert rate == 16000 and loaded.shape == (2, 30000)
+    np.testing.assert_allclose(loaded, audio, atol=1e-4)
 
 
 def _existing_input(folder: Path, rng: np.random.Generator) -> tuple[Path, bytes]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .. import AudioStyleError, PreparedStyle, Result, StyleConfig, stylize
+from ..io import audio_info, check_encodable
 from .jobs import Job, record
 
 if TYPE_CHECKING:
@@ -66,6 +67,10 @@ def render_job(job: Job, renderer: Renderer, started: float) -> Result | dict:
     """The job's result, or its ``failed`` record; writes nothing, so it may be interrupted anywhere."""
 
     def run() -> Result:
+        # The output keeps the input's rate and channels: refuse a format that cannot hold
+        # them before the work, not after it.
+        info = audio_info(job.input)
+        check_encodable(job.output, info.sample_rate, info.channels)
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
         return renderer.render(job.input)
 

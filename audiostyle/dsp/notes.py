@@ -148,7 +148,8 @@ def _power(block: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     """
     block = np.pad(block, (0, max(0, n_fft - block.shape[-1])))
     frames = np.lib.stride_tricks.sliding_window_view(block, n_fft)[::hop_length]
-    return np.abs(np.fft.rfft(frames * np.hanning(n_fft + 1)[:-1].astype(np.float32), axis=1).T) ** 2
+    # In float64: a float32 spectrum overflows on samples a float file may hold (up to 3e38).
+    return np.abs(np.fft.rfft(frames * np.hanning(n_fft + 1)[:-1], axis=1).T) ** 2
 
 
 def _persistence(level: np.ndarray, sounding: np.ndarray, sample_rate: int, n_fft: int) -> float:

@@ -15,6 +15,7 @@ from .formats import (
     READABLE_FORMATS,
     WRITABLE_EXTENSIONS,
     AudioInfo,
+    check_encodable,
     output_format,
 )
 from .read import audio_info, load_audio, probe_audio
@@ -29,6 +30,7 @@ __all__ = [
     "AudioInfo",
     "atomic_write",
     "audio_info",
+    "check_encodable",
     "check_output_path",
     "load_audio",
     "output_format",

@@ -12,7 +12,7 @@ import soundfile as sf
 from ..errors import AudioFileError, ConfigError
 
 __all__ = ["MAX_CHANNELS", "MAX_DECODED_BYTES", "MAX_SAMPLE_RATE", "READABLE_FORMATS", "WRITABLE_EXTENSIONS"]
-__all__ += ["AudioInfo", "output_format"]
+__all__ += ["AudioInfo", "check_encodable", "output_format"]
 
 logger = logging.getLogger("audiostyle")
 
@@ -112,6 +112,37 @@ def output_format(path: PathLike, format: str | None = None) -> str:
             + ", ".join(WRITABLE_EXTENSIONS),
         )
     return fmt
+
+
+#: The most channels each format's encoder takes, where it is fewer than :data:`MAX_CHANNELS`.
+_MAX_FORMAT_CHANNELS = {"FLAC": 8, "MP3": 2}
+#: The highest rate libvorbis encodes: above about 200 kHz it crashes the process.
+_MAX_OGG_RATE = 192_000
+#: The rates MPEG layer III has.
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def check_encodable(path: PathLike, sample_rate: int, channels: int, format: str | None = None) -> None:
+    """Check that ``path``'s format can hold audio of ``sample_rate`` and ``channels``.
+
+    Before the work (the output's rate and channels are its source's), and again before
+    every write: an encoder refuses some of what is read (FLAC more than 8 channels, MP3 most
+    rates) and libvorbis crashes on rates above about 200 kHz instead of refusing them.
+
+    Raises
+    ------
+    AudioFileError
+        The format cannot hold it; the message says what it can hold.
+    """
+    fmt = output_format(path, format)
+    most = _MAX_FORMAT_CHANNELS.get(fmt)
+    if most is not None and channels > most:
+        raise AudioFileError(path, f"{fmt} holds at most {most} channels, not {channels}; write .wav instead")
+    if fmt == "OGG" and sample_rate > _MAX_OGG_RATE:
+        raise AudioFileError(path, f"OGG Vorbis is written up to {_MAX_OGG_RATE} Hz, not {sample_rate}; write .flac or .wav instead")
+    if fmt == "MP3" and sample_rate not in _MP3_RATES:
+        rates = ", ".join(str(rate) for rate in _MP3_RATES)
+        raise AudioFileError(path, f"MP3 has only the rates {rates} Hz, not {sample_rate}; write .flac or .wav instead")
 
 
 def output_subtype(fmt: str, subtype: str | None) -> str:

@@ -37,6 +37,9 @@ def _check_readable_path(path: Path) -> None:
         raise AudioFileError(path, "file does not exist")
     if path.is_dir():
         raise AudioFileError(path, "is a folder, not an audio file")
+    if not path.is_file():
+        # Opening a named pipe blocks until something writes to it: possibly forever.
+        raise AudioFileError(path, "is not a regular file (a pipe, device or socket); save the audio to a file first")
 
 
 class _ForwardReader(sf.SoundFile):
@@ -63,12 +66,38 @@ def _open_for_reading(path: Path) -> sf.SoundFile:
         ) from exc
 
 
+#: What libsndfile reports as the length of a stream whose header does not say it (a FLAC
+#: whose STREAMINFO holds 0 samples, which the format allows).
+_UNKNOWN_FRAMES = 2**63 - 1
+
+
+def _counted_frames(path: Path, channels: int) -> int:
+    """The frames of a file whose header gives no length, counted by decoding it block by
+    block (nothing kept), up to one more than :data:`MAX_DECODED_BYTES` holds."""
+    cap = MAX_DECODED_BYTES // (FLOAT_BYTES * channels) + 1
+    frames = 0
+    with _ForwardReader(str(path)) as handle:
+        block = max(1, _BLOCK_SAMPLES // channels)
+        while frames < cap:
+            read = handle.read(frames=block, dtype="float32").shape[0]
+            if read == 0:
+                break
+            frames += read
+    return min(frames, cap)
+
+
 def _header(path: Path, handle: sf.SoundFile) -> AudioInfo:
+    frames = int(handle.frames)
+    if frames == _UNKNOWN_FRAMES and 0 < handle.channels <= MAX_CHANNELS:
+        try:
+            frames = _counted_frames(path, int(handle.channels))
+        except Exception as exc:  # noqa: BLE001 - a stream that fails part-way is unreadable
+            raise AudioFileError(path, f"is not a readable audio file ({decode_reason(exc)})") from exc
     info = AudioInfo(
         path=str(path),
         sample_rate=int(handle.samplerate),
         channels=int(handle.channels),
-        frames=int(handle.frames),
+        frames=frames,
         format=str(handle.format),
         subtype=handle.subtype or None,
     )

@@ -17,6 +17,7 @@ from ..validation import positive_int
 from .formats import (
     MAX_CHANNELS,
     PathLike,
+    check_encodable,
     decode_reason,
     output_format,
     output_subtype,
@@ -35,10 +36,21 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.normcase(real_a).casefold() == os.path.normcase(real_b).casefold()
 
 
+#: The most bytes of the target's name a temporary name beside it repeats: a name the file
+#: system takes (255 bytes) must still take the ``.<name>.<random>.part<ext>`` around it.
+_NAME_BYTES_KEPT = 96
+
+
+def _hidden_sibling(path: Path, kind: str) -> Path:
+    """``.<name, cut short>.<random>.<kind>`` in ``path``'s folder."""
+    name = path.name.encode("utf-8", "surrogateescape")[:_NAME_BYTES_KEPT].decode("utf-8", "ignore")
+    return path.parent / f".{name}.{secrets.token_hex(4)}.{kind}"
+
+
 def _check_writable_folder(path: Path) -> None:
     """Create and remove a probe file beside ``path``: the only test that also holds for root,
     read-only mounts and network shares, where permission bits do not tell."""
-    probe = path.parent / f".{path.name}.{secrets.token_hex(4)}.probe"
+    probe = _hidden_sibling(path, "probe")
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
@@ -55,9 +67,9 @@ def check_output_path(
     Raises
     ------
     AudioFileError
-        If the folder does not exist or cannot be written to, ``path`` is a folder or one of
-        ``protect`` (resolving links, case-insensitively), or exists while ``overwrite`` is
-        False.
+        If the folder does not exist or cannot be written to, ``path`` is a folder, a device,
+        pipe or socket, or one of ``protect`` (resolving links, case-insensitively), or
+        exists while ``overwrite`` is False.
     """
     path = Path(path)
     folder = path.parent
@@ -65,6 +77,9 @@ def check_output_path(
         raise AudioFileError(path, f"folder does not exist: {folder}")
     if path.is_dir():
         raise AudioFileError(path, "is a folder; give a file name to write")
+    if path.exists() and not path.is_file():
+        # A rename onto a device or a pipe would replace it with a plain file.
+        raise AudioFileError(path, "exists and is not a regular file (a device, pipe or socket); choose another output path")
     _check_writable_folder(path)
     if any(_same_file(str(path), os.fspath(input_path)) for input_path in protect):
         raise AudioFileError(
@@ -84,7 +99,8 @@ def atomic_write(
 ) -> Iterator[Path]:
     """Write a file all at once or not at all.
 
-    Yields a temporary path in the target's folder (named ``.<name>.<random>.part<ext>``)
+    Yields a temporary path in the target's folder (named ``.<name>.<random>.part<ext>``, the
+    name cut to its first 96 bytes)
     for the caller to write; when the block ends it is flushed to disk with ``fsync`` and
     moved onto ``path`` with ``os.replace``. If the block raises anything, including
     ``KeyboardInterrupt``, the temporary file is removed and ``path`` is untouched.
@@ -121,7 +137,7 @@ def atomic_write(
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         # Not tempfile.mkstemp: its 0600 mode would survive the rename; 0666 honours umask.
-        tmp_path = folder / f".{path.name}.{secrets.token_hex(4)}.part{path.suffix}"
+        tmp_path = _hidden_sibling(path, f"part{path.suffix[:16]}")
         try:
             os.close(os.open(tmp_path, flags, 0o666))
             break
@@ -249,7 +265,8 @@ def save_audio(
     AudioFileError
         If the extension is unsupported, the folder does not exist, ``path`` is an input
         or exists while ``overwrite`` is False, ``audio`` holds NaN or Inf or no samples,
-        or encoding/writing fails. Nothing is left behind on failure.
+        the format cannot hold its rate or channels (:func:`check_encodable`), or
+        encoding/writing fails. Nothing is left behind on failure.
     ConfigError
         If ``audio`` is not floating point of shape (channels, samples), ``sample_rate`` is
         not a positive integer, or ``format``/``subtype`` is unknown.
@@ -282,6 +299,7 @@ def save_audio(
         raise AudioFileError(path, "audio to write is empty (0 samples)")
     if not np.isfinite(audio).all():
         raise AudioFileError(path, "audio to write contains NaN or Inf")
+    check_encodable(path, sample_rate, audio.shape[0], fmt)
 
     with atomic_write(path, protect=protect, overwrite=overwrite) as tmp_path:
         with open(tmp_path, "r+b") as handle:

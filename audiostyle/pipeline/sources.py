@@ -111,7 +111,8 @@ def read_source(source: AudioSource, config: StyleConfig, role: str) -> tuple[st
 
 
 def normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | None) -> tuple[list, list[float]]:
-    """A style, a list of styles, or a list of (style, weight) pairs -> (sources, weights)."""
+    """A style, a list of styles, or a list of (style, weight) pairs -> (sources, weights),
+    the weights scaled so that the largest is 1."""
     if isinstance(style, (str, os.PathLike, tuple)):
         sources, pair_weights = [style], [1.0]
     elif isinstance(style, Sequence) and len(style) > 0:
@@ -129,9 +130,11 @@ def normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | N
         if len(weights) != len(sources):
             raise ConfigError(f"style_weights has {len(weights)} entries for {len(sources)} styles")
         pair_weights = [float(w) for w in weights]
-    if any(not math.isfinite(w) or w < 0 for w in pair_weights) or sum(pair_weights) <= 0:
+    if any(not math.isfinite(w) or w < 0 for w in pair_weights) or max(pair_weights) <= 0:
         raise ConfigError(f"style weights {pair_weights} must be finite, >= 0 and not all 0")
-    return sources, pair_weights
+    # Only the shares matter; scaled to a largest of 1, no sum or product downstream overflows.
+    largest = max(pair_weights)
+    return sources, [w / largest for w in pair_weights]
 
 
 def load_styles(sources: Sequence[AudioSource], config: StyleConfig) -> list[Audio]:
