@@ -306,3 +306,18 @@ def test_manifest_records_of_the_wrong_shape_are_ignored(tmp_path):
     job = batch_execute.Job(input="a.wav", output="o.wav", style="s.wav", config=StyleConfig(), config_hash="h")
     rate, source = estimate_rate([job], manifest)
     assert rate == 2.0 and source == "from 1 earlier jobs"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_among_the_inputs_fails_alone_and_as_the_style_is_named_a_pipe(tmp_path, style):
+    library = tmp_path / "lib"
+    noise(library / "a.wav")
+    os.mkfifo(library / "m.wav")  # opening it would wait for a writer
+    result = cli(library, "--style", style, "-o", tmp_path / "out", *TINY)
+    assert result.exit_code == 1, result.stderr + result.stdout
+    latest = {Path(r["input"]).name: r for r in read_manifest(tmp_path / "out" / MANIFEST_NAME)}
+    assert latest["a.wav"]["status"] == "done" and latest["m.wav"]["status"] == "failed"
+    assert "is not a regular file" in latest["m.wav"]["error"]
+    os.mkfifo(tmp_path / "pipe.wav")
+    result = cli(library / "a.wav", "--style", tmp_path / "pipe.wav", "-o", tmp_path / "out2", *TINY)
+    assert result.exit_code == 2 and "not a regular file" in result.stderr

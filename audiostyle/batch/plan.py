@@ -190,7 +190,8 @@ def _style_paths(styles: Sequence[str | os.PathLike]) -> list[Path]:
     paths = [Path(s) for s in styles]
     for style in paths:
         if not style.is_file():
-            raise ConfigError(f"style {style}: no such file")
+            problem = "not a regular file (a folder, pipe or device)" if style.exists() else "no such file"
+            raise ConfigError(f"style {style}: {problem}")
     stems = [s.stem for s in paths]
     if len(set(stems)) != len(stems):
         raise ConfigError(f"styles must have different names (outputs go to output_dir/<style name>/); got {stems}")
