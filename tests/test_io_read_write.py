@@ -22,6 +22,7 @@ from audiostyle.io import (
     check_output_path,
     load_audio,
     save_audio,
+    wav_is_truncated,
 )
 from audiostyle.errors import AudioFileError, ConfigError
 
@@ -271,6 +272,25 @@ def test_load_truncated_data_loads_or_raises_audio_file_error(tmp_path, rng):
         assert audio.shape[0] == 2
         assert 0 < audio.shape[1] <= 8000
         assert rate == 8000
+
+
+def test_a_cut_short_wav_loads_what_is_there_and_says_so(tmp_path, rng, caplog):
+    path = tmp_path / "cut.wav"
+    sf.write(path, sine(rng, 1, 8000, 8000).T, 8000, subtype="PCM_16")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: 44 + 2 * 3000])  # the header still declares 8000 frames
+    assert wav_is_truncated(path)
+    with caplog.at_level("WARNING", logger="audiostyle"):
+        audio, _ = load_audio(path)
+    assert audio.shape == (1, 3000)
+    assert [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()] != []
+    assert "cut.wav" in caplog.text
+    # A whole file says nothing.
+    path.write_bytes(whole)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audiostyle"):
+        load_audio(path)
+    assert not wav_is_truncated(path) and "cut short" not in caplog.text
 
 
 def test_wav_header_claiming_huge_length(tmp_path):

@@ -18,7 +18,7 @@ from .formats import (
     check_encodable,
     output_format,
 )
-from .read import audio_info, load_audio, probe_audio
+from .read import audio_info, load_audio, probe_audio, wav_is_truncated
 from .write import atomic_write, check_output_path, save_audio
 
 __all__ = [
@@ -36,4 +36,5 @@ __all__ = [
     "output_format",
     "probe_audio",
     "save_audio",
+    "wav_is_truncated",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +27,12 @@ from .formats import (
     decode_reason,
 )
 
-__all__ = ["audio_info", "load_audio", "probe_audio"]
+__all__ = ["audio_info", "load_audio", "probe_audio", "wav_is_truncated"]
+
+logger = logging.getLogger("audiostyle")
+
+#: Containers whose header gives the exact length (a compressed stream's is an estimate).
+_EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF"})
 
 # Samples (all channels) per decoded block: a few hundred kB, small enough to stay in cache
 # while it is checked and copied into place.
@@ -104,6 +111,29 @@ def _header(path: Path, handle: sf.SoundFile) -> AudioInfo:
     if info.frames <= 0:
         raise AudioFileError(path, "contains no audio samples (0 frames)")
     return info
+
+
+def wav_is_truncated(path: PathLike) -> bool:
+    """True when a RIFF/WAVE file's data chunk claims more bytes than the file holds.
+
+    libsndfile reports and reads what is there without a word, so a file cut off in a copy
+    or a crashed recording would otherwise pass as a shorter, whole one.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return False
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mark streamed WAVs whose size was never filled in.
+                return chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return False
 
 
 def audio_info(path: PathLike) -> AudioInfo:
@@ -274,6 +304,14 @@ def _decode(
         filled = end
     if filled == 0:
         raise AudioFileError(path, "contains no audio samples (0 frames)")
+    wanted = info.frames if stop is None else min(stop, info.frames)
+    if filled < wanted and info.format in _EXACT_LENGTH_FORMATS:
+        logger.warning(
+            "%s: holds %.2f s of the %.2f s its header declares (the file is cut short); using what is there",
+            path, filled / info.sample_rate, wanted / info.sample_rate,
+        )
+    elif stop is None and info.format == "WAV" and wav_is_truncated(path):
+        logger.warning("%s: the WAV file is cut short (its data chunk runs past the end); using what is there", path)
     # A header that overstated the length: keep only what decoded, without the spare room.
     return audio if filled == audio.shape[1] else audio[:, :filled].copy()
 

@@ -8,7 +8,6 @@ decompression bomb), and only the header and the first seconds are decoded.
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -48,27 +47,6 @@ def store_upload(source: BinaryIO, target: Path, *, limit: int, role: str) -> Pa
     return target
 
 
-def _wav_truncated(path: Path) -> bool:
-    """True when a RIFF/WAVE file's data chunk claims more bytes than the file holds.
-
-    libsndfile quietly reads what is there, so a cut-off upload would otherwise pass.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        header = handle.read(12)
-        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            return False
-        offset = 12
-        while offset + 8 <= size:
-            handle.seek(offset)
-            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
-            if chunk_id == b"data":
-                # 0 and 0xFFFFFFFF mark streamed WAVs whose size was never filled in.
-                return chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size
-            offset += 8 + chunk_size + (chunk_size & 1)
-    return False
-
-
 def _over_limits(info: "AudioInfo", config: "StyleConfig") -> bool:
     """True when a header promises more than the decoder accepts (a 413, not a broken file)."""
     from audiostyle.io import MAX_CHANNELS, MAX_DECODED_BYTES, MAX_SAMPLE_RATE
@@ -86,13 +64,13 @@ def sniff(path: Path, name: str, config: "StyleConfig") -> "AudioInfo":
     """Check that an upload is decodable audio, complete, long enough to analyse and of at
     most :data:`MAX_STUDIO_CHANNELS` channels; its header's description."""
     from audiostyle import AudioFileError
-    from audiostyle.io import audio_info, probe_audio
+    from audiostyle.io import audio_info, probe_audio, wav_is_truncated
 
     try:
         info = audio_info(path)
     except AudioFileError as error:
         raise ApiError(415, "unsupported_media", f"{name} {error.problem}") from None
-    if _wav_truncated(path):
+    if wav_is_truncated(path):
         raise ApiError(422, "truncated_audio", f"{name}: the WAV file is truncated (its data chunk is cut off)")
     if info.channels > MAX_STUDIO_CHANNELS:
         raise ApiError(
