@@ -293,7 +293,7 @@ class StyleConfig:
             # Only the envelope view splits the spectrum: its DCT needs 2 to n_freq coefficients.
             n_freq = self.n_fft // 2 + 1
             require(
-                round(self.sample_rate / resolution) <= n_freq,
+                resolution * n_freq >= self.sample_rate * 0.5 and round(self.sample_rate / resolution) <= n_freq,
                 f"envelope_resolution_hz={resolution!r} must be at least {self.sample_rate / n_freq:.4g} Hz "
                 f"at sample_rate={self.sample_rate} and n_fft={self.n_fft}",
             )

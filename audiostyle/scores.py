@@ -254,7 +254,7 @@ def _mono(source: Source, max_seconds: float) -> np.ndarray:
     else:
         raise TypeError(f"a clip must be a path or a (waveform, sample_rate) pair, not {type(source).__name__}")
     # Cut before anything else, so the work never depends on the input's length.
-    head = audio[:, : max(1, math.ceil(max_seconds * rate))]
+    head = audio[:, : max(1, math.ceil(min(max_seconds, audio.shape[-1] / rate + 1.0) * rate))]
     if not np.isfinite(head).all():
         raise ConfigError("a waveform holds NaN or Inf samples")
     mono = head.mean(axis=0, keepdims=True)

@@ -46,8 +46,11 @@ def positive_int(name: str, value: object) -> int:
 def positive_seconds(name: str, value: object) -> float:
     """``value`` as a float; ConfigError unless it is a finite number of seconds > 0."""
     if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value < float("inf")):
-        raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
-    return float(value)
+        raise ConfigError(f"{name}={value!r:.40} must be a positive number of seconds")
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        raise ConfigError(f"{name}={value!r:.40} must be a positive number of seconds that fits a float") from None
 
 
 def validate_stft_params(n_fft: int, hop_length: int) -> None:

@@ -617,3 +617,39 @@ def test_max_seconds_decodes_only_the_head_and_checks_only_it(tmp_path: Path, su
     assert load_audio(path, 16000, max_seconds=1.0)[0].shape == (2, 16000)
     with pytest.raises(ConfigError, match="max_seconds"):
         load_audio(path, max_seconds=0)
+
+
+def test_a_protected_path_given_alone_is_protected(tmp_path, rng):
+    source, original = _existing_input(tmp_path, rng)
+    for protect in (str(source), source):
+        with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+            save_audio(source, sine(rng, 1, 80, 8000), 8000, protect=protect)
+        with pytest.raises(AudioFileError, match="refusing to overwrite an input"):
+            with atomic_write(source, protect=protect) as tmp:
+                tmp.write_text("{}")
+    assert source.read_bytes() == original
+
+
+@pytest.mark.parametrize("path", [None, 5, 3.5])
+def test_a_path_that_is_no_path_is_a_config_error(tmp_path, rng, path):
+    for call in (lambda: load_audio(path), lambda: audio_info(path), lambda: save_audio(path, sine(rng, 1, 80, 8000), 8000)):
+        with pytest.raises(ConfigError, match="must be a str or os.PathLike"):
+            call()
+
+
+def test_bytes_and_overlong_names_are_handled(tmp_path, rng):
+    path = save_audio(os.fsencode(tmp_path / "b.wav"), sine(rng, 1, 800, 8000), 8000)
+    assert load_audio(os.fsencode(path))[0].shape == (1, 800)
+    long = tmp_path / ("x" * 300 + ".wav")
+    with pytest.raises(AudioFileError, match="File name too long|cannot be read"):
+        load_audio(long)
+    with pytest.raises(AudioFileError):
+        save_audio(long, sine(rng, 1, 800, 8000), 8000)
+
+
+def test_limits_past_a_float_are_refused_or_mean_no_limit(tmp_path, rng):
+    path = save_audio(tmp_path / "a.wav", sine(rng, 1, 800, 8000), 8000)
+    assert load_audio(path, max_seconds=1e308)[0].shape == (1, 800)
+    assert load_audio(path, max_bytes=10**400)[0].shape == (1, 800)
+    with pytest.raises(ConfigError, match="max_duration"):
+        load_audio(path, max_duration=10**400)

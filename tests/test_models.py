@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 
@@ -136,7 +138,7 @@ def test_streaming_equals_offline_apply_for_any_blocks(rate, channels):
     assert streamed.shape == offline.shape
     np.testing.assert_allclose(streamed, offline, atol=2e-5)
     assert stream.flush().shape == (channels, 0)
-    with pytest.raises(RuntimeError, match="flushed"):
+    with pytest.raises(ConfigError, match="flushed"):
         stream.process(audio[:, :10])
 
 
@@ -198,15 +200,26 @@ def test_apply_follows_the_content_level_and_limits_peaks():
     np.testing.assert_allclose(quiet * 10, loud, atol=2e-5)
     hot = model.apply((audio * 20, 22050)).audio
     assert np.abs(hot).max() <= PEAK_CEILING + 1e-6
+    # A float file may hold samples up to 3.4e38: its spectrum is taken at the network's level.
+    for scale in (1e19, 1e37):
+        extreme = model.apply(((audio * scale).astype(np.float32), 22050)).audio
+        assert np.isfinite(extreme).all() and np.abs(extreme).max() <= PEAK_CEILING + 1e-6
 
 
 def test_stream_and_apply_refuse_bad_input():
     model = _model()
     stream = model.stream(22050, 2)
-    with pytest.raises(ValueError, match=r"\(2, samples\)"):
+    with pytest.raises(ConfigError, match=r"\(2, samples\)"):
         stream.process(np.zeros((1, 100), np.float32))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ConfigError, match="non-finite"):
         stream.process(np.full((2, 10), np.nan, np.float32))
+    with pytest.raises(ConfigError, match="array of numbers"):
+        stream.process("not audio")
+    with pytest.raises(ConfigError, match="too loud"):
+        stream.process(np.full((2, 10), 1e30, np.float32))
+    for gain in (0.0, math.nan, 1e308, "1"):
+        with pytest.raises(ConfigError, match="input_gain"):
+            model.stream(22050, 1, input_gain=gain)
     with pytest.raises(ConfigError, match="sample_rate"):
         model.stream(10, 1)
     with pytest.raises(AudioFileError, match="missing.wav"):
@@ -370,3 +383,14 @@ def test_reading_bands_at_a_rate_equals_reading_them_on_the_grid(rate):
     bands = torch.rand(7, 1025)
     magnitude = torch.rand(grid.n_bins, 5)
     torch.testing.assert_close(grid.reading(bands) @ magnitude, bands @ grid.to_grid(magnitude), rtol=1e-4, atol=1e-4)
+
+
+def test_training_contents_given_as_one_folder_read_that_folder_and_at_most_max_scanned(tmp_path, monkeypatch):
+    from audiostyle.models import training_data
+
+    for index in range(5):
+        sf.write(tmp_path / f"{index}.wav", np.zeros(100, np.float32), 8000)
+    # One folder given alone is that folder, not one source per character of its name.
+    assert training_data._expand(str(tmp_path)) == sorted(tmp_path.glob("*.wav"))
+    monkeypatch.setattr(training_data, "MAX_SCANNED", 3)
+    assert len(training_data._expand([tmp_path])) == 3

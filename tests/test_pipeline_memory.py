@@ -148,3 +148,24 @@ def test_max_duration_applies_to_arrays_too() -> None:
     tone = make_waveform("tone", channels=1, samples=16000)
     with pytest.raises(AudioFileError, match="max_duration"):
         stylize((tone, 16000), (tone, 16000), TINY.replace(max_duration=0.5))
+
+
+def test_preparing_a_style_that_does_not_fit_fails_before_its_analysis(monkeypatch) -> None:
+    from audiostyle import prepare_style
+    from audiostyle.pipeline import prepared
+
+    monkeypatch.setattr(resources, "available_memory", lambda device: 2**20)
+    monkeypatch.setattr(prepared, "style_targets", lambda *a, **k: pytest.fail("the analysis started"))
+    tone = make_waveform("tone", channels=2, samples=16000)
+    with pytest.raises(ConfigError, match="GiB|MiB"):
+        prepare_style((tone, 16000), TINY)
+
+
+def test_an_array_that_would_grow_past_the_decode_limit_when_resampled_is_refused(monkeypatch) -> None:
+    from audiostyle.pipeline import sources
+
+    monkeypatch.setattr(sources, "MAX_DECODED_BYTES", 2**20)  # as a 2 GiB limit is to a large array
+    monkeypatch.setattr(sources, "resample", lambda *a, **k: pytest.fail("resampled before the check"))
+    low = make_waveform("tone", channels=8, samples=4000)  # 4 s at 1 kHz: 8 ch × 64000 samples at 16 kHz
+    with pytest.raises(AudioFileError, match="at the working rate"):
+        stylize(None, (low, 1000), TINY)

@@ -259,3 +259,38 @@ def test_a_prepared_style_makes_its_band_spectrum_once_per_rate(monkeypatch):
     assert calls == [44100, 44100]  # once for the prepared style, once for the unprepared run
     np.testing.assert_array_equal(first.audio, second.audio)
     np.testing.assert_array_equal(first.audio, unprepared.audio)
+
+
+def test_the_progress_callback_is_checked_and_cannot_change_the_history(content, style):
+    with pytest.raises(ConfigError, match="progress"):
+        stylize(content, style, TINY, progress=5)
+    seen = []
+
+    def meddle(step, total, losses):
+        seen.append(dict(losses))
+        losses.clear()  # the caller's copy, not the run's record
+        losses["total"] = float("nan")
+
+    out = stylize(content, style, TINY.replace(iterations=3), progress=meddle)
+    assert seen and all(np.isfinite(entry["total"]) and "style" in entry for entry in out.history)
+
+
+@pytest.mark.parametrize("weights", [1.0, "19", [None, 1], ["a", "b"], [1j, 1], np.ones((2, 2)), [True, 1]])
+def test_style_weights_that_are_not_numbers_are_config_errors(content, style, weights):
+    with pytest.raises(ConfigError, match="weight"):
+        stylize(content, [style, style], TINY, style_weights=weights)
+
+
+def test_style_weights_past_a_float_are_refused_and_numpy_numbers_taken(content, style):
+    with pytest.raises(ConfigError, match="weights"):
+        stylize(content, [style, style], TINY, style_weights=[10**400, 1])
+    from audiostyle.pipeline.sources import normalise_styles
+
+    assert normalise_styles([style, style], np.array([2.0, 1.0], np.float32))[1] == [1.0, 0.5]
+
+
+def test_numbers_past_a_float_are_config_errors(style):
+    with pytest.raises(ConfigError, match="duration"):
+        stylize(None, style, TINY, duration=10**400)
+    with pytest.raises(ConfigError, match="envelope_resolution_hz"):
+        TINY.replace(style_view="envelope", envelope_resolution_hz=1e-320)

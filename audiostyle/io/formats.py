@@ -12,7 +12,7 @@ import soundfile as sf
 from ..errors import AudioFileError, ConfigError
 
 __all__ = ["MAX_CHANNELS", "MAX_DECODED_BYTES", "MAX_SAMPLE_RATE", "READABLE_FORMATS", "WRITABLE_EXTENSIONS"]
-__all__ += ["AudioInfo", "check_encodable", "output_format"]
+__all__ += ["AudioInfo", "as_path", "check_encodable", "output_format"]
 
 logger = logging.getLogger("audiostyle")
 
@@ -79,6 +79,21 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def as_path(path: object) -> Path:
+    """A file argument as a :class:`~pathlib.Path` (str, bytes or os.PathLike).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (None, a number...).
+    """
+    if isinstance(path, bytes):
+        return Path(os.fsdecode(path))
+    if isinstance(path, (str, os.PathLike)):
+        return Path(path)
+    raise ConfigError(f"a file path must be a str or os.PathLike, not {type(path).__name__} ({path!r:.60})")
+
+
 def decode_reason(exc: Exception) -> str:
     # LibsndfileError's str() repeats the path; its error_string is just the reason.
     reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
@@ -95,7 +110,7 @@ def output_format(path: PathLike, format: str | None = None) -> str:
     ConfigError
         ``format`` is not a libsndfile format.
     """
-    path = Path(path)
+    path = as_path(path)
     if format is not None:
         fmt = format.upper()
         if fmt not in sf.available_formats():

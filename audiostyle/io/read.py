@@ -24,6 +24,7 @@ from .formats import (
     READABLE_FORMATS,
     AudioInfo,
     PathLike,
+    as_path,
     decode_reason,
 )
 
@@ -40,7 +41,11 @@ _BLOCK_SAMPLES = 2**17
 
 
 def _check_readable_path(path: Path) -> None:
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise AudioFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    if not exists:
         raise AudioFileError(path, "file does not exist")
     if path.is_dir():
         raise AudioFileError(path, "is a folder, not an audio file")
@@ -119,7 +124,7 @@ def wav_is_truncated(path: PathLike) -> bool:
     libsndfile reports and reads what is there without a word, so a file cut off in a copy
     or a crashed recording would otherwise pass as a shorter, whole one.
     """
-    path = Path(path)
+    path = as_path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
         header = handle.read(12)
@@ -163,7 +168,7 @@ def audio_info(path: PathLike) -> AudioInfo:
     >>> audio_info("violin.wav").duration  # doctest: +SKIP
     4.5
     """
-    path = Path(path)
+    path = as_path(path)
     with _open_for_reading(path) as handle:
         return _header(path, handle)
 
@@ -316,6 +321,12 @@ def _decode(
     return audio if filled == audio.shape[1] else audio[:, :filled].copy()
 
 
+def _frames_within(seconds: float, info: AudioInfo) -> int:
+    """The file's first ``seconds`` in frames, at least 1 and at most all (no overflow for 1e308 s)."""
+    wanted = seconds * info.sample_rate
+    return info.frames if wanted >= info.frames else max(1, math.ceil(wanted))
+
+
 def probe_audio(
     path: PathLike,
     *,
@@ -363,14 +374,14 @@ def probe_audio(
     if max_duration is not None:
         max_duration = positive_seconds("max_duration", max_duration)
     seconds = positive_seconds("seconds", seconds)
-    max_bytes = positive_int("max_bytes", max_bytes)
-    path = Path(path)
+    max_bytes = min(positive_int("max_bytes", max_bytes), 2**62)  # more is no limit; this keeps it a float
+    path = as_path(path)
     with _open_for_reading(path) as handle:
         info = _header(path, handle)
         _decode_budget(
             path, info, out_channels=info.channels, sample_rate=None, max_duration=max_duration, max_bytes=max_bytes
         )
-        stop = min(info.frames, max(1, math.ceil(seconds * info.sample_rate)))
+        stop = _frames_within(seconds, info)
         decoded = sum(len(chunk) for chunk in _blocks(handle, path, stop))
     if decoded == 0:
         raise AudioFileError(path, "contains no audio samples (0 frames)")
@@ -448,14 +459,14 @@ def load_audio(
         sample_rate = positive_int("sample_rate", sample_rate)
     if max_duration is not None:
         max_duration = positive_seconds("max_duration", max_duration)
-    max_bytes = positive_int("max_bytes", max_bytes)
+    max_bytes = min(positive_int("max_bytes", max_bytes), 2**62)  # more is no limit; this keeps it a float
     if max_seconds is not None:
         max_seconds = positive_seconds("max_seconds", max_seconds)
-    path = Path(path)
+    path = as_path(path)
     with _open_for_reading(path) as handle:
         info = _header(path, handle)
         if max_seconds is not None:
-            info = replace(info, frames=min(info.frames, max(1, math.ceil(max_seconds * info.sample_rate))))
+            info = replace(info, frames=_frames_within(max_seconds, info))
         budget = _decode_budget(
             path,
             info,

@@ -17,6 +17,7 @@ from ..validation import positive_int
 from .formats import (
     MAX_CHANNELS,
     PathLike,
+    as_path,
     check_encodable,
     decode_reason,
     output_format,
@@ -59,6 +60,18 @@ def _check_writable_folder(path: Path) -> None:
         os.remove(probe)
 
 
+def _protected(protect: Iterable[PathLike] | PathLike | None) -> list[str]:
+    """``protect`` as a list of paths: one path given alone is one path, not its characters."""
+    if protect is None:
+        return []
+    if isinstance(protect, (str, bytes, os.PathLike)):
+        protect = [protect]
+    try:
+        return [os.fsdecode(item) for item in protect]
+    except TypeError:
+        raise ConfigError(f"protect={protect!r} must be a path or paths") from None
+
+
 def check_output_path(
     path: PathLike, *, protect: Iterable[PathLike] = (), overwrite: bool = True
 ) -> Path:
@@ -71,17 +84,21 @@ def check_output_path(
         pipe or socket, or one of ``protect`` (resolving links, case-insensitively), or
         exists while ``overwrite`` is False.
     """
-    path = Path(path)
+    path = as_path(path)
     folder = path.parent
     if not folder.is_dir():
         raise AudioFileError(path, f"folder does not exist: {folder}")
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise AudioFileError(path, f"cannot be written: {exc.strerror or exc}") from exc
     if path.is_dir():
         raise AudioFileError(path, "is a folder; give a file name to write")
-    if path.exists() and not path.is_file():
+    if exists and not path.is_file():
         # A rename onto a device or a pipe would replace it with a plain file.
         raise AudioFileError(path, "exists and is not a regular file (a device, pipe or socket); choose another output path")
     _check_writable_folder(path)
-    if any(_same_file(str(path), os.fspath(input_path)) for input_path in protect):
+    if any(_same_file(str(path), input_path) for input_path in _protected(protect)):
         raise AudioFileError(
             path, "refusing to overwrite an input file; choose another output path"
         )
@@ -281,7 +298,7 @@ def save_audio(
     >>> save_audio("out.flac", np.zeros((2, 44100), np.float32), 44100)  # doctest: +SKIP
     PosixPath('out.flac')
     """
-    path = Path(path)
+    path = as_path(path)
     sample_rate = positive_int("sample_rate", sample_rate)
     audio = np.asarray(audio)
     if audio.ndim == 1:

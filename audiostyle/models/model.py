@@ -133,8 +133,9 @@ class StyleModel:
             raise ConfigError(f"sample_rate={sample_rate!r} must be an integer in [1000, 768000] Hz")
         if not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 64:
             raise ConfigError(f"channels={channels!r} must be an integer in [1, 64]")
-        if not np.isfinite(input_gain) or input_gain <= 0:
-            raise ConfigError(f"input_gain={input_gain!r} must be a positive number")
+        # Outside it the level's square or its reciprocal leaves float32's range.
+        if not is_number(input_gain) or not 1e-40 <= float(input_gain) <= 1e30:
+            raise ConfigError(f"input_gain={input_gain!r} must be a number in [1e-40, 1e30]")
         if not is_number(colour_match) or not 0 <= colour_match <= 1:
             raise ConfigError(f"colour_match={colour_match!r} must be a number in [0, 1]")
         return ModelStream(
@@ -170,11 +171,12 @@ class StyleModel:
         started = time.perf_counter()
         name, audio, rate, info = read_source(content, self.config, "content")
         loaded = time.perf_counter()
-        seconds = APPLY_BLOCK_SECONDS if block_seconds is None else float(block_seconds)
-        if not np.isfinite(seconds) or seconds <= 0:
-            raise ConfigError(f"block_seconds={block_seconds!r} must be a positive number")
+        seconds = APPLY_BLOCK_SECONDS if block_seconds is None else block_seconds
+        if not is_number(seconds) or seconds <= 0:
+            raise ConfigError(f"block_seconds={block_seconds!r:.40} must be a positive number")
         stream = self.stream(rate, audio.shape[0], input_gain=analysis_gain(audio), colour_match=colour_match)
-        block = max(1, int(seconds * rate))
+        # Past the whole content a block is the whole content (and int(1e308 * rate) would overflow).
+        block = max(1, int(min(seconds, audio.shape[-1] / rate + 1.0) * rate))
         pieces = [stream.process(audio[:, begin : begin + block]) for begin in range(0, audio.shape[-1], block)]
         pieces.append(stream.flush())
         output = np.concatenate(pieces, axis=1)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..dsp.colour import MAX_COLOUR_DB
+from ..errors import ConfigError
 from ..dsp.stft import hann_window
 from .grid import RateGrid
 from .network import TransformNet
@@ -61,6 +62,10 @@ def noise_phases(bins: int, seed: int = 0) -> np.ndarray:
     table.real = np.cos(angles) * NOISE_SCALE
     table.imag = np.sin(angles) * NOISE_SCALE
     return table
+
+#: The loudest a block may be once scaled by ``input_gain``: louder would overflow a float32
+#: spectrum (a frame's squared magnitude grows with the square of its level times n_fft).
+MAX_STREAM_LEVEL = 1e12
 
 #: Where the soft limiter starts bending (-3 dBFS) and the level it never exceeds (-1 dBFS).
 _KNEE = 10 ** (-3 / 20)
@@ -117,8 +122,9 @@ class ModelStream:
         self._noise = torch.from_numpy(noise_phases(grid.n_bins)).T.contiguous().to(self.device)  # (frames, bins)
         # Each channel reads the table from its own row, so channels get independent noise.
         self._channel_offsets = (torch.arange(self.channels, device=self.device) * (NOISE_FRAMES // 2 + 1))[:, None]
-        # The network's levels are the grid's at input_gain; the noise goes back to this input's.
-        self._noise_unit = 1.0 / (grid.scale * self.input_gain)
+        # Frames are brought to the network's level (input_gain) before their spectra, so that
+        # no float32 square overflows however loud the input, and back to its level on release.
+        self._noise_unit = 1.0 / grid.scale
         self._frames_done = 0
         self._colour = _RunningColour(
             network.style_colour, colour_smoothing(network), colour_match, COLOUR_SECONDS * grid.sample_rate / grid.hop_length
@@ -153,14 +159,23 @@ class ModelStream:
         np.ndarray [shape=(channels, m)], float32
         """
         if self._flushed:
-            raise RuntimeError("this stream was flushed; make a new one with StyleModel.stream()")
-        block = np.asarray(block, dtype=np.float32)
+            raise ConfigError("this stream was flushed; make a new one with StyleModel.stream()")
+        try:
+            block = np.asarray(block, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ConfigError(f"a block must be a ({self.channels}, samples) array of numbers; got {type(block).__name__}") from None
         if block.ndim == 1:
             block = block[np.newaxis]
         if block.ndim != 2 or block.shape[0] != self.channels:
-            raise ValueError(f"a block must be shaped ({self.channels}, samples); got {block.shape}")
+            raise ConfigError(f"a block must be shaped ({self.channels}, samples); got {block.shape}")
         if not np.isfinite(block).all():
-            raise ValueError("a block contains non-finite samples (NaN or Inf)")
+            raise ConfigError("a block contains non-finite samples (NaN or Inf)")
+        if block.size and float(np.abs(block).max()) * self.input_gain > MAX_STREAM_LEVEL:
+            # Its spectrum would overflow float32: the output would be NaN.
+            raise ConfigError(
+                f"a block peaks at {float(np.abs(block).max()):.3g}, too loud at input_gain={self.input_gain:g}; "
+                f"scale the input (or input_gain) so that peaks times input_gain stay under {MAX_STREAM_LEVEL:g}"
+            )
         self._received += block.shape[-1]
         self._pending = np.concatenate((self._pending, block), axis=1)
         return self._run()
@@ -193,10 +208,10 @@ class ModelStream:
         pending = torch.from_numpy(self._pending).to(self.device)
         frames = pending.unfold(-1, n_fft, hop)[:, :count]  # (channels, count, n_fft)
         with torch.no_grad():
-            spectra = torch.fft.rfft(frames * self._window, dim=-1)  # (channels, count, bins)
+            spectra = torch.fft.rfft(frames * self._window * self.input_gain, dim=-1)  # (channels, count, bins)
             parts = torch.view_as_real(spectra)
             magnitude = parts.square().sum(-1).sqrt_().mean(0)  # (count, bins)
-            band_magnitude = (magnitude @ self._analysis.T).mul_(self.input_gain).T[None]
+            band_magnitude = (magnitude @ self._analysis.T).T[None]
             gains, noise, self._state = self.network(band_magnitude, self._state)
             rows = (torch.arange(count, device=self.device) + self._frames_done)[None, :] + self._channel_offsets
             added = torch.view_as_real(self._noise[rows % NOISE_FRAMES])  # (channels, count, bins, 2)
@@ -238,9 +253,10 @@ class ModelStream:
         self._norm = self._norm[ready:]
         skip = max(0, min(self.grid.n_fft // 2 - self._out, ready))
         self._out += ready
-        out = done[:, skip:].numpy()
+        # In float64: the input's level may be past float32's range once the limiter is not yet applied.
+        out = done[:, skip:].numpy().astype(np.float64) / self.input_gain
         self._released += out.shape[1]
-        return soft_limit(out)
+        return soft_limit(out).astype(np.float32)
 
 
 def colour_smoothing(network: TransformNet) -> torch.Tensor:

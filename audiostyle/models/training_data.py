@@ -9,6 +9,7 @@ of each.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -77,18 +78,26 @@ def generic_files() -> list[Path]:
     return sorted(p for p in GENERIC_DIR.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _expand(sources: Iterable[AudioSource]) -> list[AudioSource]:
-    """Files as they are, folders as the audio files under them (sorted), arrays as they are."""
+def _expand(sources: AudioSource | Iterable[AudioSource]) -> list[AudioSource]:
+    """Files as they are, folders as the audio files under them (sorted), arrays as they are.
+
+    One path or one ``(waveform, rate)`` given alone is one source, not a sequence of them.
+    A folder is read for at most :data:`MAX_SCANNED` entries, cut before sorting, so that a
+    folder such as ``/`` costs no more than that.
+    """
+    if isinstance(sources, (str, os.PathLike, tuple)):
+        sources = [sources]
     found: list[AudioSource] = []
     for source in sources:
         if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-            scanned = 0
-            for path in sorted(Path(source).rglob("*")):
-                scanned += 1
-                if scanned > MAX_SCANNED:
-                    break
-                if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and not path.name.startswith("."):
-                    found.append(path)
+            try:
+                entries = sorted(itertools.islice(Path(source).rglob("*"), MAX_SCANNED))
+            except OSError as error:  # a folder that changes or vanishes while it is read
+                raise AudioFileError(source, f"cannot be searched: {error.strerror or error}") from error
+            found.extend(
+                path for path in entries
+                if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and not path.name.startswith(".")
+            )
         else:
             found.append(source)
     return found

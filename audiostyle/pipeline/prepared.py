@@ -19,6 +19,7 @@ from ..objective import (
     TextureStatistics,
 )
 from ..objective.source_filter import envelope_coefficients
+from .memory import check_memory
 from .output import styles_band_power
 from .sources import Audio, AudioSource, load_styles, normalise_styles
 from .view import styles_play_notes
@@ -239,6 +240,8 @@ def prepare_style(
     device = resolve_device(config.device)
     sources, blend = normalise_styles(style, style_weights)
     style_audio = load_styles(sources, config)
+    # As stylize does, before the analysis: the styles' part (a content of one frame adds nothing).
+    check_memory(config, (1, config.n_fft), [audio.waveform for audio in style_audio], device=device)
     auto = config.style_view == "auto"
     network, statistics, texture = style_targets(
         _analyze_styles(style_audio, config, device), blend, config, device, view="spectrum" if auto else None

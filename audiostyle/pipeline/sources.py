@@ -15,7 +15,9 @@ from ..config import StyleConfig
 from ..dsp.levels import all_finite, normalise_level
 from ..dsp.resample import resample
 from ..errors import AudioFileError, ConfigError
-from ..io import MAX_CHANNELS, AudioInfo, audio_info, load_audio
+from ..io import MAX_CHANNELS, MAX_DECODED_BYTES, AudioInfo, audio_info, load_audio
+from ..io.formats import FLOAT_BYTES
+from ..system import format_gib
 from ..validation import is_int
 from .segments import segment_frames, working_length
 
@@ -69,6 +71,13 @@ def load_source(source: AudioSource, config: StyleConfig, role: str, *, may_segm
             f"(n_fft={config.n_fft} samples at {config.sample_rate} Hz = {config.n_fft / config.sample_rate:.3f} s) is needed",
         )
     segmented = may_segment and is_segmented(samples, config)
+    if not segmented and original.shape[0] * samples * FLOAT_BYTES > MAX_DECODED_BYTES:
+        # An array at a low rate grows when resampled: bounded as a file's decode is, before it is made.
+        raise AudioFileError(
+            name,
+            f"would take {format_gib(original.shape[0] * samples * FLOAT_BYTES)} at the working rate "
+            f"({original.shape[0]} ch × {samples:,} samples), over the {format_gib(MAX_DECODED_BYTES)} limit",
+        )
     working = None if segmented else normalise_level(resample(original, rate, config.sample_rate))
     return Audio(name=name, waveform=working, original=original, original_rate=rate, info=info, samples=samples)
 
@@ -118,23 +127,36 @@ def normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | N
     elif isinstance(style, Sequence) and len(style) > 0:
         sources, pair_weights = [], []
         for item in style:
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) and not isinstance(item[0], np.ndarray):
+            # (source, weight) has a path or a (waveform, rate) first; (waveform, rate) an array.
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], (str, os.PathLike, tuple)):
                 sources.append(item[0])
-                pair_weights.append(float(item[1]))
+                pair_weights.append(_weight(item[1]))
             else:
                 sources.append(item)
                 pair_weights.append(1.0)
     else:
         raise ConfigError("style must be a path, (waveform, sample_rate), or a non-empty list of them")
     if weights is not None:
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)) or np.ndim(weights) != 1:
+            raise ConfigError(f"style_weights={weights!r:.80} must be a sequence of numbers, one per style")
         if len(weights) != len(sources):
             raise ConfigError(f"style_weights has {len(weights)} entries for {len(sources)} styles")
-        pair_weights = [float(w) for w in weights]
+        pair_weights = [_weight(w) for w in weights]
     if any(not math.isfinite(w) or w < 0 for w in pair_weights) or max(pair_weights) <= 0:
         raise ConfigError(f"style weights {pair_weights} must be finite, >= 0 and not all 0")
     # Only the shares matter; scaled to a largest of 1, no sum or product downstream overflows.
     largest = max(pair_weights)
     return sources, [w / largest for w in pair_weights]
+
+
+def _weight(value: object) -> float:
+    """A style weight as a float (NaN for what is no number, which the caller refuses with the rest)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"a style weight must be a number; got {value!r:.40}")
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        return math.inf
 
 
 def load_styles(sources: Sequence[AudioSource], config: StyleConfig) -> list[Audio]:

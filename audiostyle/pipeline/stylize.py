@@ -22,6 +22,7 @@ from ..dsp.resample import resample
 from ..dsp.stft import analyze, linear_magnitude
 from ..errors import ConfigError
 from ..solver import ProgressCallback
+from ..validation import is_number
 from .memory import check_memory
 from .output import finish_output, styles_band_power
 from .prepared import PreparedStyle, style_targets
@@ -105,6 +106,8 @@ def stylize(
         raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
     clock = _Stopwatch()
     device = resolve_device(config.device)
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress={progress!r} must be a callable progress(step, total, losses) or None")
     inputs = _load_inputs(content, style, style_weights, prepared, config, device, duration)
     clock.lap("load")
     length, texture_frames = _output_length(inputs, config, duration)
@@ -204,8 +207,8 @@ def _output_length(inputs: _Inputs, config: StyleConfig, duration: float | None)
             raise ConfigError("loop=True is for texture synthesis (content=None)")
         return inputs.content.samples, None
     seconds = duration if duration is not None else inputs.styles[0].waveform.shape[-1] / config.sample_rate
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= config.max_duration):
-        raise ConfigError(f"duration={duration!r} must be in (0, max_duration={config.max_duration:g}] seconds")
+    if not (is_number(seconds) and 0 < seconds <= config.max_duration):
+        raise ConfigError(f"duration={duration!r:.40} must be in (0, max_duration={config.max_duration:g}] seconds")
     length = max(int(round(seconds * config.sample_rate)), config.n_fft)
     if config.loop:  # a whole number of hops: the circular STFT has length // hop frames
         length = max(1, round(length / config.hop_length)) * config.hop_length

@@ -144,7 +144,7 @@ class _Run:
         if step == 0:
             return False
         if self.progress is not None:
-            self.progress(step, self.iterations, entry)
+            self.progress(step, self.iterations, dict(entry))  # a copy: the history is not the caller's
         change = (previous - entry["total"]) / max(abs(previous), 1e-30)
         self.calm_steps = self.calm_steps + 1 if change < self.tolerance else 0
         if self.tolerance > 0 and self.calm_steps >= self.patience:
