@@ -19,7 +19,7 @@ from .dsp.stft import stft
 from .errors import ConfigError
 from .io import atomic_write, audio_info, load_audio
 from .system import format_gib
-from .validation import validate_stft_params
+from .validation import is_int, validate_stft_params
 
 __all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB", "MAX_PLOT_CELLS"]
 
@@ -62,7 +62,13 @@ def _waveform(source: Any, sample_rate: int) -> np.ndarray:
 def _length_at(source: Any, sample_rate: int) -> int:
     """Samples of a path or ``(waveform, rate)`` once at ``sample_rate``, from the header alone."""
     if isinstance(source, tuple):
-        samples, rate = np.shape(source[0])[-1], int(source[1])
+        shape = np.shape(source[0]) if len(source) == 2 else ()
+        if len(shape) not in (1, 2) or 0 in shape or not is_int(source[1]) or not 1000 <= source[1] <= 768000:
+            raise ConfigError(
+                "a clip to plot must be a path or (waveform, sample_rate): a (samples,) or (channels, samples) "
+                "array and an integer rate in [1000, 768000] Hz"
+            )
+        samples, rate = shape[-1], int(source[1])
     else:
         info = audio_info(source)
         samples, rate = info.frames, info.sample_rate
@@ -228,6 +234,10 @@ def plot_result(
     AudioFileError
         An input is unreadable, or the figure would overwrite an input.
     """
+    if not all(hasattr(result, name) for name in ("audio", "sample_rate", "config")):
+        raise ConfigError(f"result must be the Result of stylize(); got {type(result).__name__}")
+    if titles is not None and not isinstance(titles, dict):
+        raise ConfigError(f"titles must be a dict of role -> title; got {type(titles).__name__}")
     config = result.config
     titles = dict(titles or {})
     scale = 2 ** max(0, round(math.log2(result.sample_rate / config.sample_rate)))

@@ -14,7 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .io import atomic_write
+from .io.formats import as_path
 from .scores import score_output
 
 __all__ = ["build_report", "write_report", "REPORT_VERSION"]
@@ -145,8 +147,14 @@ def write_report(report: dict[str, Any], path: str | os.PathLike, *, protect: Se
     ------
     AudioFileError
         Missing folder, an input's path, or a failed write.
+    ConfigError
+        ``report`` holds what JSON cannot (NaN or Inf, arrays, other objects).
     """
-    target = Path(path)
+    target = as_path(path)
+    try:  # before the file: a report JSON cannot hold leaves nothing behind
+        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"the report cannot be written as JSON: {error}") from None
     with atomic_write(target, protect=protect) as temporary:
-        temporary.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        temporary.write_text(text, encoding="utf-8")
     return target

@@ -244,7 +244,7 @@ def _mono(source: Source, max_seconds: float) -> np.ndarray:
     """The clip's first ``max_seconds`` as mono float32 at :data:`RATE`, at the analysis level."""
     if isinstance(source, tuple):
         if len(source) != 2:
-            raise TypeError(f"an audio tuple must be (waveform, sample_rate), got {len(source)} items")
+            raise ConfigError(f"an audio tuple must be (waveform, sample_rate), got {len(source)} items")
         audio, rate = np.asarray(source[0], dtype=np.float32), positive_int("sample_rate", source[1])
         if audio.ndim not in (1, 2) or audio.shape[-1] == 0:
             raise ConfigError(f"waveform shape={audio.shape} must be (samples,) or (channels, samples), not empty")
@@ -252,13 +252,18 @@ def _mono(source: Source, max_seconds: float) -> np.ndarray:
     elif isinstance(source, (str, os.PathLike)):
         audio, rate = load_audio(source, mono=True, max_seconds=max_seconds)
     else:
-        raise TypeError(f"a clip must be a path or a (waveform, sample_rate) pair, not {type(source).__name__}")
+        raise ConfigError(f"a clip must be a path or a (waveform, sample_rate) pair, not {type(source).__name__}")
     # Cut before anything else, so the work never depends on the input's length.
     head = audio[:, : max(1, math.ceil(min(max_seconds, audio.shape[-1] / rate + 1.0) * rate))]
     if not np.isfinite(head).all():
         raise ConfigError("a waveform holds NaN or Inf samples")
-    mono = head.mean(axis=0, keepdims=True)
-    return normalise_level(resample(mono, rate, RATE))[0]
+    # The measures ignore level: a float file's samples near 3e38 are brought under 1 first, in
+    # float64, so that no square or resampling filter overflows float32.
+    mono = head.mean(axis=0, keepdims=True, dtype=np.float64)
+    peak = float(np.abs(mono).max())
+    if peak > 1.0:
+        mono /= peak
+    return normalise_level(resample(mono.astype(np.float32), rate, RATE))[0]
 
 
 def _tile(wave: np.ndarray, length: int) -> np.ndarray:

@@ -100,3 +100,22 @@ def test_plot_command_refuses_huge_settings_with_one_line_and_plots_ordinary_one
     plotted = CliRunner().invoke(app, ["plot", str(clip), "-o", str(tmp_path / "p.png"), "-q"], prog_name="audiostyle")
     assert plotted.exit_code == 0, plotted.stderr
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_result_refuses_what_is_no_result_or_clip(tmp_path):
+    pytest.importorskip("matplotlib")
+    from audiostyle import ConfigError
+    from audiostyle.plots import plot_result
+
+    with pytest.raises(ConfigError, match="Result"):
+        plot_result(None, None, "s.wav", tmp_path / "r.png")
+    from types import SimpleNamespace
+
+    from audiostyle import StyleConfig
+
+    fake = SimpleNamespace(audio=np.zeros((1, 22050), np.float32), sample_rate=22050, config=StyleConfig())
+    clip = (np.zeros((1, 22050), np.float32), 22050)
+    for content in ((clip[0], 0), (np.zeros((1, 2, 3)), 22050), (np.zeros(0), 22050)):
+        with pytest.raises(ConfigError, match="clip to plot"):
+            plot_result(fake, content, clip, tmp_path / "r.png")
+    assert list(tmp_path.iterdir()) == []

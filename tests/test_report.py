@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 import torch
 
 from audiostyle import StyleConfig, stylize
@@ -52,3 +54,13 @@ def test_a_texture_report_has_no_scores(tone_files):
     _, style, _ = tone_files
     result = stylize(None, style, TINY, duration=0.5)
     assert build_report(result, content=None, styles=[(style, 1.0)], duration=0.5)["scores"] is None
+
+
+def test_a_report_json_cannot_hold_is_a_config_error_and_writes_nothing(tmp_path):
+    from audiostyle import ConfigError
+    from audiostyle.report import write_report
+
+    for bad in ({"a": float("nan")}, {"a": np.zeros(2)}, {"a": object()}):
+        with pytest.raises(ConfigError, match="JSON"):
+            write_report(bad, tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []

@@ -129,7 +129,7 @@ def test_a_style_equal_to_the_content_has_no_figures(clips):
         ([((np.zeros(0), RATE), 1.0)], {}, ConfigError, "shape=(0,)"),
         ([((np.full(100, np.nan), RATE), 1.0)], {}, ConfigError, "NaN"),
         ([((np.zeros(100), 0), 1.0)], {}, ConfigError, "sample_rate=0"),
-        ([(np.zeros(100), 1.0)], {}, TypeError, "path or a (waveform, sample_rate)"),
+        ([(np.zeros(100), 1.0)], {}, ConfigError, "path or a (waveform, sample_rate)"),
         ([("missing.wav", 1.0)], {}, AudioFileError, "missing.wav"),
     ],
 )
@@ -140,3 +140,16 @@ def test_bad_inputs_raise_named_errors(clips, tmp_path, monkeypatch, styles, kwa
     with pytest.raises(error) as caught:
         score_output((content, RATE), (content, RATE), styles, **kwargs)
     assert fragment in str(caught.value)
+
+
+def test_scores_of_samples_near_the_float32_limit_are_finite():
+    from audiostyle.scores import score_output
+
+    rate = 22050
+    t = np.arange(rate) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    noise = (0.1 * np.random.default_rng(0).standard_normal(rate)).astype(np.float32)[None]
+    loud = score_output(((tone * 1e38).astype(np.float32), rate), (tone, rate), [((noise, rate), 1.0)])
+    quiet = score_output((tone, rate), (tone, rate), [((noise, rate), 1.0)])
+    for name in ("style", "content"):
+        assert np.isfinite(getattr(loud, name)) and getattr(loud, name) == pytest.approx(getattr(quiet, name), abs=1e-3)

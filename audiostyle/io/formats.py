@@ -112,6 +112,8 @@ def output_format(path: PathLike, format: str | None = None) -> str:
     """
     path = as_path(path)
     if format is not None:
+        if not isinstance(format, str):
+            raise ConfigError(f"format={format!r:.40} must be a libsndfile format name such as 'WAV'")
         fmt = format.upper()
         if fmt not in sf.available_formats():
             raise ConfigError(
@@ -163,6 +165,8 @@ def check_encodable(path: PathLike, sample_rate: int, channels: int, format: str
 def output_subtype(fmt: str, subtype: str | None) -> str:
     if subtype is None:
         return sf.default_subtype(fmt)
+    if not isinstance(subtype, str):
+        raise ConfigError(f"subtype={subtype!r:.40} must be a libsndfile subtype name such as 'PCM_16'")
     wanted = subtype.upper()
     if wanted not in sf.available_subtypes():
         raise ConfigError(

@@ -106,6 +106,8 @@ def stylize(
         raise ConfigError(f"config must be a StyleConfig; got {type(config).__name__}")
     clock = _Stopwatch()
     device = resolve_device(config.device)
+    if prepared is not None and not isinstance(prepared, PreparedStyle):
+        raise ConfigError(f"prepared must be a PreparedStyle (from prepare_style) or None; got {type(prepared).__name__}")
     if progress is not None and not callable(progress):
         raise ConfigError(f"progress={progress!r} must be a callable progress(step, total, losses) or None")
     inputs = _load_inputs(content, style, style_weights, prepared, config, device, duration)
