@@ -394,3 +394,24 @@ def test_training_contents_given_as_one_folder_read_that_folder_and_at_most_max_
     assert training_data._expand(str(tmp_path)) == sorted(tmp_path.glob("*.wav"))
     monkeypatch.setattr(training_data, "MAX_SCANNED", 3)
     assert len(training_data._expand([tmp_path])) == 3
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ({"architecture": {"channels": 0}}, "channels=0"),
+        ({"architecture": {"channels": 10**9}}, "over the limit"),
+        ({"architecture": {"dilations": [10**6]}}, "dilations"),
+        ({"architecture": {"bogus": 1}}, "unknown keys"),
+        ({"architecture": 5}, "dict of overrides"),
+        ({"seed": 1.5}, "seed"),
+        ({"progress": 5}, "progress"),
+    ],
+)
+def test_training_settings_are_checked_before_any_work(arguments, fragment, monkeypatch):
+    from audiostyle.models import train
+
+    monkeypatch.setattr(train, "prepare_style", lambda *a, **k: pytest.fail("the work started"))
+    clip = (np.zeros((1, 22050), np.float32) + 0.1, 22050)
+    with pytest.raises(ConfigError, match=fragment):
+        train_style_model(clip, [clip], generic=False, **arguments)

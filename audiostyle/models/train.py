@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,13 @@ import torch
 
 from ..config import PRESETS, StyleConfig
 from ..dsp.stft import analyze, linear_magnitude
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..pipeline import prepare_style, stylize
 from ..pipeline.prepared import PreparedStyle
 from ..pipeline.sources import AudioSource
 from ..validation import is_int, is_number
 from .model import StyleModel
-from .network import TransformNet
+from .network import TransformNet, validate_architecture
 from .training_data import TrainingClip, load_clips
 
 __all__ = ["DEFAULT_ARCHITECTURE", "TrainingProgress", "train_style_model"]
@@ -125,6 +125,11 @@ def train_style_model(
         raise ConfigError(f"max_steps={max_steps!r} must be a positive integer or None")
     if config.loop:
         raise ConfigError("a style model transforms a content; loop=True is for textures")
+    if not is_int(seed) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed={seed!r:.40} must be an integer in [0, 2**63)")
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress={progress!r:.40} must be a callable or None")
+    shape = _architecture(config, architecture)  # before any work: a bad one fails at once
     if config.style_view == "auto":
         config = config.replace(style_view="spectrum")
     started = time.perf_counter()
@@ -134,7 +139,7 @@ def train_style_model(
     budget = minutes * 60.0
     taught, teacher_seconds = _teach(clips, prepared, config, TEACHER_SHARE * budget, seed, progress)
     training, validation = _split(taught)
-    network = _new_network(config, architecture, seed).to(device)
+    network = _new_network(shape, seed).to(device)
     _fit_band_levels(network, training)
     _set_style_colour(network, prepared, config)
     generator = torch.Generator().manual_seed(seed)
@@ -194,9 +199,22 @@ def _teach(
     return taught, time.perf_counter() - began
 
 
-def _new_network(config: StyleConfig, architecture: dict[str, Any] | None, seed: int) -> TransformNet:
+def _architecture(config: StyleConfig, architecture: dict[str, Any] | None) -> dict[str, Any]:
+    """:data:`DEFAULT_ARCHITECTURE` with ``architecture``'s overrides, checked as a model file's is."""
+    if architecture is not None and not isinstance(architecture, Mapping):
+        raise ConfigError(f"architecture={architecture!r:.40} must be a dict of overrides of {sorted(DEFAULT_ARCHITECTURE)}")
+    unknown = sorted(set(architecture or {}) - set(DEFAULT_ARCHITECTURE))
+    if unknown:
+        raise ConfigError(f"architecture has unknown keys {unknown}; known: {sorted(DEFAULT_ARCHITECTURE)}")
     shape = dict(DEFAULT_ARCHITECTURE, **(architecture or {}))
     shape.update(sample_rate=config.sample_rate, n_fft=config.n_fft)
+    try:
+        return validate_architecture(shape, source="train_style_model")
+    except WeightsError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _new_network(shape: dict[str, Any], seed: int) -> TransformNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return TransformNet(shape)
