@@ -262,3 +262,23 @@ def test_magnitude_with_wrong_number_of_bins(signal):
 def test_bad_stft_settings(signal, n_fft, hop_length, name):
     with pytest.raises(ConfigError, match=name):
         griffin_lim(_magnitude(signal), n_fft=n_fft, hop_length=hop_length, length=signal.size)
+
+
+def test_griffin_lim_takes_arrays_and_integers_and_refuses_what_is_no_magnitude():
+    import numpy as np
+
+    from audiostyle import ConfigError
+
+    assert griffin_lim(np.ones((65, 9), np.float32), n_iter=2).shape == (256,)  # hop 32, 8 hops
+    assert griffin_lim(torch.ones((65, 9), dtype=torch.int64), n_iter=2).shape == (256,)
+    for magnitude, fragment in (
+        (torch.full((65, 9), float("nan")), "finite and non-negative"),
+        (-torch.ones((65, 9)), "finite and non-negative"),
+        (torch.ones((65, 9), dtype=torch.complex64), "real and non-negative"),
+    ):
+        with pytest.raises(ConfigError, match=fragment):
+            griffin_lim(magnitude, n_iter=2)
+    with pytest.raises(ConfigError, match="seed"):
+        griffin_lim(torch.ones((65, 9)), seed=2**70)
+    with pytest.raises(ConfigError, match="callback"):
+        griffin_lim(torch.ones((65, 9)), callback=5)

@@ -279,3 +279,18 @@ def test_band_views_split_one_product_and_its_gradient(rng, log_rows):
         view = torch.log1p(full[:, :log_rows]) if used == 0 else full[:, log_rows:]
         view.square().sum().backward()
         torch.testing.assert_close(magnitude.grad, reference.grad)
+
+
+def test_analyze_refuses_what_it_cannot_take_with_config_errors():
+    import numpy as np
+
+    from audiostyle import ConfigError
+    from audiostyle.dsp.stft import analyze
+
+    for waveform, fragment in (
+        (np.full((1, 4096), 1e38, np.float32), "would overflow"),
+        (np.array([object()] * 4096), "real array"),
+        (np.ones(4096, complex), "real samples"),
+    ):
+        with pytest.raises(ConfigError, match=fragment):
+            analyze(waveform, 22050)

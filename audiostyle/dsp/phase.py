@@ -76,8 +76,13 @@ def griffin_lim(
     >>> griffin_lim(mag).shape  # n_fft=1024 from the bins, hop 256, 87 frames
     torch.Size([22016])
     """
+    magnitude = _real_magnitude(magnitude)
     if magnitude.ndim < 2:
         raise ConfigError(f"magnitude has shape {tuple(magnitude.shape)}; expected (..., n_fft // 2 + 1, frames)")
+    if callback is not None and not callable(callback):
+        raise ConfigError(f"callback={callback!r:.40} must be a callable or None")
+    if not is_int(seed) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed={seed!r:.40} must be an integer in [0, 2**63)")
     n_fft = 2 * (magnitude.shape[-2] - 1) if n_fft is None else n_fft
     hop_length = n_fft // 4 if hop_length is None else hop_length
     length = hop_length * (magnitude.shape[-1] - 1) if length is None else length
@@ -109,6 +114,21 @@ def griffin_lim(
         callback=callback,
     )
     return istft(magnitude * phase, n_fft=n_fft, hop_length=hop_length, length=length)
+
+
+def _real_magnitude(magnitude: object) -> torch.Tensor:
+    """``magnitude`` as a finite, non-negative floating-point tensor (a numpy array or ints are taken)."""
+    try:
+        tensor = torch.as_tensor(magnitude)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"magnitude must be a real tensor or array; got {type(magnitude).__name__}") from None
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise ConfigError(f"magnitude must be real and non-negative (take .abs() of a spectrum); got {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.float()
+    if not torch.isfinite(tensor).all() or (tensor < 0).any():
+        raise ConfigError("magnitude must be finite and non-negative (it holds NaN, Inf or negative values)")
+    return tensor
 
 
 def check_griffin_lim_settings(

@@ -171,6 +171,10 @@ class Spectrogram:
         )
 
 
+# A spectrum bin sums up to n_fft windowed samples, and its square must stay in float32's range.
+_MAX_SPECTRUM = 1e18
+
+
 def analyze(
     waveform: np.ndarray | torch.Tensor,
     sample_rate: int,
@@ -212,7 +216,12 @@ def analyze(
     (1, 1025, 44)
     """
     validate_stft_params(n_fft, hop_length)
-    wave = torch.as_tensor(np.asarray(waveform) if not torch.is_tensor(waveform) else waveform)
+    try:
+        wave = torch.as_tensor(np.asarray(waveform) if not torch.is_tensor(waveform) else waveform)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"waveform must be a real array or tensor of samples; got {type(waveform).__name__}") from None
+    if wave.is_complex() or wave.dtype == torch.bool:
+        raise ConfigError(f"waveform must hold real samples; got {wave.dtype}")
     wave = wave.to(device=device, dtype=torch.float32) if device is not None else wave.float()
     if wave.ndim == 1:
         wave = wave.unsqueeze(0)
@@ -226,6 +235,10 @@ def analyze(
         )
     if not torch.isfinite(wave).all():
         raise AudioFileError("<waveform>", "contains non-finite samples (NaN or Inf)")
+    if float(wave.abs().max()) * n_fft > _MAX_SPECTRUM:
+        raise ConfigError(
+            f"waveform peaks at {float(wave.abs().max()):.3g}: its float32 spectrum would overflow; scale it down first"
+        )
     spec = stft(wave, n_fft=n_fft, hop_length=hop_length)
     magnitude = spec.abs()
     phase = torch.where(magnitude > 0, spec / magnitude.clamp_min(1e-30), torch.ones_like(spec))
