@@ -415,3 +415,11 @@ def test_training_settings_are_checked_before_any_work(arguments, fragment, monk
     clip = (np.zeros((1, 22050), np.float32) + 0.1, 22050)
     with pytest.raises(ConfigError, match=fragment):
         train_style_model(clip, [clip], generic=False, **arguments)
+
+
+def test_training_contents_may_be_none_one_array_or_several_paths(tmp_path):
+    from audiostyle.models import training_data
+
+    clip = (np.zeros((1, 100), np.float32), 8000)
+    assert training_data._expand(()) == [] and training_data._expand(clip) == [clip]
+    assert training_data._expand(("a.wav", "b.wav")) == ["a.wav", "b.wav"]

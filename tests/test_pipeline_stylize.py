@@ -294,3 +294,11 @@ def test_numbers_past_a_float_are_config_errors(style):
         stylize(None, style, TINY, duration=10**400)
     with pytest.raises(ConfigError, match="envelope_resolution_hz"):
         TINY.replace(style_view="envelope", envelope_resolution_hz=1e-320)
+
+
+def test_a_duration_with_a_content_and_a_complex_waveform_are_refused(content, style):
+    with pytest.raises(ConfigError, match="texture's length"):
+        stylize(content, style, TINY, duration=2.0)
+    waveform, rate = content
+    with pytest.raises(ConfigError, match="real numbers"):
+        stylize((waveform.astype(np.complex64), rate), style, TINY)

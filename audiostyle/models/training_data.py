@@ -85,7 +85,8 @@ def _expand(sources: AudioSource | Iterable[AudioSource]) -> list[AudioSource]:
     A folder is read for at most :data:`MAX_SCANNED` entries, cut before sorting, so that a
     folder such as ``/`` costs no more than that.
     """
-    if isinstance(sources, (str, os.PathLike, tuple)):
+    one_array = isinstance(sources, tuple) and len(sources) == 2 and hasattr(sources[0], "shape")
+    if isinstance(sources, (str, os.PathLike)) or one_array:
         sources = [sources]
     found: list[AudioSource] = []
     for source in sources:

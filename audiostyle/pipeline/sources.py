@@ -94,9 +94,10 @@ def read_source(source: AudioSource, config: StyleConfig, role: str) -> tuple[st
         if audio.ndim == 1:
             audio = audio[np.newaxis]
         name = f"<{role} array>"
-        if audio.ndim != 2 or not np.issubdtype(audio.dtype, np.number) or audio.shape[0] > MAX_CHANNELS:
+        real = np.issubdtype(audio.dtype, np.number) and not np.issubdtype(audio.dtype, np.complexfloating)
+        if audio.ndim != 2 or not real or audio.shape[0] > MAX_CHANNELS:
             raise ConfigError(
-                f"{role} waveform must be numeric, shaped (channels, samples) with at most "
+                f"{role} waveform must be real numbers, shaped (channels, samples) with at most "
                 f"{MAX_CHANNELS} channels; got {audio.shape} (transpose a (samples, channels) array)"
             )
         if audio.shape[-1] == 0 or audio.shape[0] == 0:

@@ -108,6 +108,8 @@ def stylize(
     device = resolve_device(config.device)
     if prepared is not None and not isinstance(prepared, PreparedStyle):
         raise ConfigError(f"prepared must be a PreparedStyle (from prepare_style) or None; got {type(prepared).__name__}")
+    if content is not None and duration is not None:
+        raise ConfigError(f"duration={duration!r:.40} is a texture's length (content=None); a content sets the output's")
     if progress is not None and not callable(progress):
         raise ConfigError(f"progress={progress!r} must be a callable progress(step, total, losses) or None")
     inputs = _load_inputs(content, style, style_weights, prepared, config, device, duration)
