@@ -302,3 +302,8 @@ def test_a_duration_with_a_content_and_a_complex_waveform_are_refused(content, s
     waveform, rate = content
     with pytest.raises(ConfigError, match="real numbers"):
         stylize((waveform.astype(np.complex64), rate), style, TINY)
+
+
+def test_a_texture_shorter_than_one_frame_is_refused_not_padded(style):
+    with pytest.raises(ConfigError, match="shorter than one FFT frame"):
+        stylize(None, style, TINY, duration=0.001)

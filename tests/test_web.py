@@ -245,6 +245,7 @@ def test_a_form_far_over_the_limit_is_refused_before_reading(client, rng):
         ({"iterations": "2001"}, "iterations"),
         ({"network": "/etc/passwd"}, "network"),
         ({"mode": "remix"}, "mode"),
+        ({"mode": "texture", "duration": "0.001"}, "must be at least"),
     ],
 )
 def test_bad_settings_are_422(client, uploads, data, fragment):

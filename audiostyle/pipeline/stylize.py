@@ -213,7 +213,12 @@ def _output_length(inputs: _Inputs, config: StyleConfig, duration: float | None)
     seconds = duration if duration is not None else inputs.styles[0].waveform.shape[-1] / config.sample_rate
     if not (is_number(seconds) and 0 < seconds <= config.max_duration):
         raise ConfigError(f"duration={duration!r:.40} must be in (0, max_duration={config.max_duration:g}] seconds")
-    length = max(int(round(seconds * config.sample_rate)), config.n_fft)
+    length = int(round(seconds * config.sample_rate))
+    if length < config.n_fft:
+        raise ConfigError(
+            f"duration={duration!r:.40} is shorter than one FFT frame; a texture lasts at least "
+            f"{config.n_fft / config.sample_rate:.3f} s (n_fft={config.n_fft} at {config.sample_rate} Hz)"
+        )
     if config.loop:  # a whole number of hops: the circular STFT has length // hop frames
         length = max(1, round(length / config.hop_length)) * config.hop_length
         return length, length // config.hop_length

@@ -255,6 +255,8 @@ class Studio:
         paths, labels, infos = self._store_inputs(request, folder, config)
         if request.mode == "texture" and request.duration is not None and request.duration > config.max_duration:
             raise ApiError(422, "bad_config", f"duration={request.duration} must be at most {config.max_duration:g} s")
+        if request.mode == "texture" and request.duration is not None and request.duration * config.sample_rate < config.n_fft:
+            raise ApiError(422, "bad_config", f"duration={request.duration} must be at least {config.n_fft / config.sample_rate:.3f} s")
         duration = request.duration if request.mode == "texture" else None
         job = Job(
             id=folder.name,
