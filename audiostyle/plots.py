@@ -21,7 +21,7 @@ from .io import atomic_write, audio_info, load_audio
 from .system import format_gib
 from .validation import is_int, validate_stft_params
 
-__all__ = ["plot_result", "plot_files", "DYNAMIC_RANGE_DB", "MAX_PLOT_CELLS"]
+__all__ = ["plot_result", "plot_files", "check_figure_path", "DYNAMIC_RANGE_DB", "MAX_PLOT_CELLS"]
 
 #: Every panel shows the same range: from the loudest bin of all panels down this many dB.
 DYNAMIC_RANGE_DB = 80.0
@@ -167,10 +167,16 @@ def _draw_panels(axes: Sequence[Any], panels: list[tuple[str, np.ndarray, float,
     return image
 
 
-def _save(figure: Any, path: str | os.PathLike, protect: Sequence[Any]) -> Path:
+def check_figure_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it names a figure format (.png, .pdf or .svg); else ConfigError."""
     target = Path(path)
     if target.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"figure path {os.fspath(path)!r} must end in .png, .pdf or .svg")
+    return target
+
+
+def _save(figure: Any, path: str | os.PathLike, protect: Sequence[Any]) -> Path:
+    target = check_figure_path(path)
     fmt = target.suffix[1:].lower()
     with atomic_write(target, protect=protect) as temporary:
         if fmt != "png":

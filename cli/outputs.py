@@ -7,6 +7,7 @@ input; for the audio, an extension that names a format).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -22,11 +23,13 @@ def check_targets(
     inputs: Sequence[Path],
     overwrite: bool,
     source: Optional[Path] = None,
+    figure: Optional[Path] = None,
 ) -> None:
     """Fail now if ``output`` (audio) or one of ``extras`` (figure, report) could not be written.
 
     ``source`` is the input whose rate and channels the output keeps (the content, or a
-    texture's first style): the output's format must hold them.
+    texture's first style): the output's format must hold them. ``figure``, one of
+    ``extras``, must name a figure format. No two targets may be one file.
 
     Raises
     ------
@@ -35,6 +38,7 @@ def check_targets(
         ``overwrite``, or (``output``) has an extension that names no audio format or a
         format that cannot hold ``source``'s rate or channels.
     """
+    from audiostyle import AudioFileError
     from audiostyle.io import audio_info, check_encodable, check_output_path, output_format
 
     # The path first: a folder is reported as a folder, not as a missing extension.
@@ -43,9 +47,15 @@ def check_targets(
     if source is not None:
         info = audio_info(source)
         check_encodable(output, info.sample_rate, info.channels)
-    for extra in extras:
-        if extra is not None:
-            check_output_path(extra, protect=(*inputs, output), overwrite=overwrite)
+    if figure is not None:
+        from audiostyle.plots import check_figure_path
+
+        check_figure_path(figure)
+    given = [extra for extra in extras if extra is not None]
+    for index, extra in enumerate(given):
+        if any(os.path.realpath(extra) == os.path.realpath(other) for other in given[:index]):
+            raise AudioFileError(extra, "is given for two outputs (a figure and a report); give each its own path")
+        check_output_path(extra, protect=(*inputs, output), overwrite=overwrite)
 
 
 def default_output_name(first: Path, second: Optional[Path] = None, *, tag: str = "") -> Path:

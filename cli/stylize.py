@@ -42,7 +42,9 @@ def stylize_command(
         target = output if output is not None else default_output_name(content, style)
         extras = {"plot": given.get("plot"), "report": given.get("report")}
         inputs = [content, *(path for path, _ in styles)]
-        check_targets(target, tuple(extras.values()), inputs=inputs, overwrite=given.overwrite, source=content)
+        check_targets(
+            target, tuple(extras.values()), inputs=inputs, overwrite=given.overwrite, source=content, figure=extras["plot"]
+        )
         import audiostyle
 
         with SolverProgress(f"{content.name} × {style.name}", enabled=not given.quiet) as progress:

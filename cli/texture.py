@@ -40,7 +40,10 @@ def texture_command(
         styles = [(style, 1.0), *(parse_weighted(text) for text in extra_styles or [])]
         target = output if output is not None else default_output_name(style, tag="texture")
         extras = {"plot": given.get("plot"), "report": given.get("report")}
-        check_targets(target, tuple(extras.values()), inputs=[path for path, _ in styles], overwrite=given.overwrite, source=style)
+        check_targets(
+            target, tuple(extras.values()), inputs=[path for path, _ in styles], overwrite=given.overwrite,
+            source=style, figure=extras["plot"],
+        )
         import audiostyle
 
         with SolverProgress(f"texture of {style.name}", enabled=not given.quiet) as progress:

@@ -325,3 +325,15 @@ def test_batch_executor_settings_are_usage_errors_before_any_work(options, fragm
     result = run("batch", files["content"], "-s", files["style"], "-o", out, *options, *TINY)
     assert_one_line_error(result, 2, fragment)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["stylize", "texture"])
+def test_figure_and_report_paths_are_checked_before_the_work(command, files, tmp_path, monkeypatch):
+    monkeypatch.setattr(audiostyle, "stylize", _no_work)
+    args = [files["content"], files["style"]] if command == "stylize" else ["texture", files["style"]]
+    same = tmp_path / "same.png"
+    result = run(*args, "-o", tmp_path / "o.wav", "--plot", same, "--report", same, *TINY)
+    assert_one_line_error(result, 3, "is given for two outputs")
+    result = run(*args, "-o", tmp_path / "o.wav", "--plot", tmp_path / "fig.txt", *TINY)
+    assert_one_line_error(result, 2, "must end in .png, .pdf or .svg")
+    assert not (tmp_path / "o.wav").exists() and not same.exists()
