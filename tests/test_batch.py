@@ -321,3 +321,19 @@ def test_a_pipe_among_the_inputs_fails_alone_and_as_the_style_is_named_a_pipe(tm
     os.mkfifo(tmp_path / "pipe.wav")
     result = cli(library / "a.wav", "--style", tmp_path / "pipe.wav", "-o", tmp_path / "out2", *TINY)
     assert result.exit_code == 2 and "not a regular file" in result.stderr
+
+
+def test_a_file_that_appears_at_an_output_after_planning_is_kept(tmp_path, style):
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    for index in range(2):
+        noise(lib / f"{index}.wav", seed=index)
+    jobs = plan_batch([lib], [style], out, CONFIG.replace(device="cpu"))
+    out.mkdir()
+    theirs = out / "1.wav"  # another run's, or the user's, written while this one works
+    theirs.write_bytes(b"not ours")
+    report = run_batch(jobs, manifest=out / MANIFEST_NAME)
+    assert theirs.read_bytes() == b"not ours"
+    assert len(report.done) == 1 and len(report.failed) == 1 and "already exists" in report.failed[0]["error"]
+    # With overwrite, or when the plan itself chose to make it again, it is replaced.
+    again = run_batch(plan_batch([lib], [style], out, CONFIG.replace(device="cpu"), overwrite=True), manifest=out / MANIFEST_NAME)
+    assert theirs.read_bytes() != b"not ours" and len(again.done) == 2

@@ -82,7 +82,8 @@ def save_job(job: Job, outcome: Result | dict, started: float) -> dict:
     if isinstance(outcome, dict):
         return outcome
     result = outcome
-    saved = _attempt(job, started, lambda: result.save(job.output, overwrite=True))
+    # Only what the plan chose to replace: a file that appeared since (another run's) is kept.
+    saved = _attempt(job, started, lambda: result.save(job.output, overwrite=job.replace))
     if isinstance(saved, dict):
         return saved
     # A model's output has no solver history: its record has no losses.

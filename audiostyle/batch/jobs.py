@@ -41,6 +41,10 @@ class Job:
     kind : {"style", "model"}
         ``"style"``: stylize with the prepared style (an optimisation per file); ``"model"``:
         apply the trained style model (one forward pass).
+    replace : bool
+        Whether the output may replace a file at its path: with ``overwrite``, or when the
+        planner chose to make again an output that was there (an earlier run's). A file that
+        appears there after planning (another run's, the user's) is otherwise never replaced.
     """
 
     input: str
@@ -52,6 +56,7 @@ class Job:
     skip_reason: str | None = None
     relative: str = ""
     kind: JobKind = "style"
+    replace: bool = False
 
 
 def record(job: Job, status: str, **fields: Any) -> dict:

@@ -301,8 +301,10 @@ def _jobs(
                     logger.info("%s: made by an earlier version of %s; made again", relative, source.path)
                 else:
                     skip = "output exists, made otherwise; overwrite replaces it"
+            replace = overwrite or (skip is None and output.exists())
             jobs.append(
-                Job(str(path), str(output), str(source.path), source.config, source.config_hash, duration, skip, relative, source.kind)
+                Job(str(path), str(output), str(source.path), source.config, source.config_hash, duration, skip, relative,
+                    source.kind, replace)
             )
     return jobs, redone
 
