@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -86,6 +88,10 @@ def batch_command(
         from audiostyle.batch import MANIFEST_NAME, check_executor, plan_batch, plan_model_batch, run_batch
 
         check_executor(executor, workers=workers, scheduler=scheduler)
+        if executor == "dask" and not given.debug:
+            # Dask's own INFO lines (here and in the workers it starts, which inherit the
+            # environment) would bury the batch's one line per failure; a user's setting stays.
+            os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         found = {"patterns": pattern, "recursive": recursive, "overwrite": given.overwrite, "format": output_format}
         if model is not None:
             jobs = plan_model_batch(inputs, model, output, **found)

@@ -337,3 +337,12 @@ def test_a_file_that_appears_at_an_output_after_planning_is_kept(tmp_path, style
     # With overwrite, or when the plan itself chose to make it again, it is replaced.
     again = run_batch(plan_batch([lib], [style], out, CONFIG.replace(device="cpu"), overwrite=True), manifest=out / MANIFEST_NAME)
     assert theirs.read_bytes() != b"not ours" and len(again.done) == 2
+
+
+def test_a_scheduler_address_dask_cannot_parse_is_a_usage_error(tmp_path, style):
+    pytest.importorskip("distributed")
+    noise(tmp_path / "lib" / "a.wav")
+    result = cli(tmp_path / "lib", "--style", style, "-o", tmp_path / "out", "--executor", "dask", "--scheduler", "bogus", *TINY)
+    assert result.exit_code == 2, result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bogus" in lines[0] and "cannot connect" in lines[0]

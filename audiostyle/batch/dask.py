@@ -61,7 +61,7 @@ def _client(stack: contextlib.ExitStack, workers: int, scheduler: str | None) ->
         return stack.enter_context(Client(cluster)), threads_per_worker(workers)
     try:
         return stack.enter_context(Client(scheduler, timeout="30s")), None
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, ValueError, TypeError) as error:  # ValueError: an address dask cannot parse
         raise ConfigError(f"scheduler={scheduler!r}: cannot connect ({error})") from None
 
 
