@@ -423,3 +423,18 @@ def test_training_contents_may_be_none_one_array_or_several_paths(tmp_path):
     clip = (np.zeros((1, 100), np.float32), 8000)
     assert training_data._expand(()) == [] and training_data._expand(clip) == [clip]
     assert training_data._expand(("a.wav", "b.wav")) == ["a.wav", "b.wav"]
+
+
+def test_apply_feeds_blocks_of_bounded_size_whatever_the_channels(monkeypatch):
+    from audiostyle.models import model as model_module
+    from audiostyle.models.stream import ModelStream
+
+    sizes = []
+    process = ModelStream.process
+    monkeypatch.setattr(ModelStream, "process", lambda self, block: sizes.append(block.size) or process(self, block))
+    monkeypatch.setattr(model_module, "MAX_BLOCK_SAMPLES", 8 * 4096)
+    audio = np.tile(_tone(22050, 1.0), (8, 1))
+    whole = _model().apply((audio, 22050), block_seconds=10.0).audio
+    assert max(sizes) <= 8 * 4096 and len(sizes) > 1
+    monkeypatch.setattr(model_module, "MAX_BLOCK_SAMPLES", 2**30)
+    np.testing.assert_allclose(_model().apply((audio, 22050), block_seconds=10.0).audio, whole, atol=1e-5)

@@ -34,6 +34,9 @@ MODEL_VERSION = 2
 MAX_SIDECAR_BYTES = 1024 * 1024
 #: Seconds of content per block when a whole file is applied: bounds memory for any length.
 APPLY_BLOCK_SECONDS = 30.0
+#: ... and at most this many samples (all channels) per block: a block's working memory is some
+#: twenty times its samples', so many channels at a high rate would otherwise take gigabytes.
+MAX_BLOCK_SAMPLES = 2**21
 
 
 class StyleModel:
@@ -152,8 +155,9 @@ class StyleModel:
         content : str, os.PathLike or (np.ndarray, int)
             A file, or a ``(channels, samples)`` (or ``(samples,)``) waveform and its rate.
         block_seconds : float, optional
-            Feed the model this many seconds at a time (default 30); the output is the same
-            for any value, up to float rounding.
+            Feed the model this many seconds at a time (default 30, and never more than
+            :data:`MAX_BLOCK_SAMPLES` samples over all channels); the output is the same for
+            any value, up to float rounding.
         colour_match : float
             As for :meth:`stream`.
 
@@ -176,7 +180,7 @@ class StyleModel:
             raise ConfigError(f"block_seconds={block_seconds!r:.40} must be a positive number")
         stream = self.stream(rate, audio.shape[0], input_gain=analysis_gain(audio), colour_match=colour_match)
         # Past the whole content a block is the whole content (and int(1e308 * rate) would overflow).
-        block = max(1, int(min(seconds, audio.shape[-1] / rate + 1.0) * rate))
+        block = max(1, min(int(min(seconds, audio.shape[-1] / rate + 1.0) * rate), MAX_BLOCK_SAMPLES // audio.shape[0]))
         pieces = [stream.process(audio[:, begin : begin + block]) for begin in range(0, audio.shape[-1], block)]
         pieces.append(stream.flush())
         output = np.concatenate(pieces, axis=1)
