@@ -7,7 +7,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from .. import PRESETS, AudioStyleError, ConfigError, StyleConfig
 from ..io import WRITABLE_EXTENSIONS, audio_info
+from ..validation import is_number
 from .jobs import Job, JobKind
 from .manifest import MANIFEST_NAME, earlier_runs, read_manifest
 
@@ -380,11 +380,6 @@ def summarize_plan(jobs: Sequence[Job]) -> dict[str, Any]:
     }
 
 
-def _positive(value: Any) -> bool:
-    """A finite number above 0 (a record's own figures; the manifest is a file anyone may edit)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None) -> tuple[float, str]:
     """Audio seconds stylized per second of one worker, and where the figure comes from.
 
@@ -394,8 +389,9 @@ def estimate_rate(jobs: Sequence[Job], manifest: str | os.PathLike | None = None
     hashes = {job.config_hash for job in jobs}
     history = [
         r for r in (read_manifest(manifest) if manifest is not None else [])
-        if r.get("status") == "done" and r.get("config_hash") in hashes and _positive(r.get("seconds"))
-        and _positive(r.get("duration"))
+        # Its own figures checked: the manifest is a file anyone may edit.
+        if r.get("status") == "done" and r.get("config_hash") in hashes
+        and all(is_number(r.get(key)) and r[key] > 0 for key in ("seconds", "duration"))
     ]
     if history:
         rate = sum(r["duration"] for r in history) / sum(r["seconds"] for r in history)

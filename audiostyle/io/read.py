@@ -199,6 +199,8 @@ def _decode_budget(
     The memory counted is the float32 output (``out_channels`` of them: one for a mono
     downmix), plus the resampled copy when ``sample_rate`` differs from the file's.
     """
+    # An int past float's range would overflow the divisions below; so much is no limit anyway.
+    max_bytes = min(max_bytes, 2**62)
     if info.sample_rate <= 0:
         raise AudioFileError(path, f"has an invalid sample rate ({info.sample_rate} Hz)")
     if info.sample_rate > MAX_SAMPLE_RATE:
@@ -374,7 +376,7 @@ def probe_audio(
     if max_duration is not None:
         max_duration = positive_seconds("max_duration", max_duration)
     seconds = positive_seconds("seconds", seconds)
-    max_bytes = min(positive_int("max_bytes", max_bytes), 2**62)  # more is no limit; this keeps it a float
+    max_bytes = positive_int("max_bytes", max_bytes)
     path = as_path(path)
     with _open_for_reading(path) as handle:
         info = _header(path, handle)
@@ -459,7 +461,7 @@ def load_audio(
         sample_rate = positive_int("sample_rate", sample_rate)
     if max_duration is not None:
         max_duration = positive_seconds("max_duration", max_duration)
-    max_bytes = min(positive_int("max_bytes", max_bytes), 2**62)  # more is no limit; this keeps it a float
+    max_bytes = positive_int("max_bytes", max_bytes)
     if max_seconds is not None:
         max_seconds = positive_seconds("max_seconds", max_seconds)
     path = as_path(path)

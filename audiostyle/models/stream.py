@@ -170,10 +170,11 @@ class ModelStream:
             raise ConfigError(f"a block must be shaped ({self.channels}, samples); got {block.shape}")
         if not np.isfinite(block).all():
             raise ConfigError("a block contains non-finite samples (NaN or Inf)")
-        if block.size and float(np.abs(block).max()) * self.input_gain > MAX_STREAM_LEVEL:
+        peak = float(np.abs(block).max()) if block.size else 0.0
+        if peak * self.input_gain > MAX_STREAM_LEVEL:
             # Its spectrum would overflow float32: the output would be NaN.
             raise ConfigError(
-                f"a block peaks at {float(np.abs(block).max()):.3g}, too loud at input_gain={self.input_gain:g}; "
+                f"a block peaks at {peak:.3g}, too loud at input_gain={self.input_gain:g}; "
                 f"scale the input (or input_gain) so that peaks times input_gain stay under {MAX_STREAM_LEVEL:g}"
             )
         self._received += block.shape[-1]

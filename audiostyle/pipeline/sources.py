@@ -151,7 +151,7 @@ def normalise_styles(style: AudioSource | Sequence, weights: Sequence[float] | N
 
 
 def _weight(value: object) -> float:
-    """A style weight as a float (NaN for what is no number, which the caller refuses with the rest)."""
+    """A style weight as a float (inf for an int past float's range, refused with the rest by the caller)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ConfigError(f"a style weight must be a number; got {value!r:.40}")
     try:
