@@ -32,6 +32,8 @@ __all__ = ["audio_info", "load_audio", "probe_audio", "wav_is_truncated"]
 
 logger = logging.getLogger("audiostyle")
 
+#: Chunks :func:`wav_is_truncated` reads before the data chunk at most.
+_MAX_RIFF_CHUNKS = 1024
 #: Containers whose header gives the exact length (a compressed stream's is an estimate).
 _EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF"})
 
@@ -131,7 +133,11 @@ def wav_is_truncated(path: PathLike) -> bool:
         if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
             return False
         offset = 12
-        while offset + 8 <= size:
+        # A real file's data chunk comes within a few chunks; a file of many tiny ones is not
+        # walked to its end (that would cost time in proportion to its size).
+        for _ in range(_MAX_RIFF_CHUNKS):
+            if offset + 8 > size:
+                break
             handle.seek(offset)
             chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
             if chunk_id == b"data":
