@@ -27,10 +27,12 @@ def _energy_db(wave: np.ndarray, start: float, stop: float) -> float:
     return 10 * np.log10(np.mean(part**2) + 1e-20)
 
 
-def _suppress(output: np.ndarray, content: np.ndarray, max_cut_db: float = 18.0, everywhere: bool = False) -> np.ndarray:
+def _suppress(
+    output: np.ndarray, content: np.ndarray, max_cut_db: float = 18.0, everywhere: bool = False, partials: bool = False
+) -> np.ndarray:
     out = suppress_pre_echo(
         torch.as_tensor(np.atleast_2d(output)), torch.as_tensor(np.atleast_2d(content)), RATE,
-        n_fft=N_FFT, max_cut_db=max_cut_db, everywhere=everywhere,
+        n_fft=N_FFT, max_cut_db=max_cut_db, everywhere=everywhere, partials=partials,
     )
     return out.numpy()
 
@@ -45,6 +47,27 @@ def test_energy_ahead_of_an_onset_is_cut_and_the_note_kept():
     assert before[1] < before[0] - 6.0
     # The note itself, once the content plays it, keeps its level.
     assert abs(_energy_db(fixed, 0.6, 0.9) - _energy_db(output, 0.6, 0.9)) < 0.5
+
+
+def _partial_db(wave: np.ndarray, freq: float, start: float, stop: float) -> float:
+    """Peak level (dB) within 20 Hz of ``freq`` of a Hann-windowed excerpt."""
+    part = wave[int(start * RATE) : int(stop * RATE)]
+    spectrum = np.abs(np.fft.rfft(part * np.hanning(part.size), n=8192))
+    near = np.abs(np.fft.rfftfreq(8192, 1.0 / RATE) - freq) < 20.0
+    return float(20 * np.log10(spectrum[near].max() + 1e-12))
+
+
+@pytest.mark.parametrize("everywhere", [False, True])
+def test_partial_bands_cut_a_legato_note_ahead_of_its_start_beside_a_held_one(everywhere):
+    # A new note 150 Hz above one still sounding: bands wide enough to hold both would hide
+    # the new note's early rise under the held note's level.
+    held = _tone(1.0, 0.0, freqs=(2000.0,))
+    content = held + _tone(1.0, 0.5, freqs=(2150.0,))
+    output = held + _tone(1.0, 0.44, ramp=0.05, freqs=(2150.0,))
+    fixed = _suppress(output, content, everywhere=everywhere, partials=True)[0]
+    assert _partial_db(fixed, 2150.0, 0.44, 0.49) < _partial_db(output, 2150.0, 0.44, 0.49) - 5.0
+    for window in ((0.3, 0.44), (0.6, 0.9)):
+        assert abs(_partial_db(fixed, 2000.0, *window) - _partial_db(output, 2000.0, *window)) < 0.1
 
 
 def test_cut_never_deeper_than_asked():
@@ -214,20 +237,20 @@ def test_stylize_applies_it_to_content_runs_only():
                           stylize(None, style, loop.replace(pre_echo_db=18.0), duration=0.5).audio)
 
 
-def test_the_envelope_view_turns_down_every_rise(monkeypatch):
+def test_the_envelope_view_turns_down_every_rise_partial_by_partial(monkeypatch):
     from audiostyle.pipeline import stages
 
     seen = []
 
-    def spy(*args, everywhere=False, **kwargs):
-        seen.append(everywhere)
-        return suppress_pre_echo(*args, everywhere=everywhere, **kwargs)
+    def spy(*args, everywhere=False, partials=False, **kwargs):
+        seen.append((everywhere, partials))
+        return suppress_pre_echo(*args, everywhere=everywhere, partials=partials, **kwargs)
 
     monkeypatch.setattr(stages, "suppress_pre_echo", spy)
     content, style = (_tone(1.0, 0.4)[None].astype(np.float32), RATE), (_tone(1.0, 0.0, freqs=(300.0,))[None].astype(np.float32), RATE)
     for view in ("spectrum", "envelope"):
         stylize(content, style, CONFIG.replace(pre_echo_db=18.0, style_view=view))
-    assert seen == [False, True]
+    assert seen == [(False, False), (True, True)]
 
 
 def test_off_by_default_in_the_engine_and_on_in_the_presets():

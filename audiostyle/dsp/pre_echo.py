@@ -30,6 +30,12 @@ window-shaped smoothing that sees what one engine frame sees:
   the output's loudest, than the content's frame is against the content's loudest, down to
   90 dB below, so the content's pauses and its end stay silent. That is for outputs meant to
   keep the content's dynamics, not for a style whose own texture moves.
+
+The bands are a quarter as many as the short window's bins (at most 64): an output whose
+partials are the style's lines up with the content only band by band. With ``partials=True``,
+for an output that keeps the content's partials, they are about one per bin up to a few kHz,
+so that where one note runs into the next the new partials' early rise is not hidden under
+the held partials of the note before.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ LEVEL_MARGIN_DB = 6.0
 _RANGE_DB = 90.0
 _POWER_FLOOR = 1e-20
 _MAX_BANDS = 64
+# With ``partials=True``, mel bands per bin of the short STFT: below about 2.5 kHz at 22050 Hz
+# they are then a bin apart.
+_PARTIAL_BANDS_PER_BIN = 0.75
 
 
 def suppress_pre_echo(
@@ -69,6 +78,7 @@ def suppress_pre_echo(
     n_fft: int,
     max_cut_db: float,
     everywhere: bool = False,
+    partials: bool = False,
 ) -> torch.Tensor:
     """Turn down the output's energy that comes before the content's onsets.
 
@@ -89,6 +99,9 @@ def suppress_pre_echo(
         Turn down every rise the content does not have (above the level around it or the
         engine window before it), not only those before its onsets, and keep each frame's
         level within :data:`LEVEL_MARGIN_DB` of the content's (so its pauses stay silent).
+    partials : bool
+        Compare the two in bands about a bin wide up to a few kHz, for an output whose partials
+        are the content's.
 
     Returns
     -------
@@ -102,7 +115,7 @@ def suppress_pre_echo(
     short = max(16, n_fft // 4)
     hop = short // 4
     spec = stft(output, n_fft=short, hop_length=hop)  # (channels, bins, frames)
-    filters = _band_filters(sample_rate, short, output.device, output.dtype)
+    filters = _band_filters(sample_rate, short, output.device, output.dtype, partials=partials)
     frames = spec.shape[-1]
     # Frames whose window hangs over an end see the cut as a click in every band, which
     # would read as an onset: they take the powers of the nearest frame inside the clip.
@@ -136,8 +149,11 @@ def suppress_pre_echo(
     return istft(spec * bin_gain, n_fft=short, hop_length=hop, length=samples)
 
 
-def _band_filters(sample_rate: int, n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    bands = max(8, min(_MAX_BANDS, (n_fft // 2 + 1) // 4))
+def _band_filters(
+    sample_rate: int, n_fft: int, device: torch.device, dtype: torch.dtype, *, partials: bool = False
+) -> torch.Tensor:
+    bins = n_fft // 2 + 1
+    bands = max(8, int(_PARTIAL_BANDS_PER_BIN * bins) if partials else min(_MAX_BANDS, bins // 4))
     return torch.as_tensor(mel_filters(sample_rate, n_fft, bands, fmin=30.0), device=device, dtype=dtype)
 
 

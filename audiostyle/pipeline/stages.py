@@ -135,11 +135,12 @@ class Stages:
         the config's ``pre_echo_db`` of 0 returns ``waveform`` unchanged (see
         :mod:`audiostyle.dsp.pre_echo`). In the envelope view, whose output keeps the
         content's notes and dynamics, every rise the content does not have is turned down,
-        not only those ahead of its onsets.
+        not only those ahead of its onsets, and the two are compared partial by partial.
         """
         config = self.config
         if not config.pre_echo_db:
             return waveform
+        keeps_content = config.style_view == "envelope"
         with torch.no_grad():
             reference = torch.as_tensor(content, device=waveform.device, dtype=waveform.dtype)
             return suppress_pre_echo(
@@ -148,5 +149,6 @@ class Stages:
                 config.sample_rate,
                 n_fft=config.n_fft,
                 max_cut_db=config.pre_echo_db,
-                everywhere=config.style_view == "envelope",
+                everywhere=keeps_content,
+                partials=keeps_content,
             )
