@@ -156,7 +156,9 @@ def test_analyze_rejects_bad_waveforms(bad):
 
 
 def test_melodies_pair_up_without_shared_pitch_classes():
-    pairs = {(t.melody, t.style_melody) for t in groundtruth.TRIPLETS.values()}
+    triplets = [*groundtruth.TRIPLETS.values(), *groundtruth.REGISTER_TRIPLETS.values()]
+    assert all(t.style_transpose % 12 == 0 for t in triplets)  # octaves keep the pitch classes apart
+    pairs = {(t.melody, t.style_melody) for t in triplets}
     for content, style in pairs:
         content_classes = {p % 12 for p, _ in groundtruth.MELODIES[content].notes}
         style_classes = {p % 12 for p, _ in groundtruth.MELODIES[style].notes}
@@ -171,6 +173,27 @@ def test_triplets_cover_the_families():
     assert {"bowed", "wind", "brass", "organ", "plucked", "mallet", "piano", "voice", "cross"} <= families
     for triplet in groundtruth.TRIPLETS.values():
         assert triplet.content_program != triplet.style_program and triplet.melody != triplet.style_melody
+
+
+def test_register_triplets_put_the_style_an_octave_or_more_away_and_run_only_when_asked():
+    def mean_pitch(melody: str, transpose: int = 0) -> float:
+        return float(np.mean([pitch for pitch, _ in groundtruth.MELODIES[melody].notes])) + transpose
+
+    register = groundtruth.REGISTER_TRIPLETS
+    assert not set(register) & set(groundtruth.TRIPLETS)
+    for name, case in register.items():
+        gap = mean_pitch(case.style_melody, case.style_transpose) - mean_pitch(case.melody)
+        # Transposed by an octave or two; the melodies' own ranges differ by a few semitones.
+        assert abs(case.style_transpose) >= 12 and abs(gap) >= 9, name
+        assert (gap > 0) == ("-up" in name), name
+        assert groundtruth.triplet(name) is case
+    assert groundtruth._pick_triplets(["register"]) == list(register)
+    assert groundtruth._pick_triplets(["violin-cello", "register", "violin-cello"]) == ["violin-cello", *register]
+    assert not set(groundtruth._pick_triplets([str(len(groundtruth.TRIPLETS))])) & set(register)
+    with pytest.raises(SystemExit, match="register"):
+        groundtruth._pick_triplets(["nope"])
+    with pytest.raises(KeyError):
+        groundtruth.triplet("nope")
 
 
 def test_melody_track_ends_at_the_clip_length(tmp_path):
