@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .exits import guarded
-from .options import OUTPUT, Given, output_option, shared
+from .options import OUTPUT, Given, MaxDurationOpt, output_option, shared
 from .outputs import check_targets, default_output_name
 
 EXAMPLES = """
@@ -55,6 +55,7 @@ def apply_command(
             max=1.0,
         ),
     ] = 0.5,
+    max_duration: MaxDurationOpt = None,
     *,
     given: Given,
 ) -> None:
@@ -69,7 +70,7 @@ def apply_command(
         block_seconds = None if block_ms is None else block_ms / 1000
         # apply() feeds the decoded content to model.stream() block by block: with --block-ms
         # the blocks are a live stream's, and the output is the same up to float rounding.
-        result = loaded.apply(content, block_seconds=block_seconds, colour_match=colour_match)
+        result = loaded.apply(content, block_seconds=block_seconds, colour_match=colour_match, max_duration=max_duration)
         written = result.save(target, overwrite=given.overwrite)
         if not given.quiet:
             typer.echo(summary(written, result, block_ms=block_ms))

@@ -189,3 +189,27 @@ def test_an_unreadable_content_is_exit_3_naming_it(model_file: Path, tmp_path: P
     content.write_bytes(b"RIFF....WAVEfmt nonsense")
     result = apply(model_file, content, "-o", tmp_path / "out.wav")
     assert result.exit_code == 3 and str(content) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_max_duration_refuses_a_longer_content_before_work_and_names_its_flag(model_file: Path, tmp_path: Path) -> None:
+    content = write_clip(tmp_path / "take.wav", 2.0, 16000, 1)
+    target = tmp_path / "out.wav"
+    refused = apply(model_file, content, "-o", target, "--max-duration", 1)
+    assert refused.exit_code == 3 and not target.exists()
+    assert "take.wav" in refused.stderr and "--max-duration" in refused.stderr and "Traceback" not in refused.stderr
+    assert apply(model_file, content, "-o", target, "--max-duration", -1).exit_code == 2
+    allowed = apply(model_file, content, "-o", target, "--max-duration", 5)
+    assert allowed.exit_code == 0, allowed.stderr
+    assert sf.info(target).frames == sf.info(content).frames
+
+
+def test_the_python_apply_takes_max_duration_too(model_file: Path, tmp_path: Path) -> None:
+    from audiostyle import AudioFileError, ConfigError
+
+    model = StyleModel.load(model_file)
+    content = write_clip(tmp_path / "take.wav", 2.0, 16000, 1)
+    with pytest.raises(AudioFileError, match="over the 1 s limit"):
+        model.apply(content, max_duration=1.0)
+    with pytest.raises(ConfigError, match="max_duration"):
+        model.apply(content, max_duration=float("nan"))
+    assert model.apply(content, max_duration=2.5).audio.shape[-1] == sf.info(content).frames

@@ -146,7 +146,12 @@ class StyleModel:
         )
 
     def apply(
-        self, content: AudioSource, *, block_seconds: float | None = None, colour_match: float = COLOUR_MATCH
+        self,
+        content: AudioSource,
+        *,
+        block_seconds: float | None = None,
+        colour_match: float = COLOUR_MATCH,
+        max_duration: float | None = None,
     ) -> Result:
         """Stylize a whole content in one pass (block by block, so memory is bounded).
 
@@ -160,6 +165,10 @@ class StyleModel:
             any value, up to float rounding.
         colour_match : float
             As for :meth:`stream`.
+        max_duration : float, optional
+            Refuse a content longer than this many seconds before decoding it (default: the
+            model's settings', 1200 unless trained otherwise). The whole content is decoded
+            into memory, as for :func:`~audiostyle.stylize`.
 
         Returns
         -------
@@ -171,9 +180,12 @@ class StyleModel:
         ------
         AudioFileError
             A missing, unreadable, empty, too long or non-finite content.
+        ConfigError
+            A ``max_duration`` that is not a positive number.
         """
         started = time.perf_counter()
-        name, audio, rate, info = read_source(content, self.config, "content")
+        limits = self.config if max_duration is None else self.config.replace(max_duration=max_duration)
+        name, audio, rate, info = read_source(content, limits, "content")
         loaded = time.perf_counter()
         seconds = APPLY_BLOCK_SECONDS if block_seconds is None else block_seconds
         if not is_number(seconds) or seconds <= 0:
