@@ -189,3 +189,48 @@ def test_signals_are_held_while_an_output_is_recorded() -> None:
         assert signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+SERVER_DRIVER = """
+import os, signal
+from multiprocessing import forkserver
+from audiostyle.batch.local import worker_context
+
+if __name__ == "__main__":  # worker processes import this file again
+    context = worker_context()
+    # At once, while the server is still importing the library and torch.
+    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGINT)
+    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGTERM)
+    print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set())
+    with context.Pool(1) as pool:
+        print(pool.apply(os.getpid) != os.getpid())
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11) or sys.platform != "linux", reason="the preloading forkserver")
+def test_the_worker_server_loading_the_library_ignores_ctrl_c_and_this_process_keeps_its_handlers(tmp_path: Path) -> None:
+    driver = tmp_path / "server.py"
+    driver.write_text(SERVER_DRIVER)
+    done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "True", "True"]
+
+
+def test_a_worker_forked_after_its_batch_stopped_ends_quietly(capsys) -> None:
+    from audiostyle.batch.worker import report_start_error
+
+    def raised(source: str, filename: str) -> BaseException:
+        try:
+            exec(compile(source, filename, "exec"), {})
+        except BaseException as error:  # noqa: BLE001
+            return error
+        raise AssertionError("nothing raised")
+
+    # The pool's semaphore, unlinked when the batch stopped, as unpickling it in the new worker finds.
+    orphan = raised("raise FileNotFoundError(2, 'No such file or directory')", os.path.join("lib", "multiprocessing", "synchronize.py"))
+    report_start_error(type(orphan), orphan, orphan.__traceback__)
+    assert capsys.readouterr().err == ""
+    other = raised("raise FileNotFoundError(2, 'missing.wav')", os.path.join("audiostyle", "batch", "execute.py"))
+    report_start_error(type(other), other, other.__traceback__)
+    reported = capsys.readouterr().err
+    assert "Traceback" in reported and "missing.wav" in reported

@@ -8,10 +8,15 @@ it instead (Ctrl-C, or SIGTERM to the whole process group while it was starting)
 the pool, which then fails every running job, even one whose output is being written, and
 leaves that output unrecorded. The server itself ends with the batch process (when its pipe
 closes), not by these signals.
+
+The workers it forks report an error that ends them through ``sys.excepthook``: one forked
+after its batch stopped is told so quietly (see :func:`~audiostyle.batch.worker.report_start_error`).
 """
 
 import signal
+import sys
 
-from . import worker  # noqa: F401  (the library and torch, for the workers to inherit)
+from . import worker  # the library and torch, for the workers to inherit
 
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+sys.excepthook = worker.report_start_error

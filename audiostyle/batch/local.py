@@ -8,7 +8,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -76,13 +78,35 @@ def worker_context() -> Any:
         previous = os.environ.get("PYTHONSAFEPATH")
         os.environ["PYTHONSAFEPATH"] = "1"
         try:
-            forkserver.ensure_running()
+            with _server_ignores_stop_signals():
+                forkserver.ensure_running()
         finally:
             if previous is None:
                 del os.environ["PYTHONSAFEPATH"]
             else:
                 os.environ["PYTHONSAFEPATH"] = previous
     return context
+
+
+@contextlib.contextmanager
+def _server_ignores_stop_signals() -> Iterator[None]:
+    """Start the forkserver with SIGINT and SIGTERM ignored, which it inherits (a signal mask it
+    would not): a Ctrl-C while it imports torch then does not print its traceback. Meanwhile
+    they are blocked here, so that one arriving in the window is delivered to this process
+    afterwards instead of being lost. The workers set their own handlers.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    stops = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    handlers = {number: signal.signal(number, signal.SIG_IGN) for number in stops}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _run_alone(job: Job, renderers: dict[str, Renderer], emit: Emit, context: Any) -> None:

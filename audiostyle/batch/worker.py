@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,18 @@ class WorkerState:
 
 #: This process's state, when it is a worker.
 _worker = WorkerState()
+
+
+def report_start_error(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    """``sys.excepthook`` of the forkserver's workers: silent for a worker that the server forks
+    after its batch stopped (Ctrl-C while the server was still loading), whose pool's semaphores
+    are gone by then; Python's own report for anything else."""
+    semaphores = os.path.join("multiprocessing", "synchronize.py")
+    orphan = isinstance(error, FileNotFoundError) and any(
+        frame.filename.endswith(semaphores) for frame in traceback.extract_tb(trace)
+    )
+    if not orphan:
+        sys.__excepthook__(kind, error, trace)
 
 
 def init_worker(
