@@ -197,11 +197,15 @@ from multiprocessing import forkserver
 from audiostyle.batch.local import worker_context
 
 if __name__ == "__main__":  # worker processes import this file again
+    # As a terminal user's process, even under a test runner started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     context = worker_context()
     # At once, while the server is still importing the library and torch.
     os.kill(forkserver._forkserver._forkserver_pid, signal.SIGINT)
     os.kill(forkserver._forkserver._forkserver_pid, signal.SIGTERM)
-    print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set())
+    kept = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    print(kept, signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set())
     with context.Pool(1) as pool:
         print(pool.apply(os.getpid) != os.getpid())
 """
