@@ -180,13 +180,12 @@ REGISTER_TRIPLETS: dict[str, Triplet] = {
 REFERENCES = ("content", "mix", "style", "truth")
 
 
+_ALL_TRIPLETS = {**TRIPLETS, **REGISTER_TRIPLETS}
+
+
 def triplet(name: str) -> Triplet:
-    """A triplet of :data:`TRIPLETS` or :data:`REGISTER_TRIPLETS` by name."""
-    if name in TRIPLETS:
-        return TRIPLETS[name]
-    if name in REGISTER_TRIPLETS:
-        return REGISTER_TRIPLETS[name]
-    raise KeyError(f"unknown triplet {name!r}")
+    """A triplet of :data:`TRIPLETS` or :data:`REGISTER_TRIPLETS` by name (KeyError if neither)."""
+    return _ALL_TRIPLETS[name]
 
 
 def check_tools(soundfonts: set[str] | None = None) -> str | None:
@@ -396,9 +395,9 @@ def _pick_triplets(choice: list[str]) -> list[str]:
             raise SystemExit(f"--triplets {count} must be in 1-{len(TRIPLETS)}")
         return list(TRIPLETS)[:count]
     names = [name for entry in choice for name in (REGISTER_TRIPLETS if entry == "register" else [entry])]
-    unknown = [name for name in names if name not in TRIPLETS and name not in REGISTER_TRIPLETS]
+    unknown = [name for name in names if name not in _ALL_TRIPLETS]
     if unknown:
-        raise SystemExit(f"unknown triplet(s) {unknown}; valid: {', '.join([*TRIPLETS, *REGISTER_TRIPLETS])}, register")
+        raise SystemExit(f"unknown triplet(s) {unknown}; valid: {', '.join(_ALL_TRIPLETS)}, register")
     return list(dict.fromkeys(names))
 
 
