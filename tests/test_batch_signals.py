@@ -105,22 +105,25 @@ def hidden_or_partial(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    "signum, code, workers, group",
+    "signum, code, workers, group, executor",
     [
-        (signal.SIGINT, 130, 1, False),
-        (signal.SIGTERM, 143, 1, False),
-        (signal.SIGTERM, 143, 2, False),
-        (signal.SIGTERM, 143, 2, True),
+        (signal.SIGINT, 130, 1, False, "local"),
+        (signal.SIGTERM, 143, 1, False, "local"),
+        (signal.SIGTERM, 143, 2, False, "local"),
+        (signal.SIGTERM, 143, 2, True, "local"),
+        # A terminal's Ctrl-C and systemd's SIGTERM reach the local cluster's workers too.
+        (signal.SIGINT, 130, 2, True, "dask"),
+        (signal.SIGTERM, 143, 2, True, "dask"),
     ],
-    ids=["ctrl-c", "sigterm", "sigterm-2-workers", "sigterm-process-group"],
+    ids=["ctrl-c", "sigterm", "sigterm-2-workers", "sigterm-process-group", "dask-ctrl-c-group", "dask-sigterm-group"],
 )
 def test_signal_stops_batch_cleanly_and_rerun_resumes(
-    library, tmp_path: Path, signum, code, workers, group, single_thread
+    library, tmp_path: Path, signum, code, workers, group, executor, single_thread
 ) -> None:
     clips, style = library
     out = tmp_path / "out"
     args = [str(clips), "--style", str(style), "-o", str(out), *ENGINE]
-    first = stop_batch([*args, "--workers", str(workers)], tmp_path, signum, group=group)
+    first = stop_batch([*args, "--workers", str(workers), "--executor", executor], tmp_path, signum, group=group)
 
     assert first.returncode == code, first.stderr[-3000:]
     lines = first.stderr.strip().splitlines()
@@ -133,9 +136,11 @@ def test_signal_stops_batch_cleanly_and_rerun_resumes(
     assert records and all(r["status"] == "done" for r in records), records
     done = {Path(r["output"]).name for r in records}
     assert len(done) < CLIPS, "the signal came after the last job: nothing was interrupted"
-    # Every output on disk is complete and recorded; nothing else was written.
-    assert sorted(p.name for p in out.iterdir()) == sorted([*done, MANIFEST_NAME])
-    for name in done:
+    # Every output on disk is complete, and recorded; nothing else was written. Dask cannot stop
+    # a job that is running: its output may still be written, unrecorded, and is made again.
+    on_disk = {p.name for p in out.iterdir()} - {MANIFEST_NAME}
+    assert on_disk == done if executor == "local" else on_disk >= done
+    for name in on_disk:
         audio, rate = sf.read(out / name)
         assert rate == 16000 and audio.shape == (16000,) and np.isfinite(audio).all()
     assert hidden_or_partial(out) == [] and hidden_or_partial(clips) == []

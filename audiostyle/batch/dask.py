@@ -56,7 +56,10 @@ def _client(stack: contextlib.ExitStack, workers: int, scheduler: str | None) ->
 
     if scheduler is None:
         cluster = stack.enter_context(
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                preload=["audiostyle.batch.dask_worker"],
+            )
         )
         return stack.enter_context(Client(cluster)), threads_per_worker(workers)
     try:
