@@ -10,6 +10,7 @@ import torch
 from .. import ConfigError
 from .execute import WORKER_RETRIES, Renderer, execute, threads_per_worker
 from .jobs import Emit, Job, record
+from .signals import hold_signals
 
 
 def run_dask(
@@ -31,7 +32,10 @@ def run_dask(
         try:
             for future in completed:
                 job = futures.pop(future)
-                lost = _emit_outcome(job, future, emit)
+                # Fetching a result runs Dask's sync(), whose clean-up after an interrupt raised
+                # inside it can itself fail with a traceback: a signal waits until it returns.
+                with hold_signals:
+                    lost = _emit_outcome(job, future, emit)
                 if lost is None:
                     continue
                 # A worker died with the job (or with data it needed): run it again, with its
@@ -45,7 +49,8 @@ def run_dask(
                 futures[again] = job
                 completed.add(again)
         except KeyboardInterrupt:
-            client.cancel(list(futures))
+            with hold_signals:
+                client.cancel(list(futures))
             raise
 
 
