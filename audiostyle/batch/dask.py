@@ -60,9 +60,12 @@ def _client(stack: contextlib.ExitStack, workers: int, scheduler: str | None) ->
     from distributed import Client, LocalCluster
 
     if scheduler is None:
+        # The scheduler's HTTP server starts whatever the dashboard setting; on a free port, so
+        # that another cluster on Dask's usual 8787 (a second batch, a notebook's) does not make
+        # Dask print a warning into the batch's output.
         cluster = stack.enter_context(
             LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                 preload=["audiostyle.batch.dask_worker"],
             )
         )
