@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +273,22 @@ def test_dask_local_cluster_of_two_workers(tmp_path, style):
     assert statuses == {"a.wav": "done", "b b.wav": "done", "c.wav": "failed"}
     assert "c.wav" in report.failed[0]["error"]
     assert sf.info(out / "b b.wav").samplerate == 16000 and not leftovers(out)
+
+
+def test_a_dask_batch_beside_another_cluster_on_dasks_usual_port_warns_of_nothing(tmp_path, style):
+    pytest.importorskip("distributed")
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    noise(lib / "a.wav")
+    with socket.socket() as taken, warnings.catch_warnings(record=True) as caught:
+        try:
+            taken.bind(("127.0.0.1", 8787))  # another cluster's dashboard, as a notebook's would be
+            taken.listen()
+        except OSError:
+            pass  # something holds it already, which is the case under test too
+        warnings.simplefilter("always")
+        report = run_batch(plan_batch([lib], [style], out, CONFIG), "dask", workers=1, manifest=out / MANIFEST_NAME)
+    assert [r["status"] for r in report.records] == ["done"]
+    assert not [w for w in caught if "already in use" in str(w.message)]
 
 
 def test_an_output_format_that_cannot_hold_the_input_fails_that_job_before_its_work(tmp_path):
