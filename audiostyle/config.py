@@ -185,6 +185,13 @@ class StyleConfig:
         Share of the way (0..1, in dB; 0 turns it off) the output's long-term colour, its
         spectrum smoothed over two octaves, is moved to the style's by one fixed equaliser
         over the whole output; level stays (see :mod:`audiostyle.dsp.colour`).
+    band_ceiling_db : float or None
+        The spectrum view (``"spectrum"``, or ``"auto"`` choosing it): how far (dB, 0..40)
+        any bin of the output may stand above the style's level there, each counted from
+        its own loudest band; a bin above is turned down to it, frame by frame, so the
+        output stays out of bands the style leaves empty (see :mod:`audiostyle.dsp.ceiling`).
+        None turns it off. The envelope view keeps the content's notes wherever they lie,
+        so it never applies there.
     """
 
     sample_rate: int = 22050
@@ -224,6 +231,7 @@ class StyleConfig:
     onset_weight: float = 0.0
     pre_echo_db: float = 0.0
     colour_match: float = 0.0
+    band_ceiling_db: float | None = None
 
     def __post_init__(self) -> None:
         self._store_plain_values()
@@ -367,6 +375,10 @@ class StyleConfig:
             is_number(self.colour_match) and 0 <= self.colour_match <= 1,
             f"colour_match={self.colour_match!r} must be a number in [0, 1]",
         )
+        require(
+            self.band_ceiling_db is None or (is_number(self.band_ceiling_db) and 0 <= self.band_ceiling_db <= 40),
+            f"band_ceiling_db={self.band_ceiling_db!r} must be None or a number of dB in [0, 40]",
+        )
         require(isinstance(self.full_band, bool), f"full_band={self.full_band!r} must be True or False")
         require(
             is_number(self.segment_seconds) and 1 <= self.segment_seconds <= 3600,
@@ -445,6 +457,9 @@ class StyleConfig:
         for name in ("onset_weight", "pre_echo_db", "colour_match"):
             if not data[name]:
                 data.pop(name)
+        if data["band_ceiling_db"] is None or data["style_view"] == "envelope":
+            # Only the spectrum view applies it.
+            data.pop("band_ceiling_db")
         if data["style_view"] == "spectrum":
             # Without the envelope view its settings change nothing.
             for name in ("style_view", "envelope_resolution_hz", "split_floor", "fine_structure_weight"):
@@ -470,6 +485,7 @@ _DEFAULT = StyleConfig(
     history_size=5,
     pre_echo_db=18.0,
     colour_match=0.5,
+    band_ceiling_db=6.0,
     style_view="auto",
     fine_structure_weight=30.0,
 )

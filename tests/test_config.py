@@ -53,6 +53,7 @@ INVALID = {
     "onset_weight": [-1, float("nan"), 2e9],
     "pre_echo_db": [-1, float("nan"), 61, "18"],
     "colour_match": [-0.1, 1.5, float("nan"), "0.5"],
+    "band_ceiling_db": [-1, 41, float("nan"), INF, True, "6"],
     "segment_seconds": [0, 0.5, 3601, -30.0, NAN, INF, True, "30", None],
 }
 
@@ -90,6 +91,7 @@ CHANGED = {
     "onset_weight": 2.0,
     "pre_echo_db": 12.0,
     "colour_match": 0.25,
+    "band_ceiling_db": 6.0,
 }
 #: Settings of the envelope view only: they change the output (and digest) with style_view="envelope".
 ENVELOPE_ONLY = {"envelope_resolution_hz": 400.0, "split_floor": 0.1, "fine_structure_weight": 10.0}
@@ -178,7 +180,7 @@ def test_default_preset_is_the_tuned_config():
     assert get_preset("default") == StyleConfig(
         filters=3072, kernel_widths=(3, 3), kernel_dilations=(1, 3), mel_bands=256, style_weight=600.0,
         texture_weight=2.0, envelope_weight=5.0, iterations=30, griffin_lim_iters=8, refine_steps=20, history_size=5,
-        pre_echo_db=18.0, colour_match=0.5, style_view="auto", fine_structure_weight=30.0,
+        pre_echo_db=18.0, colour_match=0.5, band_ceiling_db=6.0, style_view="auto", fine_structure_weight=30.0,
     )
 
 
@@ -256,6 +258,14 @@ def test_envelope_settings_change_the_digest_only_where_the_envelope_view_may_ru
     for view in ("envelope", "auto"):
         config = StyleConfig(style_view=view)
         assert config.replace(**{field: ENVELOPE_ONLY[field]}).digest() != config.digest()
+
+
+def test_the_band_ceiling_changes_the_digest_only_where_the_spectrum_view_may_run():
+    for view in ("spectrum", "auto"):
+        config = StyleConfig(style_view=view)
+        assert config.replace(band_ceiling_db=6.0).digest() != config.digest()
+    envelope = StyleConfig(style_view="envelope")
+    assert envelope.replace(band_ceiling_db=6.0).digest() == envelope.digest()
 
 
 @pytest.mark.parametrize("changes", [dict(device="cpu"), dict(device="cuda:3"), dict(max_duration=5.0)])

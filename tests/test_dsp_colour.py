@@ -116,15 +116,19 @@ def test_a_loop_stays_seamless(rng):
     assert tilt_db(looped) > tilt_db(period) + 10
 
 
-def test_the_style_spectrum_is_made_once_per_run(rng, monkeypatch):
-    # The full-band rebuild and the colour match both need it at a 44.1 kHz content's rate.
-    import sys
+def test_the_style_spectra_are_made_once_per_run(rng, monkeypatch):
+    # The full-band rebuild and the colour match both read the power at a 44.1 kHz content's
+    # rate, the band ceiling the levels.
+    from audiostyle.pipeline import output
 
-    stylize_module = sys.modules["audiostyle.pipeline.stylize"]
-    made, original = [], stylize_module.styles_band_power
-    monkeypatch.setattr(stylize_module, "styles_band_power", lambda *args: made.append(args[-1]) or original(*args))
+    made = []
+    for name in ("style_band_power", "style_level_profile"):
+        original = getattr(output, name)
+        monkeypatch.setattr(
+            output, name, lambda *args, name=name, original=original: made.append((name, args[-1])) or original(*args)
+        )
     audio = (rng.standard_normal((1, 44100)).astype(np.float32) * 0.1, 44100)
     config = StyleConfig(sample_rate=RATE, n_fft=512, hop_length=128, filters=16, kernel_widths=(3,), iterations=2,
-                         griffin_lim_iters=2, colour_match=0.5, device="cpu")
+                         griffin_lim_iters=2, colour_match=0.5, band_ceiling_db=6.0, device="cpu")
     stylize(audio, audio, config)
-    assert made == [44100]
+    assert sorted(made) == [("style_band_power", 44100), ("style_level_profile", 44100)]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audiostyle.dsp import notes
+from audiostyle.dsp.levels import EXCERPT_BLOCKS, excerpt_blocks
 from audiostyle.dsp.notes import (
     CONCENTRATION_THRESHOLD,
     PERSISTENCE_THRESHOLD,
@@ -116,9 +117,9 @@ def test_silence_and_a_clip_shorter_than_a_window_have_no_notes():
 
 def test_a_long_input_is_read_as_a_bounded_excerpt():
     long = np.tile(melody(seconds=4.0), 30)  # two minutes
-    blocks = notes._excerpt(long[np.newaxis], RATE)
+    blocks = excerpt_blocks(long[np.newaxis], RATE)
     assert sum(block.size for block in blocks) <= notes.MAX_SECONDS * RATE
-    assert len(blocks) == notes._BLOCKS
+    assert len(blocks) == EXCERPT_BLOCKS
     assert blocks[-1][0, -1] == long[-1]  # the blocks reach the end
     assert note_evidence(long, RATE).plays_notes
 

@@ -13,11 +13,14 @@ import numpy as np
 
 __all__ = [
     "ANALYSIS_RMS",
+    "EXCERPT_BLOCKS",
+    "EXCERPT_SECONDS",
     "LEVEL_CHUNK",
     "MAX_ANALYSIS_GAIN",
     "PEAK_CEILING",
     "all_finite",
     "analysis_gain",
+    "excerpt_blocks",
     "fit_length",
     "level_chunks",
     "match_loudness",
@@ -34,6 +37,9 @@ PEAK_CEILING = 10 ** (-1 / 20)
 ANALYSIS_RMS = 0.1
 #: At most +80 dB of gain, so that dither in an almost silent file is not blown up further.
 MAX_ANALYSIS_GAIN = 1e4
+#: The longest excerpt :func:`excerpt_blocks` takes, in seconds, and in how many blocks.
+EXCERPT_SECONDS = 30.0
+EXCERPT_BLOCKS = 6
 #: Samples per row read at a time by the level helpers: their float64 temporaries stay
 #: small however long the audio is.
 LEVEL_CHUNK = 1 << 18
@@ -107,3 +113,15 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     if audio.shape[-1] >= length:
         return audio[..., :length]
     return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))
+
+
+def excerpt_blocks(audio: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+    """A bounded excerpt of ``audio`` (channels, samples) for analyses whose cost must not
+    grow with its length: the whole of it when at most :data:`EXCERPT_SECONDS` long, else
+    :data:`EXCERPT_BLOCKS` evenly spaced blocks of that length in all (views, not copies)."""
+    limit = int(EXCERPT_SECONDS * sample_rate)
+    if audio.shape[-1] <= limit:
+        return [audio]
+    block = limit // EXCERPT_BLOCKS
+    starts = np.linspace(0, audio.shape[-1] - block, EXCERPT_BLOCKS).astype(int)
+    return [audio[..., start : start + block] for start in starts]

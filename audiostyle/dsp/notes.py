@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from .levels import EXCERPT_SECONDS, excerpt_blocks
 from .resample import resample
 
 __all__ = [
@@ -39,9 +40,8 @@ __all__ = [
 PERSISTENCE_THRESHOLD = 0.5
 #: Chroma at least this far (nats) from even: few pitch classes at a time.
 CONCENTRATION_THRESHOLD = 0.8
-#: The longest excerpt read, in seconds, taken as :data:`_BLOCKS` evenly spaced blocks.
-MAX_SECONDS = 30.0
-_BLOCKS = 6
+#: The longest excerpt read, in seconds (:func:`audiostyle.dsp.levels.excerpt_blocks`).
+MAX_SECONDS = EXCERPT_SECONDS
 # Spectral detail finer than this (Hz) is fine structure: the partials of notes above
 # about 300 Hz, and the ripple between the partials of lower ones.
 _ENVELOPE_RESOLUTION_HZ = 600.0
@@ -110,7 +110,8 @@ def note_evidence(
     rate = sample_rate if analysis_rate is None else analysis_rate
     # Only the excerpt is mixed down and resampled: an hour-long input costs what 30 s does.
     blocks = [
-        resample(block.mean(axis=0, dtype=np.float32), sample_rate, rate) for block in _excerpt(waveform, sample_rate)
+        resample(block.mean(axis=0, dtype=np.float32), sample_rate, rate)
+        for block in excerpt_blocks(waveform, sample_rate)
     ]
     power = np.concatenate([_power(block, n_fft, hop_length) for block in blocks], axis=1)
     level = 10.0 * np.log10(power + 1e-12)
@@ -128,17 +129,6 @@ def blend_evidence(evidence: Sequence[NoteEvidence], weights: Sequence[float]) -
         float(sum(w * e.persistence for w, e in zip(share, evidence))),
         float(sum(w * e.concentration for w, e in zip(share, evidence))),
     )
-
-
-def _excerpt(waveform: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-    """Views [shape=(channels, samples)]: the whole clip when short enough, else evenly spaced
-    blocks of :data:`MAX_SECONDS` in all."""
-    limit = int(MAX_SECONDS * sample_rate)
-    if waveform.shape[-1] <= limit:
-        return [waveform]
-    block = limit // _BLOCKS
-    starts = np.linspace(0, waveform.shape[-1] - block, _BLOCKS).astype(int)
-    return [waveform[:, start : start + block] for start in starts]
 
 
 def _power(block: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from ..config import PRESETS, StyleConfig, resolve_device
@@ -20,7 +19,7 @@ from ..objective import (
 )
 from ..objective.source_filter import envelope_coefficients
 from .memory import check_memory
-from .output import styles_band_power
+from .output import StyleSpectra
 from .sources import Audio, AudioSource, load_styles, normalise_styles
 from .view import styles_play_notes
 
@@ -145,7 +144,7 @@ class PreparedStyle(torch.nn.Module):
         self.plays_notes = plays_notes
         self.view = "spectrum" if config.style_view == "auto" else config.style_view
         self.other_views = torch.nn.ModuleDict()
-        self._band_powers: dict[int, np.ndarray] = {}
+        self.spectra = StyleSpectra(styles, self.blend)
 
     def targets(self, view: str) -> tuple[torch.nn.Module, StyleStatistics, TextureStatistics | None]:
         """The network and statistics of ``view`` (``"spectrum"`` or ``"envelope"``).
@@ -169,15 +168,6 @@ class PreparedStyle(torch.nn.Module):
             self.other_views[view] = _Targets(network, statistics, texture)
         held = self.other_views[view]
         return held.network, held.statistics, held.texture
-
-    def band_power(self, sample_rate: int) -> np.ndarray:
-        """The styles' blended long-term power spectrum at ``sample_rate``, made once per rate.
-
-        Every content of a library at that rate reuses it (:mod:`audiostyle.dsp.bandwidth`).
-        """
-        if sample_rate not in self._band_powers:
-            self._band_powers[sample_rate] = styles_band_power(self.styles, self.blend, sample_rate)
-        return self._band_powers[sample_rate]
 
     @property
     def blend(self) -> list[float]:

@@ -5,9 +5,7 @@ file -> waveform -> spectrogram -> features -> optimised spectrogram -> waveform
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from ..errors import ConfigError
 from ..solver import ProgressCallback
 from ..validation import is_number
 from .memory import check_memory
-from .output import finish_output, styles_band_power
+from .output import StyleSpectra, finish_output
 from .prepared import PreparedStyle, style_targets
 from .result import Result
 from .segments import segment_frames, stylize_waveform_in_segments
@@ -120,13 +118,8 @@ def stylize(
         output = _stylize_in_segments(inputs, stages, progress, clock)
     else:
         output = _stylize_whole(inputs, stages, length, texture_frames, progress, clock)
-    # Made once per rate: the full-band rebuild and the colour match both read it.
-    band_power = (
-        inputs.prepared.band_power
-        if inputs.prepared is not None
-        else functools.lru_cache(maxsize=None)(functools.partial(styles_band_power, inputs.styles, inputs.blend))
-    )
-    audio, rate = finish_output(output.audio, inputs.content, inputs.styles, band_power, config, clock.lap)
+    spectra = inputs.prepared.spectra if inputs.prepared is not None else StyleSpectra(inputs.styles, inputs.blend)
+    audio, rate = finish_output(output.audio, inputs.content, inputs.styles, spectra, config, view, clock.lap)
     clock.timings["total"] = time.perf_counter() - clock.started
     return _result(audio, rate, output, inputs, config, view, device, clock.timings)
 
