@@ -36,9 +36,16 @@ fluid-soundfont-gm timgm6mb-soundfont``). Renders are cached in
     python -m benchmarks.groundtruth --triplets 4                      # the first four triplets
     python -m benchmarks.groundtruth --triplets violin-cello piano-violin --seconds 6
     python -m benchmarks.groundtruth --triplets register               # the style in another register
+    python -m benchmarks.groundtruth --yardstick                       # and on the yardstick of real pairs
 
 Prints a row per triplet and method and a summary per method, and writes
 benchmarks/results/groundtruth.json.
+
+With ``--yardstick`` the mix, the truth and every method are also scored by the yardstick of
+real pairs (:func:`benchmarks.quality_metrics.score`, with the triplet's content and style),
+which has no truth to go by: the truth's figures there are what a perfect transfer that keeps
+every note reaches, and whether it is ahead of the mix says whether that yardstick's "ahead of
+the mix" can be asked of such a transfer.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from training.midi import MidiTrack
 
 from .baselines import mix
 from .groundtruth_metrics import MEASURES, RATE, Analysis, analyze, compare
+from .quality_metrics import score as yardstick_score
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -334,6 +342,35 @@ def score_triplet(
     }
 
 
+#: The yardstick's candidates on a triplet besides the methods: the plain mix and the truth.
+YARDSTICK_REFERENCES = ("mix", "truth")
+
+
+def yardstick_triplet(clips: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """The mix, the truth and each output scored by the yardstick of real pairs
+    (:func:`benchmarks.quality_metrics.score`) against the triplet's content and style."""
+    content, style = (clips["content"], RATE), (clips["style"], RATE)
+    candidates = {"mix": mix(clips["content"], clips["style"], RATE), "truth": clips["truth"], **outputs}
+    return {method: yardstick_score((audio, RATE), content, style) for method, audio in candidates.items()}
+
+
+def summarise_yardstick(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float | int]]:
+    """Per method: the mean style, content and combined yardstick scores, and on how many
+    triplets its combined score is above the mix's."""
+    mix_combined = {row["triplet"]: row["combined"] for row in rows if row["method"] == "mix"}
+    summary: dict[str, dict[str, float | int]] = {}
+    for method in methods:
+        mine = [row for row in rows if row["method"] == method]
+        if not mine:
+            continue
+        summary[method] = {
+            "triplets": len(mine),
+            **{key: float(np.mean([row[key] for row in mine])) for key in ("style", "content", "combined")},
+            "ahead_of_mix": sum(row["combined"] > mix_combined[row["triplet"]] for row in mine),
+        }
+    return summary
+
+
 def summarise(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float | int | None]]:
     """Per method: the mean of each measure and how often it beats the content copy and the mix."""
     by_key = {(row["triplet"], row["method"]): row for row in rows}
@@ -418,6 +455,18 @@ def _row_line(label: str, method: str, values: dict, extra: str) -> str:
     return f"{label:18s} {method:18s} {cells} {extra}"
 
 
+def _print_yardstick(rows: list[dict], methods: list[str], triplets: int) -> dict[str, dict[str, float | int]]:
+    print()
+    print(f"{'yardstick':18s} {'method':18s} {'style':>6s} {'content':>8s} {'combined':>9s}  ahead of the mix")
+    for row in rows:
+        print(f"{row['triplet']:18s} {row['method']:18s} {row['style']:6.3f} {row['content']:8.3f} {row['combined']:9.3f}")
+    summary = summarise_yardstick(rows, methods)
+    for method, entry in summary.items():
+        ahead = "" if method == "mix" else f"  {entry['ahead_of_mix']}/{triplets}"
+        print(f"{'mean':18s} {method:18s} {entry['style']:6.3f} {entry['content']:8.3f} {entry['combined']:9.3f}{ahead}")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["default"], choices=sorted(PRESETS))
@@ -434,6 +483,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", type=Path, default=RESULTS / "groundtruth.json")
     parser.add_argument("--cache", type=Path, default=AUDIO_CACHE, help="folder of rendered clips")
+    parser.add_argument(
+        "--yardstick", action="store_true",
+        help="also score the mix, the truth and each method on the yardstick of real pairs (benchmarks.quality_metrics)",
+    )
     args = parser.parse_args(argv)
     if not MIN_SECONDS <= args.seconds <= MAX_SECONDS:
         parser.error(f"--seconds {args.seconds} must be in [{MIN_SECONDS:g}, {MAX_SECONDS:g}]")
@@ -445,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     methods = [method_name(preset, network) for preset in args.presets for network in args.networks]
     header = " ".join(f"{title:>{width}s}" for _, title, width, _ in _COLUMNS)
     print(f"{'triplet':18s} {'method':18s} {header} {'closer':>6s} {'seconds':>7s}")
-    rows = []
+    rows, yardstick_rows = [], []
     for name in names:
         clips = render_triplet(name, args.seconds, cache=args.cache)
         outputs, seconds = {}, {}
@@ -462,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
             row = {"triplet": name, "method": method, "seconds": seconds.get(method, 0.0), **values}
             rows.append(row)
             print(_row_line(name, method, values, f"{values['closer_to']:>6s} {row['seconds']:7.1f}"), flush=True)
+        if args.yardstick:
+            for method, values in yardstick_triplet(clips, outputs).items():
+                yardstick_rows.append({"triplet": name, "method": method, **values})
 
     summary = summarise(rows, [*REFERENCES, *methods])
     print()
@@ -471,12 +527,16 @@ def main(argv: list[str] | None = None) -> None:
         extra = (f"  {entry['beats_copy_and_mix_log_mel']:>13d} / {entry['beats_copy_and_mix_timbre']:<14d}"
                  f"  {entry['closer_to_truth_than_style']:>4d}/{entry['triplets']}")
         print(_row_line("mean", method, entry, extra))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
+    report = {
         "seconds": args.seconds, "rate": RATE, "render_version": RENDER_VERSION,
         "triplets": {name: asdict(triplet(name)) for name in names},
         "rows": rows, "summary": summary,
-    }, indent=2))
+    }
+    if args.yardstick:
+        report["yardstick_rows"] = yardstick_rows
+        report["yardstick_summary"] = _print_yardstick(yardstick_rows, [*YARDSTICK_REFERENCES, *methods], len(names))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.output}")
 
 

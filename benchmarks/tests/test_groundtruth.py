@@ -313,6 +313,45 @@ def test_cli_scores_references_and_methods(rendered, tmp_path, monkeypatch, caps
     assert "ons~sc" in printed and report["summary"]["content"]["onset_f1_score"] > 0.8
 
 
+def test_cli_scores_the_truth_and_the_methods_on_the_yardstick(rendered, tmp_path, monkeypatch, capsys):
+    cache, _ = rendered
+
+    class CopyResult:
+        def __init__(self, content):
+            self.audio = content[0]
+
+    monkeypatch.setattr(groundtruth, "stylize", lambda content, style, config: CopyResult(content))
+    output = tmp_path / "groundtruth.json"
+    groundtruth.main(["--triplets", "violin-cello", "--seconds", "3", "--cache", str(cache), "--output", str(output),
+                      "--device", "cpu", "--yardstick"])
+    printed = capsys.readouterr().out
+    assert "ahead of the mix" in printed
+    report = json.loads(output.read_text())
+    by_method = {row["method"]: row for row in report["yardstick_rows"]}
+    assert list(by_method) == ["mix", "truth", "default"]
+    # The content copied scores no style and all the content; the truth takes the style's instrument.
+    assert by_method["default"]["style"] == pytest.approx(0.0, abs=1e-6)
+    assert by_method["default"]["content"] == pytest.approx(1.0, abs=1e-6)
+    assert by_method["default"]["combined"] == 0.0
+    assert by_method["truth"]["style"] > 0.1 and by_method["truth"]["content"] > 0.3
+    summary = report["yardstick_summary"]
+    assert summary["default"]["ahead_of_mix"] == 0 and summary["default"]["triplets"] == 1
+    assert set(summary) == {"mix", "truth", "default"}
+
+
+def test_the_yardstick_summary_counts_triplets_ahead_of_the_mix():
+    rows = [
+        {"triplet": "a", "method": "mix", "style": 0.4, "content": 0.6, "combined": 0.48},
+        {"triplet": "a", "method": "truth", "style": 0.6, "content": 0.7, "combined": 0.65},
+        {"triplet": "b", "method": "mix", "style": 0.4, "content": 0.6, "combined": 0.48},
+        {"triplet": "b", "method": "truth", "style": 0.1, "content": 0.9, "combined": 0.18},
+    ]
+    summary = groundtruth.summarise_yardstick(rows, ["mix", "truth", "absent"])
+    assert summary["truth"]["ahead_of_mix"] == 1 and summary["mix"]["ahead_of_mix"] == 0
+    assert summary["truth"]["combined"] == pytest.approx(0.415)
+    assert "absent" not in summary
+
+
 def test_cli_rejects_bad_triplet_choices():
     with pytest.raises(SystemExit):
         groundtruth.main(["--triplets", "no-such-triplet"])
