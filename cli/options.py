@@ -63,7 +63,7 @@ NetworkOpt = optional(
     str,
     "--network",
     help="random, pretrained, or a .safetensors file (JSON architecture beside it). pretrained scores below random: "
-    "further from a rendered ground truth (log-mel 13.2 vs 11.3 dB) and 0.26 vs 0.58 on the quality yardstick, see docs/limits.md.",
+    "further from a rendered ground truth (log-mel 13.2 vs 11.3 dB) and 0.29 vs 0.60 on the quality yardstick, see docs/limits.md.",
 )
 SeedOpt = optional(int, "--seed", help="Seed of the network weights and noise.")
 SampleRateOpt = optional(int, "--sample-rate", help="Working sample rate in Hz (the output keeps its input's rate).")
