@@ -150,3 +150,19 @@ def test_the_envelope_view_keeps_the_content_s_notes_wherever_they_lie(rng):
     np.testing.assert_array_equal(
         stylize(content, style, config.replace(band_ceiling_db=6.0)).audio, stylize(content, style, config).audio
     )
+
+
+def test_a_many_channel_sound_is_analysed_one_channel_at_a_time(rng, monkeypatch):
+    # Its STFT at once would take channels times the memory; the profile is the channels' mean power.
+    channels = np.concatenate([band_noise(rng, 2.0, 2000, 7000) for _ in range(8)])
+    seen = []
+    original = ceiling_module.stft
+    monkeypatch.setattr(ceiling_module, "stft", lambda wave, **kw: seen.append(tuple(wave.shape)) or original(wave, **kw))
+    profile = level_profile(channels, RATE)
+    assert len(seen) == 8 and all(len(shape) == 1 for shape in seen)
+    freqs = np.linspace(0, RATE / 2, profile.shape[0])
+    band = (freqs > 2500) & (freqs < 6500)
+    # The mean of eight channels' powers varies less than one's, so its loud level is a few dB lower.
+    single = level_profile(channels[:1], RATE)[band]
+    assert np.all((profile[band] <= single + 1) & (profile[band] >= single - 8))
+    assert profile[freqs < 1000].max() < profile[band].min() - 30

@@ -22,7 +22,7 @@ and the output is edited chunk by chunk, so memory does not grow with its length
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -79,17 +79,28 @@ def level_profile(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
         Levels in dB (power of the unnormalised Hann STFT), or None when nothing sounds
         (digital silence, or audio shorter than a frame).
     """
+    return _profile(excerpt_blocks(audio, sample_rate), sample_rate)
+
+
+def _profile(blocks: Iterable[np.ndarray], sample_rate: int) -> np.ndarray | None:
+    """:func:`level_profile` of the blocks (channels, samples) taken as one sound, each read
+    once and one channel at a time, so that a many-channel input costs one channel's STFT."""
     n_fft = ceiling_stft_size(sample_rate)
-    if audio.shape[-1] < n_fft:
-        return None
     powers = []
-    for block in excerpt_blocks(audio, sample_rate):
-        # float64: a float32 spectrum overflows on samples a float file may hold (up to 3e38).
-        spectrum = stft(torch.from_numpy(np.asarray(block, dtype=np.float64)), n_fft=n_fft, hop_length=n_fft // 4)
-        powers.append((spectrum.real.square() + spectrum.imag.square()).mean(dim=0).numpy())
+    for block in blocks:
+        if block.shape[-1] < n_fft:
+            continue
+        power = 0.0
+        for channel in block:
+            # float64: a float32 spectrum overflows on samples a float file may hold (up to 3e38).
+            spectrum = stft(torch.from_numpy(np.asarray(channel, dtype=np.float64)), n_fft=n_fft, hop_length=n_fft // 4)
+            power = power + (spectrum.real.square() + spectrum.imag.square()).numpy() / block.shape[0]
+        powers.append(power)
+    if not powers:
+        return None
     power = np.concatenate(powers, axis=1)  # (bins, frames)
     loudness = power.sum(axis=0)
-    if loudness.max() <= 0:
+    if not loudness.max() > 0:
         return None
     sounding = loudness >= loudness.max() * 10.0 ** (-_SOUNDING_DB / 10.0)
     levels = np.quantile(10.0 * np.log10(power[:, sounding] + _TINY), QUANTILE, axis=1)
@@ -125,8 +136,9 @@ def style_level_profile(
     for (audio, rate), weight in zip(styles, weights):
         if weight <= 0:
             continue
-        excerpt = np.concatenate([resample(block, rate, sample_rate) for block in excerpt_blocks(audio, rate)], axis=-1)
-        profile = level_profile(excerpt, sample_rate)
+        # Only the excerpt is resampled, a block at a time.
+        blocks = (resample(block, rate, sample_rate) for block in excerpt_blocks(audio, rate))
+        profile = _profile(blocks, sample_rate)
         if profile is not None:
             profiles.append(np.maximum(profile - profile.max(), -RANGE_DB))
     return np.max(profiles, axis=0) if profiles else None
