@@ -288,15 +288,19 @@ def test_summary_counts_wins_over_copy_and_mix():
     assert summary["content"]["beats_copy_and_mix_log_mel"] == 0
 
 
-def test_cli_scores_references_and_methods(rendered, tmp_path, monkeypatch, capsys):
-    cache, clips = rendered
+@pytest.fixture
+def copy_method(monkeypatch) -> None:
+    """The engine is tested elsewhere; here every "method" returns the content unchanged."""
 
     class CopyResult:
         def __init__(self, content):
             self.audio = content[0]
 
-    # The engine is tested elsewhere; here a "method" that returns the content unchanged.
     monkeypatch.setattr(groundtruth, "stylize", lambda content, style, config: CopyResult(content))
+
+
+def test_cli_scores_references_and_methods(rendered, tmp_path, copy_method, capsys):
+    cache, clips = rendered
     output = tmp_path / "groundtruth.json"
     groundtruth.main(["--presets", "default", "fast", "--triplets", "violin-cello", "--seconds", "3",
                       "--cache", str(cache), "--output", str(output), "--device", "cpu"])
@@ -313,14 +317,8 @@ def test_cli_scores_references_and_methods(rendered, tmp_path, monkeypatch, caps
     assert "ons~sc" in printed and report["summary"]["content"]["onset_f1_score"] > 0.8
 
 
-def test_cli_scores_the_truth_and_the_methods_on_the_yardstick(rendered, tmp_path, monkeypatch, capsys):
+def test_cli_scores_the_truth_and_the_methods_on_the_yardstick(rendered, tmp_path, copy_method, capsys):
     cache, _ = rendered
-
-    class CopyResult:
-        def __init__(self, content):
-            self.audio = content[0]
-
-    monkeypatch.setattr(groundtruth, "stylize", lambda content, style, config: CopyResult(content))
     output = tmp_path / "groundtruth.json"
     groundtruth.main(["--triplets", "violin-cello", "--seconds", "3", "--cache", str(cache), "--output", str(output),
                       "--device", "cpu", "--yardstick"])
