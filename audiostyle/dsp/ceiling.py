@@ -79,12 +79,14 @@ def level_profile(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
         Levels in dB (power of the unnormalised Hann STFT), or None when nothing sounds
         (digital silence, or audio shorter than a frame).
     """
-    return _profile(excerpt_blocks(audio, sample_rate), sample_rate)
+    loud = _loud_levels(excerpt_blocks(audio, sample_rate), sample_rate)
+    return None if loud is None else _smoothed(loud, sample_rate)
 
 
-def _profile(blocks: Iterable[np.ndarray], sample_rate: int) -> np.ndarray | None:
-    """:func:`level_profile` of the blocks (channels, samples) taken as one sound, each read
-    once and one channel at a time, so that a many-channel input costs one channel's STFT."""
+def _loud_levels(blocks: Iterable[np.ndarray], sample_rate: int) -> np.ndarray | None:
+    """Each bin's :data:`QUANTILE` level (dB) over the sounding frames of the blocks
+    (channels, samples) taken as one sound, unsmoothed; each block is read once and one
+    channel at a time, so that a many-channel input costs one channel's STFT."""
     n_fft = ceiling_stft_size(sample_rate)
     powers = []
     for block in blocks:
@@ -103,7 +105,11 @@ def _profile(blocks: Iterable[np.ndarray], sample_rate: int) -> np.ndarray | Non
     if not loudness.max() > 0:
         return None
     sounding = loudness >= loudness.max() * 10.0 ** (-_SOUNDING_DB / 10.0)
-    levels = np.quantile(10.0 * np.log10(power[:, sounding] + _TINY), QUANTILE, axis=1)
+    return np.quantile(10.0 * np.log10(power[:, sounding] + _TINY), QUANTILE, axis=1)
+
+
+def _smoothed(levels: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The highest of ``levels`` within a third of an octave of each bin."""
     first, stop = octave_windows(np.linspace(0.0, sample_rate / 2, levels.shape[0]), SMOOTHING_OCTAVES)
     return np.array([levels[begin:end].max() for begin, end in zip(first, stop)])
 
@@ -138,8 +144,9 @@ def style_level_profile(
             continue
         # Only the excerpt is resampled, a block at a time.
         blocks = (resample(block, rate, sample_rate) for block in excerpt_blocks(audio, rate))
-        profile = _profile(blocks, sample_rate)
-        if profile is not None:
+        loud = _loud_levels(blocks, sample_rate)
+        if loud is not None:
+            profile = _smoothed(loud, sample_rate)
             profiles.append(np.maximum(profile - profile.max(), -RANGE_DB))
     return np.max(profiles, axis=0) if profiles else None
 
@@ -170,7 +177,8 @@ def apply_band_ceiling(
     n_fft = ceiling_stft_size(sample_rate)
     if style_levels is None or style_levels.shape != (n_fft // 2 + 1,):
         return audio
-    ours = level_profile(audio, sample_rate)
+    # Only the output's loudest bin anchors the ceiling (smoothing by a maximum leaves it as it is).
+    ours = _loud_levels(excerpt_blocks(audio, sample_rate), sample_rate)
     if ours is None:
         return audio
     # As a power per bin, in the units of the STFT below.
